@@ -1,0 +1,71 @@
+"""Schema of the SQLite log, as sqlite-utils migrations applied at start-up."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("ikledger.store")
+
+
+@migrations()
+def m001_events(db: Database) -> None:
+    # `chain` precedes `body` so reading the chain never walks past a large body.
+    db["events"].create(
+        {
+            "position": int,
+            "id": str,
+            "type": str,
+            "created_at": str,
+            "received_at": str,
+            "scheme": str,
+            "chain": bytes,
+            "body": bytes,
+        },
+        pk="position",
+        not_null={"id", "type", "created_at", "received_at", "scheme", "chain", "body"},
+    )
+    db["events"].create_index(["id"], index_name="events_id", unique=True)
+    # The database itself refuses to change the past, whoever asks.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+
+
+@migrations()
+def m002_deliveries(db: Database) -> None:
+    db["deliveries"].create(
+        {
+            "seq": int,
+            "received_at": str,
+            "outcome": str,
+            "status": int,
+            "reason": str,
+            "event_id": str,
+            "position": int,
+            "body_sha256": bytes,
+            "size": int,
+            "remote_addr": str,
+            "scheme": str,
+            "body": bytes,  # kept only for conflicting redeliveries
+        },
+        pk="seq",
+        not_null={"received_at", "outcome", "status"},
+    )
+    # Partial index: pruning rejected rows must not cost an index on every delivery.
+    db.execute("CREATE INDEX deliveries_rejected ON deliveries(seq) WHERE outcome = 'rejected'")
+
+
+@migrations()
+def m003_type_counts(db: Database) -> None:
+    db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
+
+
+def apply(db: Database) -> None:
+    """Apply pending migrations; a no-op on an up-to-date database."""
+    migrations.apply(db)

@@ -1,0 +1,433 @@
+"""The embedded SQLite backend of the event log.
+
+One writer thread owns the only write connection and commits in groups: every
+append waiting when a transaction starts is made durable by that transaction's
+single fsync (WAL, synchronous=FULL). Positions are assigned inside the write
+transaction (BEGIN IMMEDIATE), so they are gap-free and in commit order even
+when several processes write to the same file. Reads use one connection per
+thread and never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+
+from . import migrations
+from .contract import (
+    GENESIS,
+    AppendResult,
+    Event,
+    NewEvent,
+    Outcome,
+    Rejection,
+    Stats,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    VerifyReport,
+    body_digest,
+    chain_link,
+)
+
+REJECTED_KEEP = 10_000
+MAX_GROUP = 512  # events per transaction; bounds the time one commit holds the lock
+_REJECT_QUEUE_MAX = 10_000  # a flood of refused requests never grows memory past this
+
+_EVENT_COLUMNS = "position, id, type, created_at, received_at, scheme, chain, body"
+
+
+def utc_now() -> str:
+    """Now, as the store writes times: UTC ISO-8601 with milliseconds and Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _connect(path: str, timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class _Waiter:
+    """One caller waiting for its group to commit."""
+
+    __slots__ = ("done", "events", "results", "error")
+
+    def __init__(self, events: Sequence[NewEvent]):
+        self.done = threading.Event()
+        self.events = events
+        self.results: list[AppendResult] = []
+        self.error: StoreError | None = None
+
+
+class SQLiteStore:
+    """The append-only log in one SQLite file (see the module docstring)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | os.PathLike, *, timeout: float = 5.0):
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._appends: list[_Waiter] = []
+        self._rejections: list[tuple] = []
+        self._rejections_dropped = 0
+        self._closed = False
+        self.last_write_error: str | None = None
+        self.last_write_error_at: float | None = None
+        try:
+            setup = _connect(self.path, timeout)
+            setup.execute("PRAGMA journal_mode=WAL")
+            migrations.apply(Database(setup))
+            setup.close()
+            self._conn = _connect(self.path, timeout)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._thread = threading.Thread(target=self._run, name="ikledger-writer", daemon=True)
+        self._thread.start()
+
+    # -- writing ------------------------------------------------------------
+
+    def append(self, event: NewEvent) -> AppendResult:
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
+        """Append events in order; returns only after they are durable.
+
+        Raises StoreUnavailable when the group they were in could not commit;
+        then none of them was stored.
+        """
+        if not events:
+            return []
+        waiter = _Waiter(events)
+        with self._cond:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            self._appends.append(waiter)
+            self._cond.notify()
+        waiter.done.wait()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.results
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        """Queue a journal row for a refused delivery; dropped (and counted) under flood."""
+        row = (
+            utc_now(),
+            Outcome.REJECTED.value,
+            rejection.status,
+            rejection.reason,
+            rejection.event_id,
+            None,
+            rejection.body_sha256,
+            rejection.size,
+            rejection.remote_addr,
+            rejection.scheme,
+            None,
+        )
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._rejections) >= _REJECT_QUEUE_MAX:
+                self._rejections_dropped += 1
+                return
+            self._rejections.append(row)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._appends and not self._rejections and not self._closed:
+                    self._cond.wait()
+                if self._closed and not self._appends and not self._rejections:
+                    return
+                group, count = [], 0
+                while self._appends and count < MAX_GROUP:
+                    waiter = self._appends.pop(0)
+                    group.append(waiter)
+                    count += len(waiter.events)
+                rejections, self._rejections = self._rejections, []
+            try:
+                self._commit(group, rejections)
+            except sqlite3.Error as exc:
+                self._rollback()
+                self.last_write_error = _describe(exc)
+                self.last_write_error_at = time.time()
+                error = StoreUnavailable(self.last_write_error)
+                for waiter in group:
+                    waiter.results = []
+                    waiter.error = error
+            except Exception as exc:  # a bug must not strand the waiting requests
+                self._rollback()
+                error = StoreUnavailable(f"internal store error: {exc!r}")
+                for waiter in group:
+                    waiter.results = []
+                    waiter.error = error
+            else:
+                self.last_write_error = None
+            for waiter in group:
+                waiter.done.set()
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _commit(self, group: list[_Waiter], rejections: list[tuple]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        head = conn.execute("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
+        position, chain = head.fetchone() or (0, GENESIS)
+        ids = list({e.id for w in group for e in w.events})
+        known: dict[str, tuple[int, bytes]] = {}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for event_id, pos, body in conn.execute(
+                f"SELECT id, position, body FROM events WHERE id IN ({marks})", ids
+            ):
+                known[event_id] = (pos, body_digest(body))
+        now = utc_now()
+        event_rows, delivery_rows, types = [], [], Counter()
+        for waiter in group:
+            for event in waiter.events:
+                digest = body_digest(event.body)
+                received_at = event.received_at or now
+                seen = known.get(event.id)
+                if seen is None:
+                    position += 1
+                    chain = chain_link(chain, event.id, digest)
+                    known[event.id] = (position, digest)
+                    event_rows.append(
+                        (
+                            position,
+                            event.id,
+                            event.type,
+                            event.created_at,
+                            received_at,
+                            event.scheme,
+                            chain,
+                            event.body,
+                        )
+                    )
+                    types[event.type] += 1
+                    outcome, at, kept = Outcome.STORED, position, None
+                elif seen[1] == digest:
+                    outcome, at, kept = Outcome.DUPLICATE, seen[0], None
+                else:
+                    outcome, at, kept = Outcome.CONFLICT, seen[0], event.body
+                waiter.results.append(AppendResult(outcome, event.id, at))
+                delivery_rows.append(
+                    (
+                        received_at,
+                        outcome.value,
+                        200,
+                        None,
+                        event.id,
+                        at,
+                        None if outcome is Outcome.STORED else digest,
+                        len(event.body),
+                        event.remote_addr,
+                        event.scheme,
+                        kept,
+                    )
+                )
+        if event_rows:
+            conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", event_rows)
+            conn.executemany(
+                "INSERT INTO type_counts (type, events) VALUES (?, ?) "
+                "ON CONFLICT(type) DO UPDATE SET events = events + excluded.events",
+                list(types.items()),
+            )
+        delivery_rows.extend(rejections)
+        if delivery_rows:
+            conn.executemany(
+                "INSERT INTO deliveries (received_at, outcome, status, reason, event_id, position, "
+                "body_sha256, size, remote_addr, scheme, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                delivery_rows,
+            )
+        if rejections:
+            conn.execute(
+                "DELETE FROM deliveries WHERE outcome = 'rejected' AND seq <= ("
+                "SELECT seq FROM deliveries WHERE outcome = 'rejected' "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (REJECTED_KEEP,),
+            )
+        conn.execute("COMMIT")
+
+    # -- reading ------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            try:
+                conn = _connect(self.path, self.timeout)
+                conn.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(_describe(exc)) from exc
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(_describe(exc)) from exc
+
+    def read_batches(
+        self,
+        after: int = 0,
+        *,
+        batch_size: int = 1000,
+        types: Sequence[str] | None = None,
+        until: int | None = None,
+    ) -> Iterator[list[Event]]:
+        """Events after a position, oldest first, `batch_size` at a time.
+
+        Each batch is its own read, so a long iteration never pins the WAL. Yields
+        nothing when there is nothing after `after`.
+        """
+        where, params = ["position > ?"], [after]
+        if until is not None:
+            where.append("position <= ?")
+            params.append(until)
+        if types is not None:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        sql = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY position LIMIT ?"
+        )
+        while True:
+            rows = self._query(sql, [*params, batch_size])
+            if not rows:
+                return
+            yield [Event(*row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            params[0] = rows[-1][0]
+
+    def get(self, event_id: str) -> Event | None:
+        rows = self._query(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
+        return Event(*rows[0]) if rows else None
+
+    def get_positions(self, positions: Sequence[int]) -> list[Event]:
+        """The events at these positions, in position order (missing ones skipped)."""
+        found: list[Event] = []
+        positions = sorted(set(positions))
+        for start in range(0, len(positions), 500):
+            chunk = positions[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position IN ({marks}) ORDER BY position",
+                chunk,
+            )
+            found.extend(Event(*row) for row in rows)
+        return found
+
+    def last_position(self) -> int:
+        """The position of the newest event; 0 when the log is empty."""
+        rows = self._query("SELECT max(position) FROM events")
+        return rows[0][0] or 0
+
+    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[dict]:
+        """Journal rows, newest first, optionally for one event id."""
+        sql = (
+            "SELECT seq, received_at, outcome, status, reason, event_id, position, size, "
+            "remote_addr, scheme FROM deliveries"
+        )
+        params: list = []
+        if event_id is not None:
+            sql += " WHERE event_id = ?"
+            params.append(event_id)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        params.append(limit)
+        names = ("seq", "received_at", "outcome", "status", "reason", "event_id", "position")
+        names += ("size", "remote_addr", "scheme")
+        return [dict(zip(names, row, strict=True)) for row in self._query(sql, params)]
+
+    def verify(self, *, batch_size: int = 5000) -> VerifyReport:
+        """Recompute the chain from the first event and compare every stored link.
+
+        Names the first position where a row was changed, removed or inserted.
+        An empty log verifies.
+        """
+        expected, chain, count = 1, GENESIS, 0
+        sql = f"SELECT position, id, chain, body FROM events WHERE position > ? ORDER BY position LIMIT {batch_size}"
+        after = 0
+        while True:
+            rows = self._query(sql, (after,))
+            for position, event_id, stored, body in rows:
+                if position != expected:
+                    problem = (
+                        f"position {expected} is missing (next is {position})"
+                        if position > expected
+                        else f"position {position} is out of sequence"
+                    )
+                    return VerifyReport(False, count, expected, problem, chain)
+                chain = chain_link(chain, event_id, body_digest(bytes(body)))
+                if chain != stored:
+                    return VerifyReport(
+                        False, count, position, f"chain mismatch at position {position}", chain
+                    )
+                expected += 1
+                count += 1
+            if len(rows) < batch_size:
+                return VerifyReport(True, count, None, None, chain)
+            after = rows[-1][0]
+
+    def stats(self) -> Stats:
+        head = self._query("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
+        last, chain = head[0] if head else (0, GENESIS)
+        outcomes = dict(self._query("SELECT outcome, count(*) FROM deliveries GROUP BY outcome"))
+        types = dict(self._query("SELECT type, events FROM type_counts ORDER BY type"))
+        size = 0
+        for suffix in ("", "-wal"):
+            try:
+                size += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return Stats(last, last, chain, outcomes, types, size)
+
+    @property
+    def rejections_dropped(self) -> int:
+        return self._rejections_dropped
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer and close every connection. Idempotent."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._conn.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _describe(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{exc} ({name})" if name else str(exc)
