@@ -15,5 +15,7 @@ def open_store(location: str, *, timeout: float = 5.0) -> EventStore:
         return SQLiteStore(location, timeout=timeout)
     scheme, _, rest = location.partition("://")
     if scheme == "sqlite":
-        return SQLiteStore(rest.removeprefix("/") if rest.startswith("//") else rest, timeout=timeout)
+        return SQLiteStore(
+            rest.removeprefix("/") if rest.startswith("//") else rest, timeout=timeout
+        )
     raise StoreError(f"unsupported database location {scheme}://…; use a SQLite file path")

@@ -243,7 +243,9 @@ class SQLiteStore:
                     )
                 )
         if event_rows:
-            conn.executemany(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", event_rows)
+            conn.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", event_rows
+            )
             conn.executemany(
                 "INSERT INTO type_counts (type, events) VALUES (?, ?) "
                 "ON CONFLICT(type) DO UPDATE SET events = events + excluded.events",

@@ -1,0 +1,150 @@
+"""Operations behind the CLI: listing, export and import of the log.
+
+Each is a plain function over an open store, so the CLI stays a thin adapter and
+tests call these directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import orjson
+
+from store import Event, EventStore, NewEvent, Outcome
+
+from .validation import InvalidEvent, normalise_time, parse_event
+
+
+class AdminError(Exception):
+    """A user mistake in an admin command; the message is shown as is."""
+
+
+def event_summary(event: Event) -> dict:
+    """An event's metadata, JSON-ready (no body)."""
+    return {
+        "position": event.position,
+        "id": event.id,
+        "type": event.type,
+        "created_at": event.created_at,
+        "received_at": event.received_at,
+        "scheme": event.scheme,
+        "size": len(event.body),
+    }
+
+
+def select_events(
+    store: EventStore,
+    *,
+    types: Iterable[str] = (),
+    ids: Iterable[str] = (),
+    since: str | None = None,
+    until: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+) -> Iterator[Event]:
+    """Events in position order, filtered by type, id and created_at range (inclusive)."""
+    since = normalise_time(since) if since else None
+    until = normalise_time(until) if until else None
+    ids = set(ids)
+    if ids:
+        found = sorted((e for e in map(store.get, ids) if e is not None), key=lambda e: e.position)
+        batches: Iterable[list[Event]] = [found]
+    else:
+        batches = store.read_batches(after, types=list(types) or None)
+    emitted = 0
+    for batch in batches:
+        for event in batch:
+            if types and event.type not in types:
+                continue
+            if since and event.created_at < since:
+                continue
+            if until and event.created_at > until:
+                continue
+            yield event
+            emitted += 1
+            if limit is not None and emitted >= limit:
+                return
+
+
+def export_events(store: EventStore, out: IO[bytes]) -> int:
+    """Write every event as one JSON line, raw body included; returns the count.
+
+    Bodies are UTF-8 JSON text (the receiver refuses anything else), so they are
+    carried as strings and come back byte for byte.
+    """
+    count = 0
+    for batch in store.read_batches(0, batch_size=2000):
+        for event in batch:
+            record = event_summary(event)
+            del record["size"]
+            record["chain"] = event.chain.hex()
+            record["body"] = event.body.decode("utf-8")
+            out.write(orjson.dumps(record) + b"\n")
+            count += 1
+    return count
+
+
+@dataclass
+class ImportReport:
+    stored: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+
+
+def import_events(store: EventStore, lines: Iterable[bytes], *, chunk: int = 500) -> ImportReport:
+    """Append the events of an export, in file order; idempotent.
+
+    Each body is validated again and is the authority for id, type and created_at.
+    Raises AdminError naming the line of the first malformed record; records
+    before it stay imported (running the import again is safe).
+    """
+    report = ImportReport()
+    pending: list[NewEvent] = []
+
+    def flush() -> None:
+        for result in store.append_many(pending):
+            if result.outcome is Outcome.STORED:
+                report.stored += 1
+            elif result.outcome is Outcome.DUPLICATE:
+                report.duplicate += 1
+            else:
+                report.conflict += 1
+        pending.clear()
+
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+            body = record["body"].encode("utf-8")
+            parsed = parse_event(body)
+            pending.append(
+                NewEvent(
+                    id=parsed.id,
+                    type=parsed.type,
+                    created_at=parsed.created_at,
+                    body=body,
+                    scheme=str(record.get("scheme") or "import"),
+                    received_at=_received_at(record.get("received_at")),
+                )
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            flush()
+            raise AdminError(f"line {number}: not an ikledger export record ({exc})") from None
+        except InvalidEvent as exc:
+            flush()
+            raise AdminError(f"line {number}: {exc.message}") from None
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return report
+
+
+def _received_at(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("received_at must be a string")
+    return normalise_time(value)

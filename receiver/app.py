@@ -1,0 +1,122 @@
+"""Composition root: `create_app` wires a Falcon app; `get_app` wires production."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import falcon
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from store import EventStore, StoreError, open_store
+
+from .config import Config
+from .errors import DeliveryRejected
+from .metrics import Metrics
+from .webhook import WebhookResource, journal_rejection
+
+log = logging.getLogger("ikledger.http")
+
+
+class RequestLog:
+    """Middleware: a request id on every response and one access-log line per request.
+
+    The line names method, path, status and duration only: never headers or bodies,
+    so secrets, tokens and signatures cannot leak into logs.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+        incoming = req.get_header("X-Request-Id") or ""
+        req.context.request_id = (
+            incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
+        )
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        resp.set_header("X-Request-Id", req.context.request_id)
+        elapsed_ms = (time.perf_counter() - req.context.started) * 1000
+        log.info(
+            "%s %s %s %.1fms id=%s",
+            req.method,
+            req.path,
+            resp.status[:3],
+            elapsed_ms,
+            req.context.request_id,
+        )
+
+
+class HealthResource:
+    """GET /healthz: 200 with the last position; 503 when the log cannot be read or written."""
+
+    def __init__(self, store: EventStore, extra: Callable[[], dict] | None = None):
+        self.store = store
+        self.extra = extra
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body: dict = {"status": "ok"}
+        try:
+            body["position"] = self.store.last_position()
+        except StoreError as exc:
+            body.update(status="unavailable", error=str(exc))
+        write_error = getattr(self.store, "last_write_error", None)
+        if write_error:
+            body.update(status="degraded", write_error=write_error)
+        if self.extra is not None:
+            body.update(self.extra())
+        resp.media = body
+        if body["status"] != "ok":
+            resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", "1")
+
+
+class MetricsResource:
+    """GET /metrics in the Prometheus text format."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.data = generate_latest(self.metrics.registry)
+        resp.content_type = CONTENT_TYPE_LATEST
+
+
+def _json_handler() -> falcon.media.JSONHandler:
+    return falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
+
+
+def create_app(
+    config: Config,
+    store: EventStore,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> falcon.App:
+    """Build the WSGI app over an open store; the caller owns and closes the store."""
+    app = falcon.App(middleware=[RequestLog()])
+    handler = _json_handler()
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
+    metrics = Metrics(store)
+    app.add_route(
+        "/webhook",
+        WebhookResource(
+            store,
+            metrics,
+            secrets=config.secrets,
+            max_body=config.max_body,
+            tolerance=config.tolerance,
+            clock=clock,
+        ),
+    )
+    app.add_route("/healthz", HealthResource(store))
+    app.add_route("/metrics", MetricsResource(metrics))
+    app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
+    return app
+
+
+def get_app() -> falcon.App:
+    """The production app, configured from the environment (for any WSGI server)."""
+    config = Config.from_env()
+    return create_app(config, open_store(config.db, timeout=config.db_timeout))

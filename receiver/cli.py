@@ -1,0 +1,223 @@
+"""The `ikledger` command line: one group, each command a thin adapter."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import sys
+from contextlib import contextmanager
+
+import click
+import orjson
+
+from store import StoreError, open_store
+
+from .admin import AdminError, event_summary, export_events, import_events, select_events
+from .config import SECRET_HELP, Config, ConfigError
+from .validation import InvalidEvent
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+db_option = click.option(
+    "--db", metavar="PATH", help="SQLite file of the log [env IKLEDGER_DB; default ikledger.db]."
+)
+
+
+def _config(**overrides) -> Config:
+    try:
+        return Config.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@contextmanager
+def _store(config: Config):
+    try:
+        store = open_store(config.db, timeout=config.db_timeout)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield store
+    except (StoreError, AdminError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except InvalidEvent as exc:
+        raise click.UsageError(exc.message) from None
+    finally:
+        store.close()
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="ikledger")
+def cli() -> None:
+    """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Waitress worker threads.")
+@db_option
+@click.option("--log-level", default="info", show_default=True, help="Logging level.")
+def serve(host: str, port: int, threads: int, db: str | None, log_level: str) -> None:
+    """Run the receiver (POST /webhook) and the query API with waitress."""
+    import waitress
+
+    from .app import create_app
+
+    config = _config(db=db, host=host, port=port, threads=threads)
+    if not config.secrets:
+        raise click.UsageError(SECRET_HELP)
+    if not is_loopback(host) and not config.read_token:
+        raise click.UsageError(
+            f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "
+            "to the network. Set a read token, or bind 127.0.0.1."
+        )
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    with _store(config) as store:
+        app = create_app(config, store)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        click.echo(f"ikledger: listening on http://{host}:{port} (log {config.db})", err=True)
+        try:
+            waitress.serve(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="ikledger",
+                # Bodies far over the limit are refused by waitress before they are buffered.
+                max_request_body_size=2 * config.max_body,
+                clear_untrusted_proxy_headers=True,
+                _quiet=True,
+            )
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(db: str | None, as_json: bool) -> None:
+    """Events, last position, head of the chain, deliveries by outcome, database size."""
+    with _store(_config(db=db)) as store:
+        stats = store.stats()
+    report = {
+        "database": _config(db=db).db,
+        "events": stats.events,
+        "last_position": stats.last_position,
+        "head": stats.head.hex(),
+        "deliveries": stats.deliveries,
+        "events_by_type": stats.events_by_type,
+        "size_bytes": stats.size_bytes,
+    }
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"database       {report['database']} ({stats.size_bytes:,} bytes)")
+    click.echo(f"events         {stats.events:,}")
+    click.echo(f"last position  {stats.last_position}")
+    click.echo(f"chain head     {report['head']}")
+    click.echo("deliveries     " + _pairs(stats.deliveries))
+    click.echo("by type        " + _pairs(stats.events_by_type))
+
+
+def _pairs(counts: dict) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option(
+    "--type", "types", multiple=True, metavar="TYPE", help="Only this event type (repeatable)."
+)
+@click.option("--id", "ids", multiple=True, metavar="ID", help="Only this event id (repeatable).")
+@click.option("--since", metavar="TIME", help="created_at at or after this ISO-8601 time.")
+@click.option("--until", metavar="TIME", help="created_at at or before this ISO-8601 time.")
+@click.option("--after", default=0, type=int, help="Only positions after this one.")
+@click.option("--limit", type=int, help="At most this many events.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
+def events(db, types, ids, since, until, after, limit, as_json) -> None:
+    """List events in log order, filtered by type, id and created_at range."""
+    with _store(_config(db=db)) as store:
+        rows = select_events(
+            store, types=types, ids=ids, since=since, until=until, after=after, limit=limit
+        )
+        if as_json:
+            for event in rows:
+                click.echo(orjson.dumps(event_summary(event)).decode())
+            return
+        click.echo(f"{'POSITION':>8}  {'CREATED_AT':<24}  {'TYPE':<32}  ID")
+        for event in rows:
+            click.echo(f"{event.position:>8}  {event.created_at:<24}  {event.type:<32}  {event.id}")
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.argument("event_id")
+def show(db: str | None, event_id: str) -> None:
+    """Print the raw body of event EVENT_ID exactly as it was received."""
+    with _store(_config(db=db)) as store:
+        event = store.get(event_id)
+    if event is None:
+        raise click.ClickException(f"no event with id {event_id!r}")
+    sys.stdout.buffer.write(event.body)
+    sys.stdout.buffer.flush()
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
+def verify(db: str | None, expect_head: str | None) -> None:
+    """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
+    with _store(_config(db=db)) as store:
+        report = store.verify()
+    if not report.ok:
+        click.echo(f"FAILED at position {report.first_bad_position}: {report.problem}", err=True)
+        sys.exit(1)
+    if expect_head and report.head.hex() != expect_head.lower():
+        click.echo(
+            f"FAILED: chain ends at {report.head.hex()}, expected {expect_head} "
+            "(events were removed from the end, or the head belongs to another log)",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"ok, {report.events} events (head {report.head.hex()})")
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
+def export(db: str | None, output) -> None:
+    """Write every event as JSON Lines, raw bodies included."""
+    with _store(_config(db=db)) as store:
+        count = export_events(store, output)
+    click.echo(f"exported {count} events", err=True)
+
+
+@cli.command("import", context_settings=CONTEXT)
+@db_option
+@click.argument("file", type=click.File("rb"))
+def import_(db: str | None, file) -> None:
+    """Backfill events from an `ikledger export` file; safe to run again."""
+    with _store(_config(db=db)) as store:
+        report = import_events(store, file)
+    click.echo(
+        f"imported {report.stored} events; {report.duplicate} already present, "
+        f"{report.conflict} conflicting"
+    )
+
+
+def main() -> None:
+    cli(prog_name="ikledger")

@@ -1,0 +1,85 @@
+"""Configuration: read from the environment here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+SECRET_HELP = (
+    "IMAGEKIT_WEBHOOK_SECRET is not set. Copy the webhook secret (whsec_…) from the "
+    "ImageKit dashboard: Developer options → Webhooks, then export IMAGEKIT_WEBHOOK_SECRET "
+    "(several secrets separated by commas are all accepted, for rotation)."
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    secrets: tuple[str, ...] = ()
+    db: str = "ikledger.db"
+    projections_db: str | None = None
+    read_token: str | None = None
+    max_body: int = 1024 * 1024
+    tolerance: int = 300
+    db_timeout: float = 5.0
+    stuck_after: int = 900
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 8
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
+        """Build the configuration from environment variables, then apply overrides.
+
+        Overrides whose value is None are ignored, so CLI options that were not
+        given leave the environment's value in place.
+        """
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        if env.get("IMAGEKIT_WEBHOOK_SECRET"):
+            values["secrets"] = parse_secrets(env["IMAGEKIT_WEBHOOK_SECRET"])
+        if env.get("IKLEDGER_DB"):
+            values["db"] = env["IKLEDGER_DB"]
+        if env.get("IKLEDGER_PROJECTIONS_DB"):
+            values["projections_db"] = env["IKLEDGER_PROJECTIONS_DB"]
+        if env.get("IKLEDGER_READ_TOKEN"):
+            values["read_token"] = env["IKLEDGER_READ_TOKEN"]
+        for name, key, kind in (
+            ("IKLEDGER_MAX_BODY", "max_body", int),
+            ("IKLEDGER_TOLERANCE", "tolerance", int),
+            ("IKLEDGER_DB_TIMEOUT", "db_timeout", float),
+            ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
+        ):
+            if env.get(name):
+                values[key] = _number(name, env[name], kind)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("secrets"), str):
+            values["secrets"] = parse_secrets(values["secrets"])
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if self.max_body <= 0:
+            raise ConfigError("IKLEDGER_MAX_BODY must be a positive number of bytes")
+        if self.tolerance <= 0:
+            raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
+
+    def with_(self, **changes) -> Config:
+        return replace(self, **changes)
+
+
+def parse_secrets(value: str) -> tuple[str, ...]:
+    """Split a comma-separated list of secrets; blanks are dropped."""
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def _number(name: str, raw: str, kind: type) -> int | float:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None

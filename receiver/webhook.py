@@ -1,0 +1,140 @@
+"""POST /webhook: verify, validate, append durably, then acknowledge."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import falcon
+
+from store import EventStore, NewEvent, Rejection, StoreError
+
+from .errors import DeliveryRejected, StoreUnavailableError
+from .metrics import Metrics
+from .signatures import SignatureError, verify
+from .validation import InvalidEvent, parse_event
+
+log = logging.getLogger("ikledger.webhook")
+
+_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "x-ik-signature")
+
+
+def require_json(req: falcon.Request, resp, resource, params) -> None:
+    """415 unless the body is declared as JSON (parameters such as charset are allowed)."""
+    media_type = (req.content_type or "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise DeliveryRejected(
+            falcon.HTTP_415,
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {media_type or 'none'}",
+        )
+
+
+def limit_body(req: falcon.Request, resp, resource, params) -> None:
+    """413 when Content-Length already announces a body over the limit."""
+    length = req.content_length
+    if length is not None and length > resource.max_body:
+        raise DeliveryRejected(
+            falcon.HTTP_413,
+            "body_too_large",
+            f"body of {length} bytes is over the limit of {resource.max_body}",
+        )
+
+
+class WebhookResource:
+    """Receives ImageKit deliveries; acknowledges only what the store made durable."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        metrics: Metrics,
+        *,
+        secrets: Sequence[str],
+        max_body: int,
+        tolerance: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.metrics = metrics
+        self.secrets = tuple(secrets)
+        self.max_body = max_body
+        self.tolerance = tolerance
+        self.clock = clock
+
+    @falcon.before(limit_body)
+    @falcon.before(require_json)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = req.bounded_stream.read(self.max_body + 1)
+        req.context.body_size = len(body)
+        if len(body) > self.max_body:
+            raise DeliveryRejected(
+                falcon.HTTP_413,
+                "body_too_large",
+                f"body is over the limit of {self.max_body} bytes",
+            )
+        req.context.body_sha256 = hashlib.sha256(body).digest()
+        headers = {name: req.get_header(name) for name in _SIGNATURE_HEADERS}
+        headers = {name: value for name, value in headers.items() if value is not None}
+        try:
+            verified = verify(headers, body, self.secrets, tolerance=self.tolerance, now=self.clock)
+        except SignatureError as exc:
+            raise DeliveryRejected(falcon.HTTP_401, exc.code, exc.message) from None
+        req.context.scheme = verified.scheme
+        try:
+            event = parse_event(body)
+        except InvalidEvent as exc:
+            raise DeliveryRejected(falcon.HTTP_400, exc.code, exc.message) from None
+        req.context.event_id = event.id
+        started = time.perf_counter()
+        try:
+            result = self.store.append(
+                NewEvent(
+                    id=event.id,
+                    type=event.type,
+                    created_at=event.created_at,
+                    body=body,
+                    scheme=verified.scheme,
+                    remote_addr=req.remote_addr,
+                )
+            )
+        except StoreError as exc:
+            self.metrics.delivery("unavailable")
+            log.warning("event %s not stored, answering 503: %s", event.id, exc)
+            raise StoreUnavailableError(
+                "the event could not be made durable; retry later"
+            ) from None
+        self.metrics.append_seconds.observe(time.perf_counter() - started)
+        self.metrics.delivery(result.outcome.value, event.type if not result.duplicate else None)
+        resp.media = {
+            "received": True,
+            "id": result.id,
+            "position": result.position,
+            "duplicate": result.duplicate,
+        }
+
+
+def journal_rejection(store: EventStore, metrics: Metrics):
+    """An error handler that journals a refused delivery, then lets Falcon render it."""
+
+    def handle(req: falcon.Request, resp: falcon.Response, ex: DeliveryRejected, params) -> None:
+        context = req.context
+        metrics.rejection(ex.code)
+        try:
+            store.record_rejection(
+                Rejection(
+                    reason=ex.code,
+                    status=int(ex.status_code),
+                    body_sha256=context.get("body_sha256"),
+                    size=context.get("body_size", req.content_length),
+                    event_id=context.get("event_id"),
+                    scheme=context.get("scheme"),
+                    remote_addr=req.remote_addr,
+                )
+            )
+        except StoreError:
+            pass  # the journal is best effort for refused deliveries
+        raise ex
+
+    return handle
