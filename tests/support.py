@@ -1,0 +1,113 @@
+"""Shared helpers for the test suite: reference data, signing, a live server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from receiver.signatures import sign_legacy, sign_standard
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IKLEDGER_SHARED", ROOT.parent / "shared"))
+IMAGEKIT = SHARED / "imagekit"
+PAYLOADS = IMAGEKIT / "payloads"
+VECTORS = json.loads((IMAGEKIT / "signature-vectors.json").read_text())
+SECRET = VECTORS["secret"]
+IKLEDGER = str(Path(sys.executable).with_name("ikledger"))
+
+
+def payload(name: str) -> bytes:
+    """A documented example body, byte for byte."""
+    return (PAYLOADS / f"{name}.json").read_bytes()
+
+
+def payload_names() -> list[str]:
+    return sorted(p.stem for p in PAYLOADS.glob("*.json"))
+
+
+def signed(body: bytes, *, scheme: str = "standard", secret: str = SECRET, now: float | None = None) -> dict:
+    """Request headers for `body`, signed as ImageKit would sign it at `now`."""
+    now = time.time() if now is None else now
+    if scheme == "standard":
+        headers = sign_standard(secret, f"msg_{uuid.uuid4()}", int(now), body)
+    else:
+        headers = sign_legacy(secret, int(now * 1000), body)
+    return {"content-type": "application/json", **headers}
+
+
+def event_body(event_id: str | None = None, *, type_: str = "video.transformation.accepted", **extra) -> bytes:
+    """A small valid event with a fresh id (or the one given)."""
+    document = {
+        "type": type_,
+        "id": event_id or str(uuid.uuid4()),
+        "created_at": "2024-01-02T03:04:05.678Z",
+        "request": {"x_request_id": str(uuid.uuid4()), "url": "https://ik.imagekit.io/demo/v.mp4?tr=f-webm"},
+        "data": {"asset": {"url": "https://ik.imagekit.io/demo/v.mp4"}},
+        **extra,
+    }
+    return json.dumps(document).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0):
+    """A real `ikledger serve` on a free loopback port; yields its base URL."""
+    port = free_port()
+    environment = {**os.environ, "IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})}
+    process = subprocess.Popen(
+        [IKLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in time")
+            time.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def run_cli(*args: str, db: Path | None = None, env: dict | None = None, input: bytes | None = None):
+    """Run the installed `ikledger` command; returns the CompletedProcess."""
+    command = [IKLEDGER, *args]
+    if db is not None:
+        command += ["--db", str(db)]
+    return subprocess.run(
+        command,
+        env={**os.environ, **(env or {})},
+        input=input,
+        capture_output=True,
+        timeout=60,
+    )
