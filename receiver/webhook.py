@@ -66,7 +66,9 @@ class WebhookResource:
     @falcon.before(limit_body)
     @falcon.before(require_json)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = req.bounded_stream.read(self.max_body + 1)
+        # Without Content-Length (chunked), read the server's input stream, still bounded.
+        stream = req.bounded_stream if req.content_length is not None else req.stream
+        body = stream.read(self.max_body + 1)
         req.context.body_size = len(body)
         if len(body) > self.max_body:
             raise DeliveryRejected(

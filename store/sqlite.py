@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Self
 
 from sqlite_utils import Database
 
@@ -58,7 +59,7 @@ def _connect(path: str, timeout: float) -> sqlite3.Connection:
 class _Waiter:
     """One caller waiting for its group to commit."""
 
-    __slots__ = ("done", "events", "results", "error")
+    __slots__ = ("done", "error", "events", "results")
 
     def __init__(self, events: Sequence[NewEvent]):
         self.done = threading.Event()
@@ -72,9 +73,12 @@ class SQLiteStore:
 
     backend = "sqlite"
 
-    def __init__(self, path: str | os.PathLike, *, timeout: float = 5.0):
+    def __init__(
+        self, path: str | os.PathLike, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
+    ):
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.rejected_keep = rejected_keep
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -167,7 +171,7 @@ class SQLiteStore:
                 for waiter in group:
                     waiter.results = []
                     waiter.error = error
-            except Exception as exc:  # a bug must not strand the waiting requests
+            except Exception as exc:  # noqa: BLE001 -- a bug must not strand waiting requests
                 self._rollback()
                 error = StoreUnavailable(f"internal store error: {exc!r}")
                 for waiter in group:
@@ -263,7 +267,7 @@ class SQLiteStore:
                 "DELETE FROM deliveries WHERE outcome = 'rejected' AND seq <= ("
                 "SELECT seq FROM deliveries WHERE outcome = 'rejected' "
                 "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (REJECTED_KEEP,),
+                (self.rejected_keep,),
             )
         conn.execute("COMMIT")
 
@@ -423,7 +427,7 @@ class SQLiteStore:
                 conn.close()
             self._readers.clear()
 
-    def __enter__(self) -> SQLiteStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -34,7 +34,9 @@ def payload_names() -> list[str]:
     return sorted(p.stem for p in PAYLOADS.glob("*.json"))
 
 
-def signed(body: bytes, *, scheme: str = "standard", secret: str = SECRET, now: float | None = None) -> dict:
+def signed(
+    body: bytes, *, scheme: str = "standard", secret: str = SECRET, now: float | None = None
+) -> dict:
     """Request headers for `body`, signed as ImageKit would sign it at `now`."""
     now = time.time() if now is None else now
     if scheme == "standard":
@@ -44,13 +46,18 @@ def signed(body: bytes, *, scheme: str = "standard", secret: str = SECRET, now: 
     return {"content-type": "application/json", **headers}
 
 
-def event_body(event_id: str | None = None, *, type_: str = "video.transformation.accepted", **extra) -> bytes:
+def event_body(
+    event_id: str | None = None, *, type_: str = "video.transformation.accepted", **extra
+) -> bytes:
     """A small valid event with a fresh id (or the one given)."""
     document = {
         "type": type_,
         "id": event_id or str(uuid.uuid4()),
         "created_at": "2024-01-02T03:04:05.678Z",
-        "request": {"x_request_id": str(uuid.uuid4()), "url": "https://ik.imagekit.io/demo/v.mp4?tr=f-webm"},
+        "request": {
+            "x_request_id": str(uuid.uuid4()),
+            "url": "https://ik.imagekit.io/demo/v.mp4?tr=f-webm",
+        },
         "data": {"asset": {"url": "https://ik.imagekit.io/demo/v.mp4"}},
         **extra,
     }
@@ -99,7 +106,9 @@ def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout:
         process.stdout.close()
 
 
-def run_cli(*args: str, db: Path | None = None, env: dict | None = None, input: bytes | None = None):
+def run_cli(
+    *args: str, db: Path | None = None, env: dict | None = None, input: bytes | None = None
+):
     """Run the installed `ikledger` command; returns the CompletedProcess."""
     command = [IKLEDGER, *args]
     if db is not None:
@@ -110,4 +119,5 @@ def run_cli(*args: str, db: Path | None = None, env: dict | None = None, input: 
         input=input,
         capture_output=True,
         timeout=60,
+        check=False,
     )

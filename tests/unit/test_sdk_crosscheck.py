@@ -24,7 +24,9 @@ from receiver.signatures import SignatureError, sign_standard, verify
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 bodies = st.dictionaries(st.text(max_size=10), json_values, max_size=5).map(
@@ -60,10 +62,14 @@ def we_accept(secret: str, body: str, headers: dict) -> bool:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(body=bodies, secret=secrets, other=secrets, offset=offsets, tampering=tamperings, data=st.data())
+@given(
+    body=bodies, secret=secrets, other=secrets, offset=offsets, tampering=tamperings, data=st.data()
+)
 def test_receiver_agrees_with_imagekit_sdk(body, secret, other, offset, tampering, data):
     stamp = int(time.time()) + offset
-    headers = sign_standard(secret, "msg_" + data.draw(st.text("abc123", min_size=1, max_size=8)), stamp, body.encode())
+    headers = sign_standard(
+        secret, "msg_" + data.draw(st.text("abc123", min_size=1, max_size=8)), stamp, body.encode()
+    )
     if tampering == "body":
         body = body + " "
     elif tampering == "secret" and other != secret:
@@ -73,7 +79,9 @@ def test_receiver_agrees_with_imagekit_sdk(body, secret, other, offset, tamperin
     elif tampering == "timestamp":
         headers["webhook-timestamp"] = str(stamp + 1)
     elif tampering == "garbage":
-        headers["webhook-signature"] = "v1," + base64.b64encode(data.draw(st.binary(max_size=40))).decode()
+        headers["webhook-signature"] = (
+            "v1," + base64.b64encode(data.draw(st.binary(max_size=40))).decode()
+        )
     elif tampering == "extra_valid":
         junk = "v1," + base64.b64encode(b"x" * 32).decode()
         headers["webhook-signature"] = f"{junk} {headers['webhook-signature']}"

@@ -17,7 +17,7 @@ def lower(headers: dict) -> dict:
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=[c["name"] for c in VECTORS["cases"]])
 def test_reference_vector_gets_expected_verdict(case):
-    check = lambda: verify(  # noqa: E731
+    check = lambda: verify(
         lower(case["headers"]),
         case["body"].encode(),
         [VECTORS["secret"]],
@@ -49,7 +49,9 @@ def test_documented_payloads_verify_both_ways(name, scheme):
     assert verified.scheme == (STANDARD if scheme == "standard" else LEGACY)
 
 
-@pytest.mark.parametrize("offset,accepted", [(-300, True), (300, True), (-301, False), (301, False)])
+@pytest.mark.parametrize(
+    "offset,accepted", [(-300, True), (300, True), (-301, False), (301, False)]
+)
 @pytest.mark.parametrize("scheme", ["standard", "legacy"])
 def test_tolerance_applies_in_both_directions(offset, accepted, scheme):
     body = payload("video.transformation.ready")
@@ -78,10 +80,22 @@ def test_rotation_accepts_any_configured_secret():
     [
         ({}, "signature_missing"),
         ({"webhook-id": "m", "webhook-timestamp": str(NOW)}, "signature_missing"),
-        ({"webhook-id": "m", "webhook-timestamp": f"{NOW}.5", "webhook-signature": "v1,AAAA"}, "signature_malformed"),
-        ({"webhook-id": "m", "webhook-timestamp": f"-{NOW}", "webhook-signature": "v1,AAAA"}, "signature_malformed"),
-        ({"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": "v2,AAAA"}, "signature_malformed"),
-        ({"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": "v1,AAAA"}, "signature_invalid"),
+        (
+            {"webhook-id": "m", "webhook-timestamp": f"{NOW}.5", "webhook-signature": "v1,AAAA"},
+            "signature_malformed",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": f"-{NOW}", "webhook-signature": "v1,AAAA"},
+            "signature_malformed",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": "v2,AAAA"},
+            "signature_malformed",
+        ),
+        (
+            {"webhook-id": "m", "webhook-timestamp": str(NOW), "webhook-signature": "v1,AAAA"},
+            "signature_invalid",
+        ),
         ({"x-ik-signature": "t=1,v1=00,v1=00"}, "signature_malformed"),
         ({"x-ik-signature": f"t={NOW}000,v1=zz"}, "signature_malformed"),
         ({"x-ik-signature": f"t={NOW}000"}, "signature_malformed"),

@@ -30,7 +30,9 @@ def test_camel_case_created_at_is_accepted_when_snake_case_is_absent():
 
 
 def test_unknown_event_types_are_valid():
-    body = json.dumps({"id": "a", "type": "asset.teleported", "created_at": "2030-01-01T00:00:00Z", "data": {}})
+    body = json.dumps(
+        {"id": "a", "type": "asset.teleported", "created_at": "2030-01-01T00:00:00Z", "data": {}}
+    )
     assert parse_event(body.encode()).type == "asset.teleported"
 
 

@@ -1,0 +1,147 @@
+"""The `ikledger` command line over a real log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from receiver.cli import cli
+from receiver.validation import parse_event
+from store import NewEvent, SQLiteStore
+from tests.support import SECRET, payload, payload_names, run_cli
+
+
+@pytest.fixture
+def filled(db_path):
+    with SQLiteStore(db_path) as store:
+        for name in payload_names():
+            event = parse_event(payload(name))
+            store.append(
+                NewEvent(event.id, event.type, event.created_at, payload(name), "standard-webhooks")
+            )
+    return db_path
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def commands() -> list[str]:
+    return sorted(cli.commands)
+
+
+def test_top_level_help_lists_every_command():
+    result = invoke("-h")
+    assert result.exit_code == 0
+    for name in commands():
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", commands())
+def test_every_command_has_help_text(name):
+    result = invoke(name, "-h")
+    assert result.exit_code == 0
+    assert cli.commands[name].help and cli.commands[name].help.strip()
+    assert result.output.startswith(f"Usage: cli {name}") or f" {name} " in result.output
+
+
+def test_module_entry_point_matches_console_script():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver", "-h"], capture_output=True, timeout=30
+    )
+    assert result.returncode == 0 and b"verify" in result.stdout
+
+
+def test_serve_without_secret_says_where_to_find_it(db_path):
+    result = run_cli("serve", db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": ""})
+    assert result.returncode != 0
+    assert b"Developer options" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_serve_refuses_public_bind_without_read_token(db_path):
+    result = run_cli(
+        "serve", "--host", "0.0.0.0", db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET}
+    )
+    assert result.returncode != 0 and b"IKLEDGER_READ_TOKEN" in result.stderr
+
+
+def test_status_reports_counts_and_size(filled):
+    result = invoke("status", "--json", "--db", str(filled))
+    report = json.loads(result.output)
+    assert report["events"] == report["last_position"] == len(payload_names())
+    assert report["deliveries"] == {"stored": len(payload_names())}
+    assert report["events_by_type"]["video.transformation.accepted"] == 2
+    assert report["size_bytes"] > 0
+
+
+def test_events_filters_by_type_and_time(filled):
+    result = invoke("events", "--json", "--type", "video.transformation.ready", "--db", str(filled))
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["id"] for r in rows] == ["a03031b5-ad5f-4985-8cf5-4de67630f6d7"]
+    result = invoke("events", "--json", "--since", "2023-01-01T00:00:00Z", "--db", str(filled))
+    assert {json.loads(line)["type"].split(".")[0] for line in result.output.splitlines()} == {
+        "upload"
+    }
+    table = invoke("events", "--db", str(filled)).output
+    assert table.splitlines()[0].split() == ["POSITION", "CREATED_AT", "TYPE", "ID"]
+
+
+def test_events_with_bad_time_is_a_one_line_error(filled):
+    result = invoke("events", "--since", "last tuesday", "--db", str(filled))
+    assert result.exit_code == 2 and "ISO-8601" in result.output
+
+
+def test_show_unknown_id_fails_cleanly(filled):
+    result = invoke("show", "nope", "--db", str(filled))
+    assert result.exit_code == 1 and "no event with id" in result.output
+
+
+def test_verify_fails_naming_the_changed_position(filled):
+    assert invoke("verify", "--db", str(filled)).output.startswith("ok, 8 events")
+    conn = sqlite3.connect(filled, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("UPDATE events SET body = CAST('{}' AS BLOB) WHERE position = 5")
+    conn.close()
+    result = run_cli("verify", db=filled)
+    assert result.returncode == 1
+    assert b"position 5" in result.stderr
+
+
+def test_verify_with_expected_head_catches_a_truncated_tail(filled):
+    head = json.loads(invoke("status", "--json", "--db", str(filled)).output)["head"]
+    assert invoke("verify", "--expect-head", head, "--db", str(filled)).exit_code == 0
+    conn = sqlite3.connect(filled, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_delete")
+    conn.execute("DELETE FROM events WHERE position = 8")
+    conn.close()
+    assert invoke("verify", "--db", str(filled)).exit_code == 0  # the chain alone cannot see it
+    assert invoke("verify", "--expect-head", head, "--db", str(filled)).exit_code == 1
+
+
+def test_export_import_round_trip_through_files(filled, tmp_path):
+    dump = tmp_path / "events.jsonl"
+    assert invoke("export", "-o", str(dump), "--db", str(filled)).exit_code == 0
+    copy = tmp_path / "copy.db"
+    result = invoke("import", str(dump), "--db", str(copy))
+    assert "imported 8 events; 0 already present" in result.output
+    result = invoke("import", str(dump), "--db", str(copy))
+    assert "imported 0 events; 8 already present" in result.output
+    assert invoke("status", "--json", "--db", str(copy)).output.count('"head"') == 1
+    heads = [
+        json.loads(invoke("status", "--json", "--db", str(p)).output)["head"]
+        for p in (filled, copy)
+    ]
+    assert heads[0] == heads[1]
+
+
+def test_import_of_garbage_names_the_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"body": "{}"}\nnot json\n')
+    result = invoke("import", str(bad), "--db", str(tmp_path / "x.db"))
+    assert result.exit_code != 0 and "line 1" in result.output

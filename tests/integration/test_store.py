@@ -1,0 +1,205 @@
+"""The SQLite log: positions, duplicates, conflicts, append-only, chain, journal."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import threading
+
+import pytest
+
+from receiver.admin import export_events, import_events
+from receiver.validation import parse_event
+from store import NewEvent, Outcome, Rejection, SQLiteStore, StoreUnavailable
+from tests.support import event_body, payload, payload_names
+
+
+def new(
+    event_id: str, body: bytes | None = None, type_: str = "video.transformation.accepted"
+) -> NewEvent:
+    return NewEvent(
+        event_id,
+        type_,
+        "2024-01-01T00:00:00.000Z",
+        body or event_body(event_id),
+        "standard-webhooks",
+    )
+
+
+def raw(db_path, sql: str, params=()) -> list:
+    """Run SQL on a separate plain connection, as an operator with sqlite3 would."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_duplicate_delivery_keeps_first_body_and_position(store):
+    body = event_body("e1")
+    first = store.append(new("e1", body))
+    again = store.append(new("e1", body))
+    assert (first.outcome, first.position) == (Outcome.STORED, 1)
+    assert (again.outcome, again.position, again.duplicate) == (Outcome.DUPLICATE, 1, True)
+    assert store.last_position() == 1
+
+
+def test_conflicting_redelivery_is_journalled_with_its_bytes(store, db_path):
+    original = event_body("e1")
+    store.append(new("e1", original))
+    result = store.append(new("e1", original.replace(b"accepted", b"ready")))
+    assert result.outcome is Outcome.CONFLICT and result.position == 1
+    assert store.get("e1").body == original
+    kept = raw(db_path, "SELECT body FROM deliveries WHERE outcome = 'conflict'")
+    assert kept == [(original.replace(b"accepted", b"ready"),)]
+
+
+def test_raw_bytes_are_kept_exactly(store):
+    for index, name in enumerate(payload_names()):
+        body = payload(name)
+        store.append(
+            NewEvent(f"id{index}", name, "2024-01-01T00:00:00.000Z", body, "x-ik-signature")
+        )
+        assert store.get(f"id{index}").body == body
+
+
+def test_positions_are_gap_free_under_concurrent_appends(store):
+    def worker(prefix: str) -> None:
+        for number in range(50):
+            event = new(f"{prefix}-{number}")
+            store.append(event)
+            store.append(event)  # a redelivery never takes a position
+
+    threads = [threading.Thread(target=worker, args=(f"t{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    positions = [e.position for batch in store.read_batches(0, batch_size=64) for e in batch]
+    assert positions == list(range(1, 401))
+    assert store.verify().ok
+
+
+def test_two_store_instances_on_one_file_share_one_sequence(db_path, store):
+    other = SQLiteStore(db_path)
+    try:
+        for number in range(20):
+            (store if number % 2 else other).append(new(f"e{number}"))
+        assert [e.position for b in store.read_batches() for e in b] == list(range(1, 21))
+        assert other.verify().ok
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("sql", ["UPDATE events SET type = 'x'", "DELETE FROM events"])
+def test_database_refuses_to_change_the_past(store, db_path, sql):
+    store.append(new("e1"))
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw(db_path, sql)
+
+
+def tamper(db_path, sql: str, params=()) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("DROP TRIGGER events_no_update")
+    conn.execute("DROP TRIGGER events_no_delete")
+    conn.execute(sql, params)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql,params,bad,problem",
+    [
+        (
+            "UPDATE events SET body = ? WHERE position = 3",
+            (b'{"id":"forged"}',),
+            3,
+            "chain mismatch",
+        ),
+        ("UPDATE events SET id = 'other' WHERE position = 4", (), 4, "chain mismatch"),
+        ("DELETE FROM events WHERE position = 2", (), 2, "missing"),
+        ("DELETE FROM events WHERE position = 1", (), 1, "missing"),
+        (
+            "INSERT INTO events VALUES (6, 'x', 't', 'c', 'r', 's', zeroblob(32), X'7B7D')",
+            (),
+            6,
+            "chain mismatch",
+        ),
+    ],
+)
+def test_verify_names_first_tampered_position(store, db_path, sql, params, bad, problem):
+    for number in range(5):
+        store.append(new(f"e{number}"))
+    assert store.verify().ok
+    tamper(db_path, sql, params)
+    report = store.verify()
+    assert not report.ok
+    assert report.first_bad_position == bad
+    assert problem in report.problem
+
+
+def test_empty_log_verifies_and_reports_position_zero(store):
+    assert store.verify().ok and store.verify().events == 0
+    assert store.last_position() == 0
+
+
+def test_read_batches_streams_in_order_with_type_filter(store):
+    for number in range(25):
+        store.append(
+            new(
+                f"e{number}",
+                type_="file.created" if number % 5 == 0 else "video.transformation.ready",
+            )
+        )
+    batches = list(store.read_batches(3, batch_size=7, types=["file.created"]))
+    assert [e.position for b in batches for e in b] == [6, 11, 16, 21]
+    assert [len(b) for b in store.read_batches(0, batch_size=10, until=23)] == [10, 10, 3]
+
+
+def test_rejected_journal_rows_are_capped(db_path):
+    capped = SQLiteStore(db_path, rejected_keep=5)
+    try:
+        for number in range(12):
+            capped.record_rejection(Rejection(reason=f"r{number}", status=401))
+        capped.append(new("flush"))  # the writer commits queued rejections with this group
+    finally:
+        capped.close()
+    rows = raw(db_path, "SELECT reason FROM deliveries WHERE outcome = 'rejected' ORDER BY seq")
+    assert [r for (r,) in rows] == [f"r{n}" for n in range(7, 12)]
+
+
+def test_export_then_import_reproduces_events_and_chain(store, tmp_path):
+    for name in payload_names():
+        parsed = parse_event(payload(name))
+        store.append(
+            NewEvent(parsed.id, parsed.type, parsed.created_at, payload(name), "x-ik-signature")
+        )
+    exported = io.BytesIO()
+    assert export_events(store, exported) == len(payload_names())
+    copy = SQLiteStore(tmp_path / "copy.db")
+    try:
+        lines = exported.getvalue().splitlines()
+        assert import_events(copy, lines).stored == len(lines)
+        assert import_events(copy, lines).duplicate == len(lines)  # idempotent
+        original = [e for b in store.read_batches() for e in b]
+        imported = [e for b in copy.read_batches() for e in b]
+        assert [(e.position, e.id, e.body, e.chain, e.received_at) for e in imported] == [
+            (e.position, e.id, e.body, e.chain, e.received_at) for e in original
+        ]
+        assert copy.verify().head == store.verify().head
+    finally:
+        copy.close()
+
+
+def test_locked_database_raises_store_unavailable_and_commits_nothing(db_path):
+    quick = SQLiteStore(db_path, timeout=0.2)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreUnavailable, match="locked"):
+            quick.append(new("e1"))
+        blocker.execute("ROLLBACK")
+        assert quick.append(new("e1")).outcome is Outcome.STORED  # recovers without restart
+        assert quick.last_position() == 1
+    finally:
+        blocker.close()
+        quick.close()
