@@ -53,7 +53,7 @@ def test_module_entry_point_matches_console_script():
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "receiver", "-h"], capture_output=True, timeout=30
+        [sys.executable, "-m", "receiver", "-h"], capture_output=True, timeout=30, check=False
     )
     assert result.returncode == 0 and b"verify" in result.stdout
 
