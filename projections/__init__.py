@@ -1,3 +1,52 @@
-"""Read models rebuilt from the event log."""
+"""Read models of the event log, kept in a SQLite file beside it.
 
-__all__: list[str] = []
+Open with `open_projections(store)`, keep current with `ProjectionRunner(db).start()`
+(or `.catch_up()`), query with the functions of `projections.queries`.
+"""
+
+from .db import ProjectionDB, default_projections_path, open_projections
+from .engine import PoisonEvent, Progress
+from .framework import (
+    AssetNotFound,
+    InvalidQuery,
+    Projection,
+    ProjectionError,
+    RebuildFailed,
+    Tables,
+    UnknownProjection,
+)
+from .queries import (
+    STUCK_AFTER,
+    asset_positions,
+    assets,
+    projection_status,
+    timeline,
+    transformations,
+)
+from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+from .timeline import TIMELINE, asset_key
+
+__all__ = [
+    "DEFAULT_PROJECTIONS",
+    "STUCK_AFTER",
+    "TIMELINE",
+    "AssetNotFound",
+    "InvalidQuery",
+    "PoisonEvent",
+    "Progress",
+    "Projection",
+    "ProjectionDB",
+    "ProjectionError",
+    "ProjectionRunner",
+    "RebuildFailed",
+    "Tables",
+    "UnknownProjection",
+    "asset_key",
+    "asset_positions",
+    "assets",
+    "default_projections_path",
+    "open_projections",
+    "projection_status",
+    "timeline",
+    "transformations",
+]

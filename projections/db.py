@@ -1,0 +1,175 @@
+"""The projections database: a SQLite file beside the log, holding every read model.
+
+Call `open_projections(store, path=None)` to get a `ProjectionDB`; queries and the
+runner take it as their first argument. `default_projections_path("x.db")` is
+`"x.projections.db"`. Writes here never touch the log, so ingest never waits on them.
+
+Each projection's tables carry a generation suffix (`timeline_events_g3`); the row
+of `projection_meta` names the generation being served, its checkpoint (the last
+log position applied) and the log's chain value at that position. Readers read that
+row and the tables in one read transaction, so a swap is seen whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Self
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from store import EventStore
+
+migrations = Migrations("ikledger.projections")
+
+
+@migrations()
+def m001_meta(db: Database) -> None:
+    db["projection_meta"].create(
+        {
+            "name": str,
+            "version": int,
+            "generation": int,
+            "checkpoint": int,
+            "chain": bytes,
+            "next_generation": int,
+            "updated_at": str,
+            "error_position": int,
+            "error_event_id": str,
+            "error_message": str,
+            "error_at": str,
+            "error_attempts": int,
+        },
+        pk="name",
+        not_null={"version", "generation", "checkpoint", "next_generation"},
+    )
+
+
+def default_projections_path(log_path: str | os.PathLike) -> str:
+    """Where the read models of the log at `log_path` live: `X.db` → `X.projections.db`."""
+    root, ext = os.path.splitext(os.fspath(log_path))
+    return f"{root}.projections{ext or '.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """One projection's row of `projection_meta`."""
+
+    name: str
+    version: int
+    generation: int
+    checkpoint: int
+    chain: bytes | None
+    next_generation: int
+    error_position: int | None
+    error_event_id: str | None
+    error_message: str | None
+    error_at: str | None
+    error_attempts: int
+
+
+_META_COLUMNS = (
+    "name, version, generation, checkpoint, chain, next_generation, error_position, "
+    "error_event_id, error_message, error_at, coalesce(error_attempts, 0)"
+)
+
+
+def read_meta(conn: sqlite3.Connection, name: str) -> Meta | None:
+    row = conn.execute(
+        f"SELECT {_META_COLUMNS} FROM projection_meta WHERE name = ?", (name,)
+    ).fetchone()
+    return Meta(*row) if row else None
+
+
+def connect(path: str, timeout: float = 10.0) -> sqlite3.Connection:
+    """A connection in autocommit mode; transactions are explicit (see `transaction`)."""
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    # Read models are rebuildable from the log: NORMAL keeps commits atomic, skips fsyncs.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, mode: str = "") -> Iterator[sqlite3.Connection]:
+    """BEGIN [mode] … COMMIT, rolled back on any exception. mode: '', 'IMMEDIATE'."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class ProjectionDB:
+    """The projections file plus the log it is derived from; one connection per thread."""
+
+    def __init__(self, store: EventStore, path: str | os.PathLike, *, timeout: float = 10.0):
+        self.store = store
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        setup = connect(self.path, timeout)
+        try:
+            setup.execute("PRAGMA journal_mode=WAL")
+            migrations.apply(Database(setup))
+        finally:
+            setup.close()
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("the projections database is closed")
+            conn = connect(self.path, self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot of meta rows and tables."""
+        with transaction(self.conn()) as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), so it never upgrades."""
+        with transaction(self.conn(), "IMMEDIATE") as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close every connection this object opened. Idempotent; the store stays open."""
+        with self._lock:
+            self._closed = True
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_projections(store: EventStore, path: str | os.PathLike | None = None) -> ProjectionDB:
+    """Open (creating if needed) the read models of `store`; path defaults beside the log."""
+    if path is None:
+        log_path = getattr(store, "path", None)
+        if log_path is None:
+            raise ValueError("give a projections path for a store that is not a file")
+        path = default_projections_path(log_path)
+    return ProjectionDB(store, path)

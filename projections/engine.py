@@ -1,0 +1,326 @@
+"""Checkpointed catch-up and atomic rebuild of one projection.
+
+- `ensure(db, projection)`: create the projection's meta row and first tables; say why
+  a rebuild is due (code version changed, log replaced), or None.
+- `catch_up(db, projection)`: apply the log after the checkpoint. Each batch and the
+  new checkpoint commit in one transaction; events of other types still advance it.
+  On an event `apply` cannot fold, everything before it is committed, the checkpoint
+  stops just before it, the error is recorded in meta and `PoisonEvent` is raised.
+- `rebuild(db, projection, progress=)`: replay the whole log into a new generation of
+  tables, then switch the meta row to it and drop the old one in one transaction.
+
+Several processes may run catch-up at once: a writer re-reads the meta row inside its
+write transaction and gives up (retrying later) if someone else moved it meanwhile,
+so no event is applied twice. Rebuilds of one projection must not run concurrently.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from store import Event, StoreError, utc_now
+
+from .db import Meta, ProjectionDB, read_meta, transaction
+from .framework import Projection, ProjectionError
+
+TRANSIENT = (sqlite3.OperationalError, StoreError)
+
+
+class PoisonEvent(ProjectionError):
+    """A projection could not apply the event at `position`; it stopped just before it."""
+
+    def __init__(self, name: str, event: Event, cause: BaseException):
+        super().__init__(f"{name}: cannot apply event {event.id} at {event.position}: {cause!r}")
+        self.position = event.position
+        self.event_id = event.id
+        self.cause = cause
+
+
+class _Moved(Exception):
+    """Another writer moved the meta row while we were reading the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a rebuild is: `done` of about `total` events, `rate` events/s, `eta` s."""
+
+    projection: str
+    phase: str  # "loading", "finishing", "swapping", "done"
+    done: int
+    total: int
+    rate: float
+    eta: float | None
+
+
+def _create_meta(conn: sqlite3.Connection, projection: Projection) -> Meta:
+    projection.setup(conn, projection.tables(1))
+    conn.execute(
+        "INSERT INTO projection_meta (name, version, generation, checkpoint, chain, "
+        "next_generation, updated_at, error_attempts) VALUES (?, ?, 1, 0, NULL, 2, ?, 0)",
+        (projection.name, projection.version, utc_now()),
+    )
+    return read_meta(conn, projection.name)
+
+
+def ensure(db: ProjectionDB, projection: Projection) -> str | None:
+    """Make sure the projection exists; return why it must be rebuilt, or None."""
+    with db.write() as conn:
+        meta = read_meta(conn, projection.name) or _create_meta(conn, projection)
+    if meta.version != projection.version:
+        return f"code version {projection.version} differs from tables' {meta.version}"
+    if meta.checkpoint > 0:
+        found = db.store.get_positions([meta.checkpoint])
+        if not found or found[0].chain != meta.chain:
+            return f"the log at position {meta.checkpoint} is not the one projected"
+    return None
+
+
+def _lookahead(batches: Iterator[list[Event]]) -> Iterator[tuple[list[Event], bool]]:
+    batch = next(batches, None)
+    while batch is not None:
+        following = next(batches, None)
+        yield batch, following is None
+        batch = following
+
+
+def _chain_at(db: ProjectionDB, position: int) -> bytes | None:
+    if position <= 0:
+        return None
+    found = db.store.get_positions([position])
+    return found[0].chain if found else None
+
+
+def _set_checkpoint(conn: sqlite3.Connection, name: str, position: int, chain: bytes | None):
+    conn.execute(
+        "UPDATE projection_meta SET checkpoint = ?, chain = ?, updated_at = ?, "
+        "error_position = NULL, error_event_id = NULL, error_message = NULL, error_at = NULL, "
+        "error_attempts = 0 WHERE name = ?",
+        (position, chain, utc_now(), name),
+    )
+
+
+def _record_error(conn: sqlite3.Connection, name: str, event: Event | None, message: str):
+    conn.execute(
+        "UPDATE projection_meta SET error_position = ?, error_event_id = ?, error_message = ?, "
+        "error_at = ?, error_attempts = coalesce(error_attempts, 0) + 1 WHERE name = ?",
+        (event.position if event else None, event.id if event else None, message, utc_now(), name),
+    )
+
+
+def record_error(db: ProjectionDB, name: str, message: str) -> None:
+    """Note a transient failure (locked database, unavailable log) in the meta row."""
+    with db.write() as conn:
+        _record_error(conn, name, None, message)
+
+
+def _apply_until_poison(
+    conn: sqlite3.Connection, tables, events: Sequence[Event], apply
+) -> tuple[Event, BaseException] | None:
+    """Apply events one by one under savepoints; stop at the first that raises."""
+    for event in events:
+        conn.execute("SAVEPOINT one")
+        try:
+            apply(conn, tables, [event])
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of apply marks the event poison
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            return event, exc
+        conn.execute("RELEASE one")
+    return None
+
+
+def _apply_batch(conn, tables, batch: Sequence[Event], apply):
+    """Apply a batch under a savepoint; on a poison event keep the prefix before it."""
+    conn.execute("SAVEPOINT batch")
+    try:
+        apply(conn, tables, batch)
+    except TRANSIENT:
+        raise
+    except Exception:  # noqa: BLE001 - find the event to blame, one by one
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        return _apply_until_poison(conn, tables, batch, apply)
+    conn.execute("RELEASE batch")
+    return None
+
+
+def catch_up(db: ProjectionDB, projection: Projection, *, batch_size: int = 2000) -> int:
+    """Apply every event after the checkpoint up to the log's head now; returns how many.
+
+    Raises PoisonEvent (after committing everything before it) or a transient error.
+    """
+    store, name = db.store, projection.name
+    meta = read_meta(db.conn(), name)
+    head = store.last_position()
+    if head <= meta.checkpoint:
+        return 0
+    applied = 0
+    batches = store.read_batches(
+        meta.checkpoint, batch_size=batch_size, types=projection.handles, until=head
+    )
+    for batch, last in _with_tail(_lookahead(batches)):
+        tables = projection.tables(meta.generation)
+        with db.write() as conn:
+            now = read_meta(conn, name)
+            if (now.generation, now.checkpoint) != (meta.generation, meta.checkpoint):
+                raise _Moved
+            poison = _apply_batch(conn, tables, batch, projection.apply) if batch else None
+            if poison is not None:
+                event, exc = poison
+                _set_checkpoint(conn, name, event.position - 1, _chain_at(db, event.position - 1))
+                _record_error(conn, name, event, f"{type(exc).__name__}: {exc}")
+                applied += sum(1 for e in batch if e.position < event.position)
+                raise PoisonEvent(name, event, exc)
+            position = head if last else batch[-1].position
+            chain = batch[-1].chain if batch and batch[-1].position == position else None
+            if chain is None:
+                chain = _chain_at(db, position)
+            _set_checkpoint(conn, name, position, chain)
+        applied += len(batch)
+        meta = read_meta(db.conn(), name)
+    return applied
+
+
+def _with_tail(steps: Iterator[tuple[list[Event], bool]]):
+    """Like `steps`, but an empty last batch when nothing was read, to move the checkpoint."""
+    seen = False
+    for step in steps:
+        seen = True
+        yield step
+    if not seen:
+        yield [], True
+
+
+def catch_up_safely(db: ProjectionDB, projection: Projection, *, batch_size: int = 2000) -> int:
+    """`catch_up`, retrying when another process moved the checkpoint under us."""
+    for _ in range(5):
+        try:
+            return catch_up(db, projection, batch_size=batch_size)
+        except _Moved:
+            continue
+    return 0
+
+
+_GEN = re.compile(r"_g(\d+)$")
+
+
+def _generations(conn: sqlite3.Connection, name: str) -> set[int]:
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?",
+        (len(name) + 1, name + "_"),
+    ).fetchall()
+    return {int(m.group(1)) for (n,) in names if (m := _GEN.search(n))}
+
+
+def _drop_other_generations(conn, projection: Projection, keep: set[int]) -> None:
+    for generation in _generations(conn, projection.name) - keep:
+        projection.reset(conn, projection.tables(generation))
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def rebuild(
+    db: ProjectionDB,
+    projection: Projection,
+    *,
+    progress: ProgressFn | None = None,
+    batch_size: int = 5000,
+    commit_every: int = 200_000,
+) -> int:
+    """Replay the whole log into fresh tables and swap them in; returns events applied.
+
+    Readers see the old generation, complete, until the swap commits. A crash leaves
+    only unreferenced tables, dropped by the next rebuild. A poison event ends the
+    replay early: the new generation is swapped in with its checkpoint just before
+    the event and the error recorded, as catch-up would have left it.
+    """
+    store, name = db.store, projection.name
+    with db.write() as conn:
+        meta = read_meta(conn, name) or _create_meta(conn, projection)
+        generation = meta.next_generation
+        conn.execute(
+            "UPDATE projection_meta SET next_generation = ? WHERE name = ?", (generation + 1, name)
+        )
+        _drop_other_generations(conn, projection, {meta.generation})
+        tables = projection.tables(generation)
+        (projection.bulk_setup or projection.setup)(conn, tables)
+    head = store.last_position()
+    total = sum(store.stats().events_by_type.get(t, 0) for t in projection.handles)
+    load = projection.load or projection.apply
+    started, done, since_commit, poison = time.monotonic(), 0, 0, None
+    conn = db.conn()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for batch in store.read_batches(
+            0, batch_size=batch_size, types=projection.handles, until=head
+        ):
+            poison = _apply_batch(conn, tables, batch, load)
+            if poison is not None:
+                done += sum(1 for e in batch if e.position < poison[0].position)
+                break
+            done += len(batch)
+            since_commit += len(batch)
+            if since_commit >= commit_every:
+                # Short commits let catch-up in other processes keep the old model current.
+                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                since_commit = 0
+            if progress is not None:
+                progress(_progress(name, "loading", done, total, started))
+        conn.execute("COMMIT")
+        if progress is not None:
+            progress(_progress(name, "finishing", done, total, started))
+        with transaction(conn, "IMMEDIATE"):
+            projection.finish(conn, tables)
+        done += _swap(db, projection, generation, head, poison)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        with db.write() as cleanup:
+            if read_meta(cleanup, name).generation != generation:
+                projection.reset(cleanup, tables)
+        raise
+    if progress is not None:
+        progress(_progress(name, "done", done, max(total, done), started))
+    return done
+
+
+def _swap(db: ProjectionDB, projection: Projection, generation: int, built_to: int, poison) -> int:
+    """Bring the new generation to the log's head and make it the served one, atomically."""
+    name, tables, applied = projection.name, projection.tables(generation), 0
+    with db.write() as conn:
+        head = db.store.last_position()
+        if poison is None:
+            for batch in db.store.read_batches(
+                built_to, batch_size=2000, types=projection.handles, until=head
+            ):
+                poison = _apply_batch(conn, tables, batch, projection.apply)
+                if poison is not None:
+                    break
+                applied += len(batch)
+        conn.execute(
+            "UPDATE projection_meta SET version = ?, generation = ? WHERE name = ?",
+            (projection.version, generation, name),
+        )
+        if poison is None:
+            _set_checkpoint(conn, name, head, _chain_at(db, head))
+        else:
+            event, exc = poison
+            _set_checkpoint(conn, name, event.position - 1, _chain_at(db, event.position - 1))
+            _record_error(conn, name, event, f"{type(exc).__name__}: {exc}")
+        _drop_other_generations(conn, projection, {generation})
+    return applied
+
+
+def _progress(name: str, phase: str, done: int, total: int, started: float) -> Progress:
+    elapsed = max(time.monotonic() - started, 1e-9)
+    rate = done / elapsed
+    eta = (total - done) / rate if rate > 0 and total >= done else None
+    return Progress(name, phase, done, total, rate, eta)

@@ -1,0 +1,119 @@
+"""Builders and fixtures shared by the projection tests.
+
+Test files import this module after putting `tests/` on sys.path (the conftest
+belongs to another part of the suite), and re-export the fixtures they use.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from projections import ProjectionRunner, open_projections
+from store import NewEvent, SQLiteStore
+
+PAYLOADS = Path("/work/shared/imagekit/payloads")
+SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"
+
+
+def payload(name: str) -> bytes:
+    """The documented body of an event type, byte for byte."""
+    return (PAYLOADS / f"{name}.json").read_bytes()
+
+
+def as_new_event(body: bytes) -> NewEvent:
+    doc = orjson.loads(body)
+    return NewEvent(doc["id"], doc["type"], doc["created_at"], body, "standard-webhooks")
+
+
+def documented_events() -> list[NewEvent]:
+    """The three documented video events of the sample asset, in the docs' order."""
+    names = ("accepted", "ready", "error")
+    return [as_new_event(payload(f"video.transformation.{n}")) for n in names]
+
+
+def video_event(
+    event_id: str,
+    kind: str,
+    created_at: str,
+    *,
+    asset: str = SAMPLE,
+    request_id: str | None = "req-1",
+    reason: str = "encoding_failed",
+    quality: int = 10,
+) -> NewEvent:
+    """A video.transformation.<kind> event shaped like ImageKit's."""
+    transformation: dict = {
+        "type": "video-transformation",
+        "options": {"format": "webm", "quality": quality},
+    }
+    doc: dict = {
+        "type": f"video.transformation.{kind}",
+        "id": event_id,
+        "created_at": created_at,
+        "data": {"asset": {"url": asset}, "transformation": transformation},
+    }
+    if request_id is not None:
+        doc["request"] = {"x_request_id": request_id, "url": f"{asset}?tr=f-webm,q-{quality}"}
+    if kind == "ready":
+        doc["timings"] = {"download_duration": 100, "encoding_duration": 900}
+        transformation["output"] = {
+            "url": f"{asset}?tr=f-webm,q-{quality}",
+            "video_metadata": {"duration": 1.5, "width": 640, "height": 360, "bitrate": 1000},
+        }
+    elif kind == "error":
+        transformation["error"] = {"reason": reason}
+    return NewEvent(event_id, doc["type"], created_at, orjson.dumps(doc), "standard-webhooks")
+
+
+def other_event(event_id: str, event_type: str, created_at: str) -> NewEvent:
+    """An event of a type the timeline does not handle."""
+    body = orjson.dumps({"type": event_type, "id": event_id, "created_at": created_at, "data": {}})
+    return NewEvent(event_id, event_type, created_at, body, "standard-webhooks")
+
+
+def poison_event(event_id: str, created_at: str) -> NewEvent:
+    """A video event whose body is not JSON: the timeline cannot fold it."""
+    return NewEvent(
+        event_id, "video.transformation.ready", created_at, b"not json", "standard-webhooks"
+    )
+
+
+def table_rows(path: str, generation_of: str = "timeline") -> dict[str, list[tuple]]:
+    """Every row of the served generation's tables, sorted, keyed by base table name."""
+    conn = sqlite3.connect(path)
+    try:
+        (generation,) = conn.execute(
+            "SELECT generation FROM projection_meta WHERE name = ?", (generation_of,)
+        ).fetchone()
+        found = {}
+        for base in ("events", "transformations", "assets"):
+            table = f"{generation_of}_{base}_g{generation}"
+            found[base] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+        return found
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def log(tmp_path):
+    store = SQLiteStore(tmp_path / "log.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def pdb(log):
+    db = open_projections(log)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def runner(pdb):
+    r = ProjectionRunner(pdb, poll_interval=0.02, backoff=(0.05, 0.2))
+    yield r
+    r.stop()
