@@ -202,7 +202,8 @@ class SQLiteStore:
             ):
                 known[event_id] = (pos, body_digest(body))
         now = utc_now()
-        event_rows, delivery_rows, types = [], [], Counter()
+        # Refused deliveries never wait, so those queued are older than this group's appends.
+        event_rows, delivery_rows, types = [], list(rejections), Counter()
         for waiter in group:
             for event in waiter.events:
                 digest = body_digest(event.body)
@@ -255,7 +256,6 @@ class SQLiteStore:
                 "ON CONFLICT(type) DO UPDATE SET events = events + excluded.events",
                 list(types.items()),
             )
-        delivery_rows.extend(rejections)
         if delivery_rows:
             conn.executemany(
                 "INSERT INTO deliveries (received_at, outcome, status, reason, event_id, position, "
