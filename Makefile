@@ -26,5 +26,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check store projections receiver tests
 	$(BIN)/ruff check store projections receiver tests
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# Benchmarks are not tests: never part of `make test`. See bench/README.md.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -195,35 +195,6 @@ def wait_ready(port: int, proc: subprocess.Popen, path: str = "/healthz", limit:
     raise RuntimeError(f"server {proc.args!r} not ready after {limit} s")
 
 
-def run_measured(args: Sequence[str], *, env: dict | None = None, timeout: float = 600.0):
-    """Run a child to completion; returns (wall seconds, peak RSS bytes, stdout bytes).
-
-    Peak RSS comes from wait4's rusage of that child alone. Raises on a non-zero exit.
-    """
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        list(args),
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        cwd=ROOT,
-    )
-    _children.append(proc)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        stop(proc)
-        raise
-    # communicate() already reaped the child; its rusage is gone, so we ask the kernel
-    # for the maximum over reaped children below instead (see peak_rss_of).
-    wall = time.perf_counter() - started
-    _children.remove(proc)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(map(str, args))} exited {proc.returncode}: {err.decode()[-2000:]}"
-        )
-    return wall, out, err
 
 
 def run_with_rss(args: Sequence[str], *, env: dict | None = None, timeout: float = 900.0):

@@ -47,7 +47,9 @@ def run(plan) -> tuple[list[Figure], dict]:
                     harness.Path(f"{db}{suffix}").unlink(missing_ok=True)
                 server = servers.ikledger(db, threads=plan.server_threads, log=folder / f"ingest-{i}.log")
             with server as port:
-                wrk(port, warm_file, mode="post", connections=plan.connections, seconds=1)
+                if plan.warmup_seconds:
+                    wrk(port, warm_file, mode="post", connections=plan.connections,
+                        seconds=plan.warmup_seconds)
                 result = wrk(port, req_file, mode="post", connections=plan.connections,
                              seconds=plan.ingest_seconds)
             results[name].append(result)

@@ -1,0 +1,79 @@
+"""Profiles of what bounds a missed target, taken after the measured runs (py-spy)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import harness, servers
+from .profile import py_spy, record, summarise
+
+SECONDS = 5
+
+
+def _bounds_text(summary: dict) -> str:
+    own = ", ".join(f"{name} {pct}%" for name, pct in summary["own"][:6])
+    return f"py-spy, {summary['samples']} on-CPU samples; most own time: {own}."
+
+
+def _ingest(plan, folder: Path) -> dict:
+    from .ingest import _requests
+    from .load import write_posts, wrk
+
+    req = folder / "ingest.req"
+    write_posts(req, _requests(int(plan.ingest_requests / 2), seed=43), int(time.time()))
+    db = folder / "ingest.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    out = folder / "ingest.txt"
+    with servers.ikledger(db, threads=plan.server_threads, log=folder / "ingest.log") as port:
+        pid = harness._children[-1].pid
+        spy = record(pid, SECONDS, out)
+        wrk(port, req, mode="post", connections=plan.connections, seconds=SECONDS + 1)
+        spy.wait(30)
+    return summarise(out)
+
+
+def _append(plan, folder: Path) -> dict:
+    from .append import THREADS, _events, run_ikledger
+
+    events = _events(plan.append_events)
+    out = folder / "append.txt"
+    spy = record(os.getpid(), SECONDS, out)
+    deadline = time.monotonic() + SECONDS
+    while time.monotonic() < deadline:
+        run_ikledger(folder / "append.db", events, THREADS)
+    spy.wait(30)
+    return summarise(out)
+
+
+def _rebuild(plan, folder: Path, small: Path) -> dict:
+    out = folder / "rebuild.txt"
+    tool = py_spy()
+    harness.run_with_rss([tool, "record", "-r", "250", "--format", "raw", "-o", str(out), "--",
+                          sys.executable, "-m", "bench.rebuild", "rebuild", str(small)], timeout=300)
+    return summarise(out)
+
+
+def run(plan, missed, results: dict, context: dict) -> None:
+    if py_spy() is None:
+        results["errors"]["profiles"] = "py-spy is not installed (pip install '.[bench]')"
+        return
+    folder = harness.WORK / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    benches = {f.bench for f in missed}
+    jobs = []
+    if "1 ingest" in benches:
+        jobs.append(("ingest server under wrk load (POST /webhook)", lambda: _ingest(plan, folder)))
+    if "2 append" in benches:
+        jobs.append(("store.append from 8 threads", lambda: _append(plan, folder)))
+    if "3 rebuild" in benches:
+        small = harness.WORK / "db" / f"log-{plan.small_events}-s4-g1.db"
+        jobs.append((f"timeline rebuild of {plan.small_events:,} events", lambda: _rebuild(plan, folder, small)))
+    for name, job in jobs:
+        print(f"  profiling: {name}", flush=True)
+        summary = job()
+        results["profiles"][name] = summary
+        results["bounds"][name] = _bounds_text(summary)

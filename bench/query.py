@@ -1,0 +1,111 @@
+"""Benchmark 4: `GET /timeline` latency over the big log, and `ikledger timeline` as a process.
+
+wrk, 8 connections, cycles through the probe assets (1 to 200 transformations each);
+the baseline is the bare Falcon+waitress app answering a fixed document on the same
+route at the same concurrency, interleaved run by run. A sequential pass per probe
+size gives the per-size medians (information). The CLI is timed end to end as a
+process, against `python -c pass` from the same interpreter as its baseline.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from . import harness, servers
+from .harness import Figure, spread
+from .load import wrk
+
+READERS = 8
+
+
+def path_for(url: str) -> str:
+    return f"/timeline?asset={quote(url, safe='')}"
+
+
+def _sequential(port: int, paths: list[str], repeat: int) -> dict[str, float]:
+    conn = http.client.HTTPConnection(harness.HOST, port, timeout=10)
+    out = {}
+    try:
+        for p in paths:
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                conn.request("GET", p)
+                resp = conn.getresponse()
+                resp.read()
+                times.append((time.perf_counter() - t) * 1000)
+                if resp.status != 200:
+                    raise RuntimeError(f"GET {p} answered {resp.status}")
+            out[p] = statistics.median(times)
+    finally:
+        conn.close()
+    return out
+
+
+def _process(args: list[str], env: dict, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        done = subprocess.run(args, env={**__import__("os").environ, **env}, capture_output=True,
+                              timeout=120, cwd=harness.ROOT)
+        times.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args} exited {done.returncode}: {done.stderr.decode()[-500:]}")
+    return times
+
+
+def run(plan, log: Path, probes: dict) -> list[Figure]:
+    folder = harness.WORK / "query"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [path_for(url) for _, url in sorted(probes.items())]
+    req_file = folder / "timeline.req"
+    harness_write = "\n".join(paths * 4) + "\n"
+    req_file.write_text(harness_write)
+    ours, bare, per_size = [], [], []
+    for i in range(plan.runs):
+        with servers.bare(threads=plan.server_threads) as port:
+            if plan.warmup_seconds:
+                wrk(port, req_file, mode="get", connections=READERS, seconds=plan.warmup_seconds)
+            bare.append(wrk(port, req_file, mode="get", connections=READERS, seconds=plan.query_seconds))
+        with servers.ikledger(log, threads=plan.server_threads, log=folder / "serve.log") as port:
+            if plan.warmup_seconds:
+                wrk(port, req_file, mode="get", connections=READERS, seconds=plan.warmup_seconds)
+            ours.append(wrk(port, req_file, mode="get", connections=READERS, seconds=plan.query_seconds))
+            per_size.append(_sequential(port, paths, plan.query_sequential))
+        print(f"  query run {i + 1}: ikledger p99 {ours[-1]['p99_us'] / 1000:.2f} ms "
+              f"({ours[-1]['rps']:.0f} req/s, non-2xx {ours[-1]['non2xx']}), "
+              f"bare p99 {bare[-1]['p99_us'] / 1000:.2f} ms", flush=True)
+    sizes = {str(n): statistics.median(run[path_for(url)] for run in per_size)
+             for n, url in sorted(probes.items())}
+    bad = sum(r["non2xx"] + r["errors"] for r in ours)
+    figures = [
+        Figure("4 query", "GET /timeline p99, 8 readers", "ms",
+               spread([r["p99_us"] / 1000 for r in ours]), spread([r["p99_us"] / 1000 for r in bare]),
+               "bare Falcon+waitress fixed answer, p99", "max_value", 10.0,
+               f"probe assets of {', '.join(map(str, sorted(probes)))} transformations, cycled; "
+               f"non-2xx+errors {bad}; sequential median ms by size: "
+               + ", ".join(f"{k}: {v:.2f}" for k, v in sizes.items()),
+               extra={"rps": [r["rps"] for r in ours], "per_size_median_ms": sizes}),
+    ]
+    biggest = probes[max(probes)]
+    cli = [str(harness.VENV_BIN / "ikledger"), "timeline", biggest, "--json"]
+    env = {"IKLEDGER_DB": str(log)}
+    base_times, cli_times = [], []
+    for _ in range(plan.runs):
+        base_times += _process([sys.executable, "-c", "pass"], {}, 1)
+        cli_times += _process(cli, env, 1)
+    print(f"  ikledger timeline: {statistics.median(cli_times) * 1000:.0f} ms, "
+          f"python -c pass {statistics.median(base_times) * 1000:.0f} ms", flush=True)
+    figures.append(
+        Figure("4 query", f"`ikledger timeline URL --json` ({max(probes)} transformations)", "ms",
+               spread([t * 1000 for t in cli_times]), spread([t * 1000 for t in base_times]),
+               "`python -c pass`, same interpreter", "info", None,
+               "whole process, start to exit; no target in the issue")
+    )
+    return figures

@@ -1,0 +1,101 @@
+"""Benchmark 3: a full rebuild of the timeline projection, versus a bare read-and-parse loop.
+
+Both run as child processes over the same generated log, alternating (bare, rebuild,
+bare, rebuild, …); each times itself around its own work and the harness reads the
+child's peak RSS from wait4. Rates are log events per second of that work: the whole
+log divided by the time to get through it. The bare loop reads every event's body in
+position order from a plain sqlite3 cursor and parses it with the standard library's
+`json`; it stores nothing.
+
+Run a child by hand: `python -m bench.rebuild rebuild LOG` or `python -m bench.rebuild bare LOG`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from . import harness
+from .harness import Figure, spread
+
+
+def bare_loop(log: str) -> dict:
+    conn = sqlite3.connect(f"file:{log}?mode=ro", uri=True)
+    started = time.perf_counter()
+    cursor = conn.execute("SELECT position, type, body FROM events ORDER BY position")
+    events = 0
+    loads = json.loads
+    while rows := cursor.fetchmany(5000):
+        for _position, _type, body in rows:
+            loads(body)
+            events += 1
+    seconds = time.perf_counter() - started
+    conn.close()
+    return {"events": events, "seconds": seconds}
+
+
+def rebuild(log: str) -> dict:
+    from projections import ProjectionRunner, open_projections
+    from store import SQLiteStore
+
+    store = SQLiteStore(log)
+    db = open_projections(store)
+    try:
+        runner = ProjectionRunner(db)
+        started = time.perf_counter()
+        applied = runner.rebuild("timeline")
+        seconds = time.perf_counter() - started
+        events = store.last_position()
+    finally:
+        db.close()
+        store.close()
+    return {"events": events, "applied": applied, "seconds": seconds}
+
+
+def child(kind: str, log: Path) -> dict:
+    """Run one child; returns its own timing plus its peak RSS and wall time."""
+    wall, rss, out = harness.run_with_rss(
+        [sys.executable, "-m", "bench.rebuild", kind, str(log)], timeout=900
+    )
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result.update({"rss_bytes": rss, "wall": wall, "rate": result["events"] / result["seconds"]})
+    return result
+
+
+def run(plan, big: Path, small: Path) -> list[Figure]:
+    bare, full, part = [], [], []
+    for i in range(plan.runs):
+        bare.append(child("bare", big))
+        full.append(child("rebuild", big))
+        part.append(child("rebuild", small))
+        print(f"  rebuild run {i + 1}: bare {bare[-1]['rate']:.0f} ev/s "
+              f"({bare[-1]['seconds']:.1f} s), rebuild {full[-1]['rate']:.0f} ev/s "
+              f"({full[-1]['seconds']:.1f} s, RSS {full[-1]['rss_bytes'] / 2**20:.0f} MB), "
+              f"small {part[-1]['seconds']:.2f} s", flush=True)
+    n_big, n_small = full[0]["events"], part[0]["events"]
+    scaling = spread([f["seconds"] for f in full])["median"] / spread([p["seconds"] for p in part])["median"]
+    return [
+        Figure("3 rebuild", f"timeline rebuild, {n_big:,} events", "events/s",
+               spread([r["rate"] for r in full]), spread([r["rate"] for r in bare]),
+               "bare loop: sqlite3 cursor + json.loads of every body", "min_ratio", 1.0,
+               f"rate = log events / seconds; rebuild applies the "
+               f"{sum(full[0].get('applied', {}).values()):,} video events it handles"),
+        Figure("3 rebuild", "rebuild peak RSS", "MB",
+               spread([r["rss_bytes"] / 2**20 for r in full]),
+               spread([r["rss_bytes"] / 2**20 for r in bare]),
+               "bare loop peak RSS", "max_value", 256.0, "whole child process, from wait4",
+               extra={"all_runs": True}),
+        Figure("3 rebuild", f"rebuild time {n_big:,} vs {n_small:,} events", "s",
+               spread([r["seconds"] for r in full]), spread([r["seconds"] for r in part]),
+               f"rebuild of {n_small:,} events", "max_ratio", 11.0 * (n_big / n_small) / 10,
+               f"linear cost: ratio of medians; {n_big / n_small:.0f}x the events",
+               extra={"scaling": scaling}),
+    ]
+
+
+if __name__ == "__main__":
+    kind, log = sys.argv[1], sys.argv[2]
+    print(json.dumps(bare_loop(log) if kind == "bare" else rebuild(log)))
