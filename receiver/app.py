@@ -10,12 +10,24 @@ from collections.abc import Callable
 import falcon
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 
+import projections
+from projections import ProjectionDB
 from store import EventStore, StoreError, open_store
 
 from .config import Config
 from .errors import DeliveryRejected
 from .metrics import Metrics
+from .openapi import OpenAPIResource
+from .query_api import (
+    AssetsResource,
+    EventResource,
+    EventsResource,
+    TimelineResource,
+    TransformationsResource,
+    add_query_error_handlers,
+)
 from .webhook import WebhookResource, journal_rejection
 
 log = logging.getLogger("ikledger.http")
@@ -87,18 +99,56 @@ def _json_handler() -> falcon.media.JSONHandler:
     return falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
 
 
+def _projection_health(views: ProjectionDB) -> Callable[[], dict]:
+    def report() -> dict:
+        try:
+            return {"projections": projections.projection_status(views)}
+        except Exception as exc:  # noqa: BLE001 -- health must answer even if read models fail
+            return {"projections_error": str(exc)}
+
+    return report
+
+
+def _projection_metrics(views: ProjectionDB) -> Callable[[], list]:
+    def collect() -> list:
+        lag = GaugeMetricFamily(
+            "ikledger_projection_lag_events", "Events behind the log", labels=["projection"]
+        )
+        checkpoint = GaugeMetricFamily(
+            "ikledger_projection_checkpoint", "Last log position applied", labels=["projection"]
+        )
+        failing = GaugeMetricFamily(
+            "ikledger_projection_failing",
+            "1 while stopped at a poison event",
+            labels=["projection"],
+        )
+        for row in projections.projection_status(views):
+            lag.add_metric([row["name"]], row["lag"])
+            checkpoint.add_metric([row["name"]], row["checkpoint"])
+            failing.add_metric([row["name"]], 1 if row.get("error") else 0)
+        return [lag, checkpoint, failing]
+
+    return collect
+
+
 def create_app(
     config: Config,
     store: EventStore,
+    views: ProjectionDB | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    now: Callable[[], str | None] = lambda: None,
 ) -> falcon.App:
-    """Build the WSGI app over an open store; the caller owns and closes the store."""
+    """Build the WSGI app over an open store (and read models, for the query API).
+
+    The caller owns and closes both. Without `views` only the ingest routes exist.
+    `now` fixes the clock of the stuck-transformation queries (None: real time).
+    """
     app = falcon.App(middleware=[RequestLog()])
     handler = _json_handler()
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
-    metrics = Metrics(store)
+    metrics = Metrics(store, _projection_metrics(views) if views is not None else None)
     app.add_route(
         "/webhook",
         WebhookResource(
@@ -110,13 +160,37 @@ def create_app(
             clock=clock,
         ),
     )
-    app.add_route("/healthz", HealthResource(store))
+    app.add_route(
+        "/healthz", HealthResource(store, _projection_health(views) if views is not None else None)
+    )
     app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route("/openapi.json", OpenAPIResource())
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
+    if views is not None:
+        _add_query_routes(app, config, store, views, now)
     return app
 
 
+def _add_query_routes(app, config: Config, store, views, now) -> None:
+    token = {"read_token": config.read_token}
+    stuck = {"stuck_after": config.stuck_after, "now": now, **token}
+    app.add_route("/timeline", TimelineResource(views, **token))
+    app.add_route("/assets", AssetsResource(views, **stuck))
+    app.add_route("/transformations", TransformationsResource(views, **stuck))
+    app.add_route("/events", EventsResource(store, views, **token))
+    event = EventResource(store, **token)
+    app.add_route("/events/{event_id}", event)
+    app.add_route("/events/{event_id}/body", event, suffix="body")
+    add_query_error_handlers(app)
+
+
 def get_app() -> falcon.App:
-    """The production app, configured from the environment (for any WSGI server)."""
+    """The production app, configured from the environment (for any WSGI server).
+
+    Keeps the read models current with a background catch-up thread.
+    """
     config = Config.from_env()
-    return create_app(config, open_store(config.db, timeout=config.db_timeout))
+    store = open_store(config.db, timeout=config.db_timeout)
+    views = projections.open_projections(store, config.projections_db)
+    projections.ProjectionRunner(views).start()
+    return create_app(config, store, views)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import click
 import orjson
 
+import projections
 from store import StoreError, open_store
 
 from .admin import AdminError, event_summary, export_events, import_events, select_events
@@ -87,7 +88,10 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     with _store(config) as store:
-        app = create_app(config, store)
+        views = projections.open_projections(store, config.projections_db)
+        runner = projections.ProjectionRunner(views)
+        runner.start()
+        app = create_app(config, store, views)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         click.echo(f"ikledger: listening on http://{host}:{port} (log {config.db})", err=True)
         try:
@@ -104,6 +108,9 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
             )
         except KeyboardInterrupt:
             pass
+        finally:
+            runner.stop()
+            views.close()
 
 
 @cli.command(context_settings=CONTEXT)
@@ -219,5 +226,60 @@ def import_(db: str | None, file) -> None:
     )
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("source", metavar="TYPE|FILE")
+@click.option(
+    "--url", default="http://127.0.0.1:8080/webhook", show_default=True, help="Receiver to post to."
+)
+@click.option(
+    "--scheme",
+    type=click.Choice(["standard", "legacy"]),
+    default="standard",
+    show_default=True,
+    help="Signature scheme.",
+)
+@click.option("--asset", metavar="URL", help="Source video URL to put in a video event.")
+@click.option(
+    "--request-id", metavar="ID", help="x_request_id, to pair an accepted with its ready or error."
+)
+def trigger(source: str, url: str, scheme: str, asset: str | None, request_id: str | None) -> None:
+    """Sign a realistic event with the configured secret and POST it, as ImageKit would.
+
+    TYPE is an event type with a shipped template (a fresh id and created_at each
+    time); FILE is a JSON body sent exactly as it is. Known types:
+    video.transformation.{accepted,ready,error}, upload.pre-transform.{success,error},
+    upload.post-transform.{success,error}, file.{created,updated,deleted},
+    file-version.{created,deleted}, folder.{created,updated,deleted}.
+    """
+    import time
+
+    from .trigger import TriggerError, deliver, event_from
+
+    config = _config()
+    if not config.secrets:
+        raise click.UsageError(SECRET_HELP)
+    try:
+        body = event_from(source, now=time.time(), asset=asset, request_id=request_id)
+        answer = deliver(url, body, config.secrets[0], scheme=scheme)
+    except TriggerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{answer.status} {answer.body}")
+    if answer.status >= 300:
+        sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.argument("path", type=click.Path(dir_okay=False))
+def backup(db: str | None, path: str) -> None:
+    """Copy the log to PATH with SQLite's online backup (consistent while the server writes)."""
+    with _store(_config(db=db)) as store:
+        count = store.backup(path)
+    click.echo(f"backed up {count} events to {path}")
+
+
 def main() -> None:
     cli(prog_name="ikledger")
+
+
+from . import cli_read  # noqa: F401 -- registers the read-model commands on `cli`

@@ -1,0 +1,159 @@
+"""Read-model commands of the `ikledger` CLI: rebuild, timeline, assets, failures, projections.
+
+Query commands bring the read models up to the log first (a no-op when a running
+server keeps them current), so they answer for everything in the log.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import click
+import orjson
+
+import projections
+from projections import ProjectionError, ProjectionRunner
+
+from . import render
+from .cli import CONTEXT, _config, _store, cli, db_option
+
+
+@contextmanager
+def _views(db: str | None, *, catch_up: bool = True):
+    config = _config(db=db)
+    with _store(config) as store:
+        views = projections.open_projections(store, config.projections_db)
+        try:
+            runner = ProjectionRunner(views)
+            if catch_up:
+                runner.catch_up()
+            yield config, views, runner
+        except ProjectionError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            views.close()
+
+
+def _print_json(value) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _progress_printer():
+    """Progress on a terminal only: one line rewritten in place."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(p) -> None:
+        eta = "" if p.eta is None else f", {p.eta:,.0f} s left"
+        click.echo(
+            f"\r{p.projection}: {p.phase} {p.done:,}/{p.total:,} events, {p.rate:,.0f}/s{eta}   ",
+            err=True,
+            nl=p.phase == "done",
+        )
+
+    return show
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.argument("name", required=False)
+def rebuild(db: str | None, name: str | None) -> None:
+    """Replay the whole log into fresh read models and swap them in atomically.
+
+    Readers, a running server included, keep the old model until the new one is
+    complete. NAME rebuilds one projection (see `ikledger projections`); default all.
+    """
+    with _views(db, catch_up=False) as (_, _views_db, runner):
+        done = runner.rebuild(name, progress=_progress_printer())
+        for projection, count in done.items():
+            click.echo(f"rebuilt {projection}: {count:,} events applied")
+        for row in runner.status():
+            if row["error"]:
+                click.echo(
+                    f"{row['name']} stopped at position {row['error']['position']}: {row['error']['message']}",
+                    err=True,
+                )
+                sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.argument("url")
+@click.option(
+    "--as-of",
+    metavar="POSITION|TIME",
+    help="The timeline as it stood at a log position or created_at time.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
+def timeline(db: str | None, url: str, as_of: str | None, as_json: bool) -> None:
+    """What happened to the video at URL: its transformations, their status, times and errors."""
+    with _views(db) as (_, views, _runner):
+        result = projections.timeline(views, url, as_of=as_of)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(render.timeline(result))
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option(
+    "--status",
+    type=click.Choice(["accepted", "ready", "error", "stuck"]),
+    help="Only assets with a transformation in this status.",
+)
+@click.option("--since", metavar="TIME", help="Only assets active at or after this ISO-8601 time.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def assets(db, status, since, limit, as_json) -> None:
+    """Video assets with counts per transformation status, newest activity first."""
+    with _views(db) as (config, views, _runner):
+        result = projections.assets(
+            views, status=status, since=since, limit=limit, stuck_after=config.stuck_after
+        )
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(render.assets(result))
+
+
+@cli.command(context_settings=CONTEXT)
+@db_option
+@click.option(
+    "--reason",
+    help="Only this error reason (encoding_failed, download_failed, internal_server_error).",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def failures(db, reason, limit, as_json) -> None:
+    """What is failing right now: transformations in error, and those stuck after accepted."""
+    with _views(db) as (config, views, _runner):
+        errors = projections.transformations(views, status="error", reason=reason, limit=limit)
+        stuck = (
+            projections.transformations(
+                views, status="stuck", limit=limit, stuck_after=config.stuck_after
+            )
+            if reason is None
+            else {"transformations": []}
+        )
+    result = {"transformations": errors["transformations"] + stuck["transformations"]}
+    if as_json:
+        _print_json(result)
+    elif not result["transformations"]:
+        click.echo("no failing or stuck transformations")
+    else:
+        click.echo(render.transformations(result))
+
+
+@cli.command("projections", context_settings=CONTEXT)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def projections_(db, as_json) -> None:
+    """Each projection's version, checkpoint, lag behind the log and last error."""
+    with _views(db, catch_up=False) as (_, _views_db, runner):
+        status = runner.status()
+    if as_json:
+        _print_json(status)
+    else:
+        click.echo(render.projections(status))

@@ -1,0 +1,186 @@
+"""The read-only query API: timelines, assets, transformations and events.
+
+Every resource here requires `Authorization: Bearer <IKLEDGER_READ_TOKEN>` when a
+token is configured (compared in constant time). Projection errors are mapped to
+HTTP once, in `add_query_error_handlers`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+import falcon
+
+import projections
+from projections import AssetNotFound, InvalidQuery, ProjectionDB
+from store import EventStore
+
+from .admin import event_summary, select_events
+from .errors import coded
+from .validation import InvalidEvent, normalise_time
+
+MAX_LIMIT = 1000
+
+
+def require_token(req: falcon.Request, resp, resource, params) -> None:
+    """401 unless the request carries the resource's read token (no token: open)."""
+    token = resource.read_token
+    if token is None:
+        return
+    scheme, _, offered = (req.auth or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered.encode(), token.encode()):
+        raise coded(
+            falcon.HTTPUnauthorized,
+            "token_required",
+            "this API needs Authorization: Bearer <IKLEDGER_READ_TOKEN>",
+            challenges=["Bearer"],
+        )
+
+
+def _limit(req: falcon.Request, default: int = 50) -> int:
+    limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_LIMIT)
+    return default if limit is None else limit
+
+
+@falcon.before(require_token)
+class TimelineResource:
+    def __init__(self, db: ProjectionDB, *, read_token: str | None):
+        self.db = db
+        self.read_token = read_token
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        asset = req.get_param("asset", required=True)
+        resp.media = projections.timeline(self.db, asset, as_of=req.get_param("as_of"))
+
+
+@falcon.before(require_token)
+class AssetsResource:
+    def __init__(
+        self,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        stuck_after: float,
+        now: Callable[[], str | None],
+    ):
+        self.db = db
+        self.read_token = read_token
+        self.stuck_after = stuck_after
+        self.now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = projections.assets(
+            self.db,
+            status=req.get_param("status"),
+            since=req.get_param("since"),
+            limit=_limit(req),
+            cursor=req.get_param("cursor"),
+            now=self.now(),
+            stuck_after=self.stuck_after,
+        )
+
+
+@falcon.before(require_token)
+class TransformationsResource:
+    def __init__(
+        self,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        stuck_after: float,
+        now: Callable[[], str | None],
+    ):
+        self.db = db
+        self.read_token = read_token
+        self.stuck_after = stuck_after
+        self.now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = projections.transformations(
+            self.db,
+            status=req.get_param("status"),
+            reason=req.get_param("reason"),
+            limit=_limit(req),
+            cursor=req.get_param("cursor"),
+            now=self.now(),
+            stuck_after=self.stuck_after,
+        )
+
+
+@falcon.before(require_token)
+class EventsResource:
+    """GET /events: event metadata in log order, filtered; `next_cursor` pages on."""
+
+    def __init__(self, store: EventStore, db: ProjectionDB, *, read_token: str | None):
+        self.store = store
+        self.db = db
+        self.read_token = read_token
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = _limit(req)
+        after = req.get_param_as_int("cursor", min_value=0) or 0
+        types = req.get_param_as_list("type") or []
+        since = req.get_param("since")
+        asset = req.get_param("asset")
+        if asset is not None:
+            since = normalise_time(since) if since else None
+            positions = projections.asset_positions(self.db, asset, after=after)
+            rows = [
+                e
+                for e in self.store.get_positions(positions)
+                if (not types or e.type in types) and (since is None or e.created_at >= since)
+            ][: limit + 1]
+        else:
+            rows = list(
+                select_events(self.store, types=types, since=since, after=after, limit=limit + 1)
+            )
+        page = rows[:limit]
+        resp.media = {
+            "events": [event_summary(e) for e in page],
+            "next_cursor": str(page[-1].position) if len(rows) > limit else None,
+        }
+
+
+@falcon.before(require_token)
+class EventResource:
+    """GET /events/{id}: metadata, the raw body, and every delivery of that id."""
+
+    def __init__(self, store: EventStore, *, read_token: str | None):
+        self.store = store
+        self.read_token = read_token
+
+    def _event(self, event_id: str):
+        event = self.store.get(event_id)
+        if event is None:
+            raise coded(falcon.HTTPNotFound, "event_not_found", f"no event with id {event_id!r}")
+        return event
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
+        event = self._event(event_id)
+        resp.media = {
+            **event_summary(event),
+            "chain": event.chain.hex(),
+            "body": event.body.decode("utf-8"),
+            "deliveries": self.store.deliveries(event_id=event_id),
+        }
+
+    def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
+        """The body exactly as received, byte for byte."""
+        resp.data = self._event(event_id).body
+        resp.content_type = falcon.MEDIA_JSON
+
+
+def add_query_error_handlers(app: falcon.App) -> None:
+    """Map read-side errors to HTTP, once for every query route."""
+
+    def not_found(req, resp, ex: AssetNotFound, params):
+        raise coded(falcon.HTTPNotFound, "asset_not_found", str(ex))
+
+    def invalid(req, resp, ex: Exception, params):
+        message = getattr(ex, "message", None) or str(ex)
+        raise coded(falcon.HTTPBadRequest, "invalid_query", message)
+
+    app.add_error_handler(AssetNotFound, not_found)
+    app.add_error_handler(InvalidQuery, invalid)
+    app.add_error_handler(InvalidEvent, invalid)

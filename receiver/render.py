@@ -1,0 +1,107 @@
+"""Plain-text rendering of query results for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def seconds(ms: float | None) -> str:
+    """Milliseconds as seconds with one decimal ("13.2 s"); "-" when unknown."""
+    return "-" if ms is None else f"{ms / 1000:.1f} s"
+
+
+def clock(timestamp: str | None) -> str:
+    """An ISO time as "YYYY-MM-DD HH:MM:SS.mmm"; "-" when absent."""
+    return "-" if not timestamp else timestamp.replace("T", " ").removesuffix("Z")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns, two spaces apart, sized to their widest cell."""
+    rows = [list(map(str, row)) for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def timeline(result: dict) -> str:
+    """One row per transformation: status, times, durations, reason or output."""
+    rows = []
+    for item in result["transformations"]:
+        timings = item.get("timings") or {}
+        finished = item.get("ready_at") or item.get("error_at")
+        rows.append(
+            [
+                item["status"],
+                item.get("kind") or "-",
+                clock(item.get("accepted_at")),
+                clock(finished),
+                seconds(item.get("accepted_to_ready_ms")),
+                seconds(timings.get("download_duration")),
+                seconds(timings.get("encoding_duration")),
+                item.get("error_reason")
+                or item.get("output_url")
+                or item.get("request_url")
+                or "-",
+                item["request_id"],
+            ]
+        )
+    headers = [
+        "STATUS",
+        "KIND",
+        "ACCEPTED",
+        "READY/ERROR",
+        "TOTAL",
+        "DOWNLOAD",
+        "ENCODING",
+        "REASON/OUTPUT",
+        "REQUEST",
+    ]
+    count = len(rows)
+    title = f"{result['asset']}: {count} transformation{'s' * (count != 1)} (log position {result['position']})"
+    return title + "\n" + table(headers, rows)
+
+
+def transformations(result: dict) -> str:
+    rows = [
+        [
+            item["status"],
+            item.get("error_reason") or "-",
+            clock(item.get("last_at")),
+            item.get("asset") or "-",
+            item["request_id"],
+        ]
+        for item in result["transformations"]
+    ]
+    return table(["STATUS", "REASON", "LAST EVENT", "ASSET", "REQUEST"], rows)
+
+
+def assets(result: dict) -> str:
+    rows = []
+    for item in result["assets"]:
+        counts = item["counts"]
+        rows.append(
+            [
+                clock(item["last_activity"]),
+                str(counts.get("ready", 0)),
+                str(counts.get("error", 0)),
+                str(counts.get("accepted", 0)),
+                str(counts.get("stuck", 0)),
+                item["asset"],
+            ]
+        )
+    return table(["LAST ACTIVITY", "READY", "ERROR", "ACCEPTED", "STUCK", "ASSET"], rows)
+
+
+def projections(status: list[dict]) -> str:
+    rows = []
+    for row in status:
+        error = row.get("error")
+        problem = (
+            "-" if not error else f"stopped at position {error['position']}: {error['message']}"
+        )
+        rows.append(
+            [row["name"], str(row["version"]), str(row["checkpoint"]), str(row["lag"]), problem]
+        )
+    return table(["NAME", "VERSION", "CHECKPOINT", "LAG", "LAST ERROR"], rows)
