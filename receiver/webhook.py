@@ -69,14 +69,13 @@ class WebhookResource:
         # Without Content-Length (chunked), read the server's input stream, still bounded.
         stream = req.bounded_stream if req.content_length is not None else req.stream
         body = stream.read(self.max_body + 1)
-        req.context.body_size = len(body)
+        req.context.body = body
         if len(body) > self.max_body:
             raise DeliveryRejected(
                 falcon.HTTP_413,
                 "body_too_large",
                 f"body is over the limit of {self.max_body} bytes",
             )
-        req.context.body_sha256 = hashlib.sha256(body).digest()
         headers = {name: req.get_header(name) for name in _SIGNATURE_HEADERS}
         headers = {name: value for name, value in headers.items() if value is not None}
         try:
@@ -122,14 +121,16 @@ def journal_rejection(store: EventStore, metrics: Metrics):
 
     def handle(req: falcon.Request, resp: falcon.Response, ex: DeliveryRejected, params) -> None:
         context = req.context
+        body = context.get("body")
         metrics.rejection(ex.code)
         try:
             store.record_rejection(
                 Rejection(
                     reason=ex.code,
                     status=int(ex.status_code),
-                    body_sha256=context.get("body_sha256"),
-                    size=context.get("body_size", req.content_length),
+                    # Digested here, off the path of accepted deliveries.
+                    body_sha256=None if body is None else hashlib.sha256(body).digest(),
+                    size=req.content_length if body is None else len(body),
                     event_id=context.get("event_id"),
                     scheme=context.get("scheme"),
                     remote_addr=req.remote_addr,
