@@ -24,7 +24,7 @@ from .queries import (
     transformations,
 )
 from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
-from .timeline import TIMELINE, asset_key
+from .video_timeline import TIMELINE, asset_key
 
 __all__ = [
     "DEFAULT_PROJECTIONS",

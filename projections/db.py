@@ -91,8 +91,8 @@ def connect(path: str, timeout: float = 10.0) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     # Read models are rebuildable from the log: NORMAL keeps commits atomic, skips fsyncs.
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA temp.cache_size=-65536")  # the rebuild sorts in the temp database
     return conn
 
 

@@ -24,7 +24,7 @@ import orjson
 
 from .db import ProjectionDB, read_meta
 from .framework import AssetNotFound, InvalidQuery, Tables
-from .timeline import TIMELINE, asset_key
+from .video_timeline import TIMELINE, asset_key
 
 STUCK_AFTER = timedelta(minutes=15)
 STATUSES = ("accepted", "ready", "error", "stuck")

@@ -24,7 +24,7 @@ from . import engine
 from .db import ProjectionDB
 from .framework import Projection, UnknownProjection
 from .queries import projection_status
-from .timeline import TIMELINE
+from .video_timeline import TIMELINE
 
 log = logging.getLogger(__name__)
 

@@ -2,15 +2,15 @@
 
 `TIMELINE` is the `Projection` to register. Tables (generation g):
 
-- `timeline_events_g`: one row per video event, keyed by log position, with the
-  fields the fold needs pulled out of the body. It is also the asset → positions index.
-- `timeline_transformations_g`: one row per (asset, transformation key), computed
-  from that transformation's event rows by one set-based statement.
-- `timeline_assets_g`: one row per asset, computed from its transformations.
+- `timeline_events_g`: one row per video event (position, id, type, created_at,
+  `ord`, asset key, transformation key). It is also the asset → positions index.
+- `timeline_transformations_g`: one row per (asset, transformation key), each event
+  merged in by an UPSERT whose every column is a min/max by `ord` (created_at, then
+  log position) or comes from the event such a min/max designates.
+- `timeline_assets_g`: one row per asset, counted from its transformations.
 
-Order independence comes from computing every derived row from the *set* of event
-rows with min/max over `ord` (created_at then position), never from arrival order,
-so a rebuild and any sequence of incremental batches produce identical tables.
+Because the merge is order-independent, a rebuild and any sequence of incremental
+batches, whatever order events arrived in, produce identical tables row for row.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ PREFIX = "video.transformation."
 HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 VERSION = 1
 
-_ORD_DIGITS = 15
-
 
 def asset_key(url: str) -> str:
     """The identity of an asset URL: `http://` and `https://` forms of it are the same asset."""
@@ -39,74 +37,83 @@ def asset_key(url: str) -> str:
     return url
 
 
-def ord_key(created_at: str, position: int) -> str:
-    """Sort key of an event: created_at, then log position (never arrival)."""
-    return f"{created_at}{position:0{_ORD_DIGITS}d}"
-
-
 def _dump(value: object) -> str | None:
-    if value is None:
-        return None
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    # Key order is the body's: the same body always gives the same text.
+    return None if value is None else orjson.dumps(value).decode()
 
 
-def event_row(event: Event) -> tuple | None:
-    """The `timeline_events` row of one event; None when it names no asset.
+_SHORT = {t: t.removeprefix(PREFIX) for t in HANDLES}
 
-    Raises on a body that is not a JSON object (a poison event).
+
+def event_rows(event: Event) -> tuple[tuple, tuple] | None:
+    """The `events` row and the `transformations` merge row of one event.
+
+    None when the event names no asset. Raises on a body that is not a JSON object
+    (a poison event).
     """
     doc = orjson.loads(event.body)
     data = doc.get("data") or {}
     asset_url = (data.get("asset") or {}).get("url")
-    if not isinstance(asset_url, str) or not asset_url:
+    if not asset_url or not isinstance(asset_url, str):
         return None
     request = doc.get("request") or {}
     request_id = request.get("x_request_id")
-    if not isinstance(request_id, str) or not request_id:
+    if not request_id or not isinstance(request_id, str):
         request_id = None
-    tkey = "r:" + request_id if request_id else "e:" + event.id
+        tkey = "e:" + event.id
+    else:
+        tkey = "r:" + request_id
     transformation = data.get("transformation") or {}
-    output = transformation.get("output") or {}
-    error = transformation.get("error") or {}
+    etype = _SHORT.get(event.type) or event.type.removeprefix(PREFIX)
+    created_at, position = event.created_at, event.position
+    ord_ = f"{created_at}{position:015d}"
+    asset = asset_key(asset_url)
+    accepted = etype == "accepted"
+    ready = etype == "ready"
+    error = etype == "error"
+    output = (transformation.get("output") or {}) if ready else {}
     return (
-        event.position,
-        event.id,
-        event.type.removeprefix(PREFIX),
-        event.created_at,
-        ord_key(event.created_at, event.position),
-        asset_key(asset_url),
-        asset_url,
-        tkey,
-        request_id,
-        request.get("url"),
-        transformation.get("type"),
-        _dump(transformation.get("options")),
-        output.get("url"),
-        _dump(output.get("video_metadata")),
-        _dump(doc.get("timings")),
-        error.get("reason"),
+        (position, event.id, etype, created_at, ord_, asset, tkey),
+        (
+            asset,
+            tkey,
+            asset_url,
+            request_id,
+            request.get("url"),
+            transformation.get("type"),
+            _dump(transformation.get("options")),
+            ("0" if accepted else "1") + ord_,  # info_key: accepted events describe best
+            "accepted" if accepted else etype,
+            None if accepted else ord_,
+            created_at if accepted else None,
+            created_at if ready else None,
+            created_at if error else None,
+            ord_ if ready else None,
+            output.get("url"),
+            _dump(output.get("video_metadata")),
+            _dump(doc.get("timings")) if ready else None,
+            ord_ if error else None,
+            (transformation.get("error") or {}).get("reason") if error else None,
+            created_at,
+            ord_,
+            created_at,
+            ord_,
+        ),
     )
-
-
-_EVENT_COLUMNS = (
-    "position, event_id, etype, created_at, ord, asset, asset_url, tkey, request_id, "
-    "request_url, kind, options, output_url, video_metadata, timings, error_reason"
-)
 
 
 def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {t.events} (position INTEGER PRIMARY KEY, "
         "event_id TEXT NOT NULL, etype TEXT NOT NULL, created_at TEXT NOT NULL, "
-        "ord TEXT NOT NULL, asset TEXT NOT NULL, asset_url TEXT NOT NULL, tkey TEXT NOT NULL, "
-        "request_id TEXT, request_url TEXT, kind TEXT, options TEXT, output_url TEXT, "
-        "video_metadata TEXT, timings TEXT, error_reason TEXT)"
+        "ord TEXT NOT NULL, asset TEXT NOT NULL, tkey TEXT NOT NULL)"
     )
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {t.transformations} (asset TEXT NOT NULL, "
         "tkey TEXT NOT NULL, url TEXT NOT NULL, request_id TEXT, request_url TEXT, kind TEXT, "
-        "options TEXT, status TEXT NOT NULL, accepted_at TEXT, ready_at TEXT, error_at TEXT, "
-        "error_reason TEXT, output_url TEXT, video_metadata TEXT, timings TEXT, "
+        "options TEXT, info_key TEXT NOT NULL, status TEXT NOT NULL, term_ord TEXT, "
+        "accepted_at TEXT, ready_at TEXT, error_at TEXT, ready_ord TEXT, output_url TEXT, "
+        "video_metadata TEXT, timings TEXT, error_ord TEXT, error_reason TEXT, "
         "first_at TEXT NOT NULL, first_ord TEXT NOT NULL, last_at TEXT NOT NULL, "
         "last_ord TEXT NOT NULL, events INTEGER NOT NULL, "
         "PRIMARY KEY (asset, tkey)) WITHOUT ROWID"
@@ -120,7 +127,7 @@ def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
 
 
 def _create_indexes(conn: sqlite3.Connection, t: Tables) -> None:
-    conn.execute(f"CREATE INDEX IF NOT EXISTS {t.events}_asset ON {t.events} (asset, tkey, ord)")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {t.events}_asset ON {t.events} (asset, ord)")
     conn.execute(
         f"CREATE INDEX IF NOT EXISTS {t.transformations}_status "
         f"ON {t.transformations} (status, last_at)"
@@ -136,38 +143,51 @@ def setup(conn: sqlite3.Connection, t: Tables) -> None:
 def reset(conn: sqlite3.Connection, t: Tables) -> None:
     for table in (t.events, t.transformations, t.assets):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
 
 
-def _position_of(ord_column: str) -> str:
-    return f"CAST(substr({ord_column}, -{_ORD_DIGITS}) AS INTEGER)"
+def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
+    """Tables without secondary indexes, plus a TEMP staging table of merge rows."""
+    _create_tables(conn, t)
+    conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
+    conn.execute(f"CREATE TEMP TABLE {t.stage} ({_MERGE_COLUMNS})")
 
 
-# Every derived column is a min/max over the transformation's event rows, or read
-# from the one event such a min/max designates: the set decides, not the order.
-_TRANSFORMATIONS_SQL = """
-INSERT OR REPLACE INTO {tr} (asset, tkey, url, request_id, request_url, kind, options, status,
-    accepted_at, ready_at, error_at, error_reason, output_url, video_metadata, timings,
-    first_at, first_ord, last_at, last_ord, events)
-SELECT g.asset, g.tkey, i.asset_url, i.request_id, i.request_url, i.kind, i.options,
-    coalesce(t.etype, 'accepted'), g.accepted_at, g.ready_at, g.error_at, e.error_reason,
-    r.output_url, r.video_metadata, r.timings, g.first_at, g.first_ord, g.last_at, g.last_ord,
-    g.n
-FROM (
-    SELECT asset, tkey, count(*) AS n, min(created_at) AS first_at, min(ord) AS first_ord,
-        max(created_at) AS last_at, max(ord) AS last_ord,
-        min(CASE WHEN etype = 'accepted' THEN created_at END) AS accepted_at,
-        min(CASE WHEN etype = 'ready' THEN created_at END) AS ready_at,
-        min(CASE WHEN etype = 'error' THEN created_at END) AS error_at,
-        coalesce(min(CASE WHEN etype = 'accepted' THEN ord END), min(ord)) AS info_ord,
-        max(CASE WHEN etype <> 'accepted' THEN ord END) AS term_ord,
-        max(CASE WHEN etype = 'ready' THEN ord END) AS ready_ord,
-        max(CASE WHEN etype = 'error' THEN ord END) AS error_ord
-    FROM {ev} WHERE {where} GROUP BY asset, tkey
-) AS g
-JOIN {ev} AS i ON i.position = {info_pos}
-LEFT JOIN {ev} AS t ON t.position = {term_pos}
-LEFT JOIN {ev} AS r ON r.position = {ready_pos}
-LEFT JOIN {ev} AS e ON e.position = {error_pos}
+def _newer(ord_column: str, columns: Sequence[str]) -> str:
+    """SET clauses taking `columns` from the incoming row when its `ord_column` is later."""
+    return ", ".join(
+        f"{c} = CASE WHEN excluded.{ord_column} > coalesce({ord_column}, '') "
+        f"THEN excluded.{c} ELSE {c} END"
+        for c in columns
+    )
+
+
+def _extreme(fn: str, columns: Sequence[str]) -> str:
+    """SET clauses keeping the min or max of old and incoming values, NULL meaning none."""
+    return ", ".join(f"{c} = coalesce({fn}({c}, excluded.{c}), {c}, excluded.{c})" for c in columns)
+
+
+_INFO = ("url", "request_id", "request_url", "kind", "options")
+_MERGE_COLUMNS = (
+    "asset, tkey, url, request_id, request_url, kind, options, info_key, status, term_ord, "
+    "accepted_at, ready_at, error_at, ready_ord, output_url, video_metadata, timings, "
+    "error_ord, error_reason, first_at, first_ord, last_at, last_ord"
+)
+
+# One event merged into its transformation's row. Every column is a min or max over
+# the events seen, or taken from the event such a min/max designates (ties are
+# impossible: ord ends with the log position), so the merge is commutative and
+# associative: any order or batching of the same events gives the same row.
+_MERGE_SQL = f"""
+INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events) VALUES ({",".join("?" * 23)}, 1)
+ON CONFLICT (asset, tkey) DO UPDATE SET
+    {", ".join(f"{c} = CASE WHEN excluded.info_key < info_key THEN excluded.{c} ELSE {c} END" for c in _INFO)},
+    {_newer("term_ord", ["status"])},
+    {_newer("ready_ord", ["output_url", "video_metadata", "timings"])},
+    {_newer("error_ord", ["error_reason"])},
+    {_extreme("min", ["info_key", "accepted_at", "ready_at", "error_at", "first_at", "first_ord"])},
+    {_extreme("max", ["term_ord", "ready_ord", "error_ord", "last_at", "last_ord"])},
+    events = events + 1
 """
 
 _ASSETS_SQL = """
@@ -181,54 +201,74 @@ FROM {tr} AS t WHERE {where} GROUP BY asset
 """
 
 
-def _transformations_sql(t: Tables, where: str) -> str:
-    return _TRANSFORMATIONS_SQL.format(
-        tr=t.transformations,
-        ev=t.events,
-        where=where,
-        info_pos=_position_of("g.info_ord"),
-        term_pos=_position_of("g.term_ord"),
-        ready_pos=_position_of("g.ready_ord"),
-        error_pos=_position_of("g.error_ord"),
-    )
-
-
-def _insert_events(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> list[tuple]:
-    rows = [row for row in map(event_row, events) if row is not None]
-    # OR IGNORE: a position is one event; seeing it again (a replayed batch) changes nothing.
+def _load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> set[str]:
+    rows = [r for r in map(event_rows, events) if r is not None]
     conn.executemany(
-        f"INSERT OR IGNORE INTO {t.events} ({_EVENT_COLUMNS}) VALUES ({','.join('?' * 16)})",
-        rows,
+        f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
+        "VALUES (?,?,?,?,?,?,?)",
+        [r[0] for r in rows],
     )
-    return rows
+    conn.executemany(_MERGE_SQL.format(tr=t.transformations), [r[1] for r in rows])
+    return {r[1][0] for r in rows}
 
 
 def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Fold a batch: add its event rows, then recompute the rows they touch."""
-    rows = _insert_events(conn, t, events)
-    keys = sorted({(row[5], row[7]) for row in rows})
-    conn.executemany(_transformations_sql(t, "asset = ? AND tkey = ?"), keys)
-    assets = sorted({(asset,) for asset, _ in keys})
+    """Fold a batch: add its event rows, merge them into their transformations, recount assets."""
+    touched = _load(conn, t, events)
     conn.executemany(
-        _ASSETS_SQL.format(assets=t.assets, tr=t.transformations, where="asset = ?"), assets
+        _ASSETS_SQL.format(assets=t.assets, tr=t.transformations, where="asset = ?"),
+        [(a,) for a in sorted(touched)],
     )
 
 
 def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Bulk path of a rebuild: event rows only; `finish` derives the rest at once."""
-    _insert_events(conn, t, events)
+    """Bulk path of a rebuild: append event rows and merge rows; `finish` does the rest."""
+    rows = [r for r in map(event_rows, events) if r is not None]
+    conn.executemany(
+        f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
+        "VALUES (?,?,?,?,?,?,?)",
+        [r[0] for r in rows],
+    )
+    conn.executemany(
+        f"INSERT INTO temp.{t.stage} VALUES ({','.join('?' * 23)})", [r[1] for r in rows]
+    )
 
 
-def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
-    _create_tables(conn, t)
+def _pick(aggregate: str) -> str:
+    """The part after the separator of `ord || char(31) || value`, as min/max chose it."""
+    return f"substr({aggregate}, instr({aggregate}, char(31)) + 1)"
+
+
+# The merge of _MERGE_SQL done for all events at once: one sort by (asset, tkey), no
+# random access. A value "from the event with the max X" is max(X || sep || value).
+_BULK_SQL = f"""
+INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events)
+SELECT asset, tkey, info ->> '$[0]', info ->> '$[1]', info ->> '$[2]', info ->> '$[3]',
+    info ->> '$[4]', info_key, coalesce(status, 'accepted'), term_ord, accepted_at, ready_at,
+    error_at, ready_ord, ready ->> '$[0]', ready ->> '$[1]', ready ->> '$[2]', error_ord,
+    error ->> '$[0]', first_at, first_ord, last_at, last_ord, events
+FROM (
+    SELECT asset, tkey, min(info_key) AS info_key,
+        {_pick("min(info_key || char(31) || json_array(url, request_id, request_url, kind, options))")} AS info,
+        max(term_ord) AS term_ord, {_pick("max(term_ord || char(31) || status)")} AS status,
+        min(accepted_at) AS accepted_at, min(ready_at) AS ready_at, min(error_at) AS error_at,
+        max(ready_ord) AS ready_ord,
+        {_pick("max(ready_ord || char(31) || json_array(output_url, video_metadata, timings))")} AS ready,
+        max(error_ord) AS error_ord,
+        {_pick("max(error_ord || char(31) || json_array(error_reason))")} AS error,
+        min(first_at) AS first_at, min(first_ord) AS first_ord, max(last_at) AS last_at,
+        max(last_ord) AS last_ord, count(*) AS events
+    FROM temp.{{stage}} GROUP BY asset, tkey
+)
+"""
 
 
 def finish(conn: sqlite3.Connection, t: Tables) -> None:
-    """Index the loaded event rows, then derive every transformation and asset in two statements."""
-    conn.execute(f"CREATE INDEX IF NOT EXISTS {t.events}_asset ON {t.events} (asset, tkey, ord)")
+    """Merge the staged rows per transformation, count assets, then build the indexes."""
     conn.execute(f"DELETE FROM {t.transformations}")
     conn.execute(f"DELETE FROM {t.assets}")
-    conn.execute(_transformations_sql(t, "1"))
+    conn.execute(_BULK_SQL.format(tr=t.transformations, stage=t.stage))
+    conn.execute(f"DROP TABLE temp.{t.stage}")
     conn.execute(_ASSETS_SQL.format(assets=t.assets, tr=t.transformations, where="1"))
     _create_indexes(conn, t)
 
