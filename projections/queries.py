@@ -214,7 +214,7 @@ def _encode_cursor(values: Sequence) -> str:
 def _decode_cursor(cursor: str, size: int) -> list:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
+    except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
         raise InvalidQuery("invalid cursor") from None
     if not isinstance(values, list) or len(values) != size:
         raise InvalidQuery("invalid cursor")
@@ -245,6 +245,8 @@ def assets(
     """
     _check(status, limit)
     cutoff = _cutoff(now, stuck_after)
+    since = to_time(since) if since is not None else None
+    after = _decode_cursor(cursor, 2) if cursor is not None else None
     with db.read() as conn:
         served = _served(conn)
         if served is None:
@@ -257,9 +259,9 @@ def assets(
         where, params = ["1"], {"cutoff": cutoff, "limit": limit + 1}
         if since is not None:
             where.append("a.last_at >= :since")
-            params["since"] = to_time(since)
-        if cursor is not None:
-            params["c_last"], params["c_asset"] = _decode_cursor(cursor, 2)
+            params["since"] = since
+        if after is not None:
+            params["c_last"], params["c_asset"] = after
             where.append("(a.last_at, a.asset) < (:c_last, :c_asset)")
         if status in ("ready", "error"):
             where.append(f"a.{status} > 0")
@@ -306,6 +308,7 @@ def transformations(
     """
     _check(status, limit)
     cutoff = _cutoff(now, stuck_after)
+    after = _decode_cursor(cursor, 3) if cursor is not None else None
     with db.read() as conn:
         served = _served(conn)
         if served is None:
@@ -322,8 +325,8 @@ def transformations(
         if reason is not None:
             where.append("error_reason = :reason")
             params["reason"] = reason
-        if cursor is not None:
-            params["c_last"], params["c_asset"], params["c_tkey"] = _decode_cursor(cursor, 3)
+        if after is not None:
+            params["c_last"], params["c_asset"], params["c_tkey"] = after
             where.append("(last_at, asset, tkey) < (:c_last, :c_asset, :c_tkey)")
         rows = conn.execute(
             f"SELECT {_TR_COLUMNS} FROM {t.transformations} WHERE {' AND '.join(where)} "
