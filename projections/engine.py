@@ -94,20 +94,29 @@ def _chain_at(db: ProjectionDB, position: int) -> bytes | None:
     return found[0].chain if found else None
 
 
-def _set_checkpoint(conn: sqlite3.Connection, name: str, position: int, chain: bytes | None):
+def _set_checkpoint(
+    conn: sqlite3.Connection, name: str, position: int, chain: bytes | None, clear: bool = True
+):
     conn.execute(
-        "UPDATE projection_meta SET checkpoint = ?, chain = ?, updated_at = ?, "
-        "error_position = NULL, error_event_id = NULL, error_message = NULL, error_at = NULL, "
-        "error_attempts = 0 WHERE name = ?",
+        "UPDATE projection_meta SET checkpoint = ?, chain = ?, updated_at = ? WHERE name = ?",
         (position, chain, utc_now(), name),
     )
+    if clear:
+        conn.execute(
+            "UPDATE projection_meta SET error_position = NULL, error_event_id = NULL, "
+            "error_message = NULL, error_at = NULL, error_attempts = 0 WHERE name = ?",
+            (name,),
+        )
 
 
 def _record_error(conn: sqlite3.Connection, name: str, event: Event | None, message: str):
+    """Note an error; attempts count consecutive failures at the same position."""
+    position = event.position if event else None
     conn.execute(
-        "UPDATE projection_meta SET error_position = ?, error_event_id = ?, error_message = ?, "
-        "error_at = ?, error_attempts = coalesce(error_attempts, 0) + 1 WHERE name = ?",
-        (event.position if event else None, event.id if event else None, message, utc_now(), name),
+        "UPDATE projection_meta SET error_attempts = CASE WHEN error_position IS ? "
+        "THEN coalesce(error_attempts, 0) + 1 ELSE 1 END, error_position = ?, "
+        "error_event_id = ?, error_message = ?, error_at = ? WHERE name = ?",
+        (position, position, event.id if event else None, message, utc_now(), name),
     )
 
 
@@ -172,16 +181,18 @@ def catch_up(db: ProjectionDB, projection: Projection, *, batch_size: int = 2000
                 raise _Moved
             poison = _apply_batch(conn, tables, batch, projection.apply) if batch else None
             if poison is not None:
+                # Commit what came before the poison, with the error, then stop.
                 event, exc = poison
-                _set_checkpoint(conn, name, event.position - 1, _chain_at(db, event.position - 1))
+                _set_checkpoint(
+                    conn, name, event.position - 1, _chain_at(db, event.position - 1), False
+                )
                 _record_error(conn, name, event, f"{type(exc).__name__}: {exc}")
-                applied += sum(1 for e in batch if e.position < event.position)
-                raise PoisonEvent(name, event, exc)
-            position = head if last else batch[-1].position
-            chain = batch[-1].chain if batch and batch[-1].position == position else None
-            if chain is None:
-                chain = _chain_at(db, position)
-            _set_checkpoint(conn, name, position, chain)
+            else:
+                position = head if last else batch[-1].position
+                chain = batch[-1].chain if batch and batch[-1].position == position else None
+                _set_checkpoint(conn, name, position, chain or _chain_at(db, position))
+        if poison is not None:
+            raise PoisonEvent(name, event, exc)
         applied += len(batch)
         meta = read_meta(db.conn(), name)
     return applied
@@ -313,7 +324,9 @@ def _swap(db: ProjectionDB, projection: Projection, generation: int, built_to: i
             _set_checkpoint(conn, name, head, _chain_at(db, head))
         else:
             event, exc = poison
-            _set_checkpoint(conn, name, event.position - 1, _chain_at(db, event.position - 1))
+            _set_checkpoint(
+                conn, name, event.position - 1, _chain_at(db, event.position - 1), False
+            )
             _record_error(conn, name, event, f"{type(exc).__name__}: {exc}")
         _drop_other_generations(conn, projection, {generation})
     return applied

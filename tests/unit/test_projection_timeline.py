@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import (  # noqa: E402
+from projections_helpers import (
     SAMPLE,
     documented_events,
     log,
@@ -16,7 +16,7 @@ from projections_helpers import (  # noqa: E402
     video_event,
 )
 
-from projections import (  # noqa: E402
+from projections import (
     AssetNotFound,
     InvalidQuery,
     asset_positions,

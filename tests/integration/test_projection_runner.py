@@ -1,0 +1,193 @@
+"""Catch-up: checkpoints, poison events, the background thread, several writers."""
+
+import os
+import sqlite3
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from projections_helpers import (
+    SAMPLE,
+    documented_events,
+    log,
+    other_event,
+    pdb,
+    poison_event,
+    runner,
+    video_event,
+)
+
+from projections import (
+    TIMELINE,
+    AssetNotFound,
+    Projection,
+    ProjectionDB,
+    ProjectionRunner,
+    asset_positions,
+    projection_status,
+    timeline,
+)
+
+__all__ = ["log", "pdb", "runner"]  # fixtures
+
+
+def _counter_setup(conn, t):
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.seen} (position INTEGER PRIMARY KEY)")
+
+
+def _counter_reset(conn, t):
+    conn.execute(f"DROP TABLE IF EXISTS {t.seen}")
+
+
+def _counter_apply(conn, t, events):
+    for event in events:
+        # PRIMARY KEY: applying an event twice fails loudly.
+        conn.execute(f"INSERT INTO {t.seen} (position) VALUES (?)", (event.position,))
+        if b"boom" in event.body:
+            raise ValueError("boom")
+
+
+COUNTER = Projection(
+    name="counter",
+    version=1,
+    handles=("file.created",),
+    setup=_counter_setup,
+    reset=_counter_reset,
+    apply=_counter_apply,
+)
+
+
+def _seen(db: ProjectionDB) -> list[int]:
+    with db.read() as conn:
+        (generation,) = conn.execute(
+            "SELECT generation FROM projection_meta WHERE name = 'counter'"
+        ).fetchone()
+        rows = conn.execute(f"SELECT position FROM counter_seen_g{generation} ORDER BY 1")
+        return [p for (p,) in rows]
+
+
+def _status(db, name):
+    return next(s for s in projection_status(db) if s["name"] == name)
+
+
+def test_ignored_events_advance_the_checkpoint(log, pdb, runner):
+    log.append_many(
+        [other_event(f"f{i}", "file.updated", "2024-01-01T00:00:00.000Z") for i in range(5)]
+    )
+    assert runner.catch_up() == {"timeline": 0}
+    status = _status(pdb, "timeline")
+    assert (status["checkpoint"], status["lag"], status["error"]) == (5, 0, None)
+
+
+def test_poison_event_stops_that_projection_only_and_is_reported(log, pdb):
+    log.append_many(
+        [
+            video_event("a", "accepted", "2024-01-01T00:00:01.000Z"),
+            other_event("f1", "file.created", "2024-01-01T00:00:01.000Z"),
+            poison_event("bad", "2024-01-01T00:00:02.000Z"),
+            video_event("r", "ready", "2024-01-01T00:00:03.000Z"),
+            other_event("f2", "file.created", "2024-01-01T00:00:04.000Z"),
+        ]
+    )
+    runner = ProjectionRunner(pdb, [TIMELINE, COUNTER], backoff=(0.01, 0.05))
+    runner.catch_up()
+    status = _status(pdb, "timeline")
+    assert status["checkpoint"] == 2
+    assert status["error"]["position"] == 3
+    assert status["error"]["event_id"] == "bad"
+    assert "JSONDecodeError" in status["error"]["message"]
+    assert _status(pdb, "counter")["checkpoint"] == 5
+    assert _seen(pdb) == [2, 5]
+    (t,) = timeline(pdb, SAMPLE)["transformations"]
+    assert t["status"] == "accepted"  # the ready after the poison is not applied
+    # Ingest goes on, the projection retries and keeps reporting.
+    log.append(video_event("z", "accepted", "2024-01-01T00:00:05.000Z"))
+    runner.catch_up()
+    status = _status(pdb, "timeline")
+    assert (status["checkpoint"], status["error"]["attempts"]) == (2, 2)
+
+
+def test_failed_batch_commits_nothing_past_the_poison(log, pdb):
+    events = [other_event(f"f{i}", "file.created", "2024-01-01T00:00:00.000Z") for i in range(6)]
+    events[3] = other_event("boom", "file.created", "2024-01-01T00:00:00.000Z")
+    log.append_many(
+        [
+            e
+            if e.id != "boom"
+            else e.__class__(e.id, e.type, e.created_at, b'{"x":"boom"}', e.scheme)
+            for e in events
+        ]
+    )
+    runner = ProjectionRunner(pdb, [COUNTER], batch_size=100)
+    runner.catch_up()
+    # The whole batch was one transaction: rows before the poison kept, the poison's own row rolled back.
+    assert _seen(pdb) == [1, 2, 3]
+    assert _status(pdb, "counter")["checkpoint"] == 3
+    runner.catch_up()  # retrying never applies an event twice (the PRIMARY KEY would say so)
+    assert _seen(pdb) == [1, 2, 3]
+
+
+def test_background_thread_shows_new_events_within_a_second(log, pdb, runner):
+    runner.start()
+    with __import__("contextlib").suppress(AssetNotFound):
+        timeline(pdb, SAMPLE)
+    log.append_many(documented_events())
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            if timeline(pdb, SAMPLE)["position"] == 3:
+                break
+        except AssetNotFound:
+            pass
+        assert time.monotonic() < deadline, "not visible within a second"
+        time.sleep(0.01)
+    runner.stop()
+    assert not runner.running
+
+
+def test_two_runners_on_one_file_apply_each_event_once(log, tmp_path):
+    path = str(tmp_path / "shared.projections.db")
+    first, second = ProjectionDB(log, path), ProjectionDB(log, path)
+    runners = [
+        ProjectionRunner(db, [COUNTER, TIMELINE], poll_interval=0.001) for db in (first, second)
+    ]
+    try:
+        for r in runners:
+            r.start()
+        for i in range(40):
+            log.append_many(
+                [
+                    other_event(f"f{i}", "file.created", "2024-01-01T00:00:00.000Z"),
+                    video_event(
+                        f"v{i}", "accepted", "2024-01-01T00:00:00.000Z", request_id=f"q{i}"
+                    ),
+                ]
+            )
+        for r in runners:
+            r.stop()
+        runners[0].catch_up()
+        assert _seen(first) == list(range(1, 81, 2))
+        assert len(asset_positions(first, SAMPLE)) == 40
+        assert _status(first, "counter")["error"] is None
+    finally:
+        for r in runners:
+            r.stop()
+        first.close()
+        second.close()
+
+
+def test_catch_up_thread_survives_a_locked_projections_file(log, pdb, runner):
+    pdb.timeout = 0.05
+    log.append_many(documented_events())
+    blocker = sqlite3.connect(pdb.path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        result = threading.Thread(target=runner.catch_up)
+        result.start()
+        result.join(5)
+        blocker.execute("ROLLBACK")
+    finally:
+        blocker.close()
+    runner.catch_up()
+    assert timeline(pdb, SAMPLE)["position"] == 3
