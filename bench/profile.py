@@ -20,7 +20,8 @@ def py_spy() -> str | None:
     return str(found) if found.exists() else shutil.which("py-spy")
 
 
-def record(pid: int, seconds: float, out: Path, *, rate: int = 250, native: bool = False) -> subprocess.Popen | None:
+def record(pid: int, seconds: float, out: Path, *, rate: int = 250, native: bool = False,
+           gil: bool = False) -> subprocess.Popen | None:
     """Start py-spy sampling `pid` for `seconds` into a collapsed-stack file; None without py-spy."""
     tool = py_spy()
     if tool is None:
@@ -29,6 +30,8 @@ def record(pid: int, seconds: float, out: Path, *, rate: int = 250, native: bool
             "--format", "raw", "-o", str(out), "--nonblocking"]
     if native:
         args.append("--native")
+    if gil:  # only the thread holding the GIL: where the one usable core of Python goes
+        args.append("--gil")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

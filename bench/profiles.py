@@ -15,7 +15,7 @@ SECONDS = 5
 
 def _bounds_text(summary: dict) -> str:
     own = ", ".join(f"{name} {pct}%" for name, pct in summary["own"][:6])
-    return f"py-spy, {summary['samples']} on-CPU samples; most own time: {own}."
+    return f"py-spy, {summary['samples']} samples; most own time: {own}."
 
 
 def _ingest(plan, folder: Path) -> dict:
@@ -30,7 +30,7 @@ def _ingest(plan, folder: Path) -> dict:
     out = folder / "ingest.txt"
     with servers.ikledger(db, threads=plan.server_threads, log=folder / "ingest.log") as port:
         pid = harness._children[-1].pid
-        spy = record(pid, SECONDS, out)
+        spy = record(pid, SECONDS, out, gil=True)
         wrk(port, req, mode="post", connections=plan.connections, seconds=SECONDS + 1)
         spy.wait(30)
     return summarise(out)
@@ -46,6 +46,21 @@ def _append(plan, folder: Path) -> dict:
     while time.monotonic() < deadline:
         run_ikledger(folder / "append.db", events, THREADS)
     spy.wait(30)
+    return summarise(out)
+
+
+def _query(plan, folder: Path, big: Path, probes: dict) -> dict:
+    from .load import wrk
+    from .query import READERS, path_for
+
+    req = folder / "query.req"
+    req.write_text("\n".join(path_for(u) for _, u in sorted(probes.items())) + "\n")
+    out = folder / "query.txt"
+    with servers.ikledger(big, threads=plan.server_threads, log=folder / "query.log") as port:
+        pid = harness._children[-1].pid
+        spy = record(pid, SECONDS, out, gil=True)
+        wrk(port, req, mode="get", connections=READERS, seconds=SECONDS + 1)
+        spy.wait(30)
     return summarise(out)
 
 
@@ -72,6 +87,9 @@ def run(plan, missed, results: dict, context: dict) -> None:
     if "3 rebuild" in benches:
         small = harness.WORK / "db" / f"log-{plan.small_events}-s4-g1.db"
         jobs.append((f"timeline rebuild of {plan.small_events:,} events", lambda: _rebuild(plan, folder, small)))
+    if "4 query" in benches and context.get("big"):
+        jobs.append(("query server under wrk load (GET /timeline)",
+                     lambda: _query(plan, folder, context["big"], context["probes"])))
     for name, job in jobs:
         print(f"  profiling: {name}", flush=True)
         summary = job()

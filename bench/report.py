@@ -26,6 +26,8 @@ def _cell(stat: dict | None) -> str:
 
 def _target(f: dict) -> str:
     kind, t = f["target_kind"], f["target"]
+    if t is None:
+        return "–"
     return {
         "min_ratio": f"ratio ≥ {t:g}",
         "max_ratio": f"ratio ≤ {t:g}",
@@ -84,7 +86,7 @@ def markdown(r: dict) -> str:
         for name, text in r["bounds"].items():
             lines += [f"### {name}", "", text, ""]
     if r.get("profiles"):
-        lines += ["", "## Profiles (py-spy, on-CPU samples, separate runs)", ""]
+        lines += ["", "## Profiles (py-spy, separate runs after the measured ones; server profiles sample only the thread holding the GIL)", ""]
         for name, p in r["profiles"].items():
             lines += [f"### {name} ({p['samples']} samples)", "", "| inclusive % | function | | own % | function |",
                       "|---|---|---|---|---|"]

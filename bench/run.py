@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             results["setup"]["small_log"] = {k: v for k, v in small_info.items() if k != "probes"}
             probes = {int(k): v for k, v in big_info["probes"].items()}
             small_probes = {int(k): v for k, v in small_info["probes"].items()}
+            context.update(big=big, probes=probes)
             if "storage" in selected:
                 from . import storage
 
