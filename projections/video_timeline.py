@@ -18,8 +18,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-import orjson
-
 from store import Event
 
 from .framework import Projection, Tables
@@ -37,68 +35,94 @@ def asset_key(url: str) -> str:
     return url
 
 
-def _dump(value: object) -> str | None:
-    # Key order is the body's: the same body always gives the same text.
-    return None if value is None else orjson.dumps(value).decode()
+# Fields are read from the bodies by SQLite's JSON functions, for catch-up and rebuild
+# alike: one parse per body (json_extract with many paths gives one array), no Python
+# per event, and the same extraction whatever path an event takes into the tables.
+_PATHS = (
+    "$.data.asset.url",
+    "$.request.x_request_id",
+    "$.request.url",
+    "$.data.transformation.type",
+    "$.data.transformation.options",
+    "$.data.transformation.output.url",
+    "$.data.transformation.output.video_metadata",
+    "$.timings",
+    "$.data.transformation.error.reason",
+)
+_FIELDS = ", ".join(f"'{p}'" for p in _PATHS)
+
+# Raw events (position, id, type, created_at, body) of a source table → one row per
+# event naming an asset, with every column the events table and the merge need.
+# `LIMIT -1` keeps SQLite from inlining the subquery, which would parse each body
+# once per column instead of once.
+_ROWS_SQL = f"""
+SELECT position, event_id, etype, created_at, ord,
+    CASE WHEN lower(substr(url, 1, 7)) = 'http://' THEN '//' || substr(url, 8)
+         WHEN lower(substr(url, 1, 8)) = 'https://' THEN '//' || substr(url, 9)
+         ELSE url END AS asset,
+    CASE WHEN rid IS NULL THEN 'e:' || event_id ELSE 'r:' || rid END AS tkey,
+    url, rid, rurl, kind, options, out_url, vm, timings, reason
+FROM (
+    SELECT position, event_id, etype, created_at, ord,
+        CASE WHEN x ->> '$[0]' <> '' AND json_type(x, '$[0]') = 'text' THEN x ->> '$[0]' END AS url,
+        CASE WHEN x ->> '$[1]' <> '' AND json_type(x, '$[1]') = 'text' THEN x ->> '$[1]' END AS rid,
+        x ->> '$[2]' AS rurl, x ->> '$[3]' AS kind, x -> '$[4]' AS options,
+        x ->> '$[5]' AS out_url, x -> '$[6]' AS vm, x -> '$[7]' AS timings, x ->> '$[8]' AS reason
+    FROM (
+        SELECT position, id AS event_id, substr(type, {len(PREFIX) + 1}) AS etype, created_at,
+            created_at || printf('%015d', position) AS ord,
+            json_extract(CAST(body AS TEXT), {_FIELDS}) AS x
+        FROM {{source}} WHERE {{where}} LIMIT -1
+    )
+)
+WHERE url IS NOT NULL
+"""
+
+# The merge row of one event (see _MERGE_SQL), in _MERGE_COLUMNS order.
+_MERGE_SELECT = """
+SELECT asset, tkey, url, rid AS request_id, rurl AS request_url, kind,
+    CASE WHEN options <> 'null' THEN options END AS options,
+    (CASE WHEN etype = 'accepted' THEN '0' ELSE '1' END) || ord AS info_key,
+    etype AS status, CASE WHEN etype <> 'accepted' THEN ord END AS term_ord,
+    CASE WHEN etype = 'accepted' THEN created_at END AS accepted_at,
+    CASE WHEN etype = 'ready' THEN created_at END AS ready_at,
+    CASE WHEN etype = 'error' THEN created_at END AS error_at,
+    CASE WHEN etype = 'ready' THEN ord END AS ready_ord,
+    CASE WHEN etype = 'ready' THEN out_url END AS output_url,
+    CASE WHEN etype = 'ready' AND vm <> 'null' THEN vm END AS video_metadata,
+    CASE WHEN etype = 'ready' AND timings <> 'null' THEN timings END AS timings,
+    CASE WHEN etype = 'error' THEN ord END AS error_ord,
+    CASE WHEN etype = 'error' THEN reason END AS error_reason,
+    created_at AS first_at, ord AS first_ord, created_at AS last_at, ord AS last_ord
+FROM {rows}
+"""
+
+_BATCH = "temp.timeline_batch"
 
 
-_SHORT = {t: t.removeprefix(PREFIX) for t in HANDLES}
+class MalformedBody(ValueError):
+    """A body SQLite's JSON functions cannot read: a poison event."""
 
 
-def event_rows(event: Event) -> tuple[tuple, tuple] | None:
-    """The `events` row and the `transformations` merge row of one event.
+def _run(conn: sqlite3.Connection, sql: str, params: Sequence = ()) -> None:
+    try:
+        conn.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        if "JSON" in str(exc):
+            raise MalformedBody(str(exc)) from None
+        raise
 
-    None when the event names no asset. Raises on a body that is not a JSON object
-    (a poison event).
-    """
-    doc = orjson.loads(event.body)
-    data = doc.get("data") or {}
-    asset_url = (data.get("asset") or {}).get("url")
-    if not asset_url or not isinstance(asset_url, str):
-        return None
-    request = doc.get("request") or {}
-    request_id = request.get("x_request_id")
-    if not request_id or not isinstance(request_id, str):
-        request_id = None
-        tkey = "e:" + event.id
-    else:
-        tkey = "r:" + request_id
-    transformation = data.get("transformation") or {}
-    etype = _SHORT.get(event.type) or event.type.removeprefix(PREFIX)
-    created_at, position = event.created_at, event.position
-    ord_ = f"{created_at}{position:015d}"
-    asset = asset_key(asset_url)
-    accepted = etype == "accepted"
-    ready = etype == "ready"
-    error = etype == "error"
-    output = (transformation.get("output") or {}) if ready else {}
-    return (
-        (position, event.id, etype, created_at, ord_, asset, tkey),
-        (
-            asset,
-            tkey,
-            asset_url,
-            request_id,
-            request.get("url"),
-            transformation.get("type"),
-            _dump(transformation.get("options")),
-            ("0" if accepted else "1") + ord_,  # info_key: accepted events describe best
-            "accepted" if accepted else etype,
-            None if accepted else ord_,
-            created_at if accepted else None,
-            created_at if ready else None,
-            created_at if error else None,
-            ord_ if ready else None,
-            output.get("url"),
-            _dump(output.get("video_metadata")),
-            _dump(doc.get("timings")) if ready else None,
-            ord_ if error else None,
-            (transformation.get("error") or {}).get("reason") if error else None,
-            created_at,
-            ord_,
-            created_at,
-            ord_,
-        ),
+
+def _stage_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+    """Put a batch of raw events where the extraction SQL reads them."""
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH.split('.')[1]} (position INTEGER PRIMARY KEY, "
+        "id TEXT, type TEXT, created_at TEXT, body BLOB)"
+    )
+    conn.execute(f"DELETE FROM {_BATCH}")
+    conn.executemany(
+        f"INSERT INTO {_BATCH} VALUES (?,?,?,?,?)",
+        [(e.position, e.id, e.type, e.created_at, e.body) for e in events],
     )
 
 
@@ -179,7 +203,8 @@ _MERGE_COLUMNS = (
 # impossible: ord ends with the log position), so the merge is commutative and
 # associative: any order or batching of the same events gives the same row.
 _MERGE_SQL = f"""
-INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events) VALUES ({",".join("?" * 23)}, 1)
+INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events)
+SELECT {_MERGE_COLUMNS}, 1 FROM {{merge_rows}} WHERE true
 ON CONFLICT (asset, tkey) DO UPDATE SET
     {", ".join(f"{c} = CASE WHEN excluded.info_key < info_key THEN excluded.{c} ELSE {c} END" for c in _INFO)},
     {_newer("term_ord", ["status"])},
@@ -201,37 +226,39 @@ FROM {tr} AS t WHERE {where} GROUP BY asset
 """
 
 
-def _load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> set[str]:
-    rows = [r for r in map(event_rows, events) if r is not None]
-    conn.executemany(
+def _event_rows(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
+    """Extract the batch into temp.timeline_rows and append its rows to the events table."""
+    _stage_batch(conn, events)
+    conn.execute("DROP TABLE IF EXISTS temp.timeline_rows")
+    _run(conn, "CREATE TEMP TABLE timeline_rows AS " + _ROWS_SQL.format(source=_BATCH, where="1"))
+    conn.execute(
         f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
-        "VALUES (?,?,?,?,?,?,?)",
-        [r[0] for r in rows],
+        "SELECT position, event_id, etype, created_at, ord, asset, tkey FROM temp.timeline_rows"
     )
-    conn.executemany(_MERGE_SQL.format(tr=t.transformations), [r[1] for r in rows])
-    return {r[1][0] for r in rows}
+
+
+_MERGE_ROWS = "(" + _MERGE_SELECT.format(rows="temp.timeline_rows") + ")"
 
 
 def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     """Fold a batch: add its event rows, merge them into their transformations, recount assets."""
-    touched = _load(conn, t, events)
-    conn.executemany(
-        _ASSETS_SQL.format(assets=t.assets, tr=t.transformations, where="asset = ?"),
-        [(a,) for a in sorted(touched)],
+    _event_rows(conn, t, events)
+    conn.execute(_MERGE_SQL.format(tr=t.transformations, merge_rows=_MERGE_ROWS))
+    conn.execute(
+        _ASSETS_SQL.format(
+            assets=t.assets,
+            tr=t.transformations,
+            where="asset IN (SELECT asset FROM temp.timeline_rows)",
+        )
     )
+    conn.execute("DROP TABLE temp.timeline_rows")
 
 
 def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Bulk path of a rebuild: append event rows and merge rows; `finish` does the rest."""
-    rows = [r for r in map(event_rows, events) if r is not None]
-    conn.executemany(
-        f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
-        "VALUES (?,?,?,?,?,?,?)",
-        [r[0] for r in rows],
-    )
-    conn.executemany(
-        f"INSERT INTO temp.{t.stage} VALUES ({','.join('?' * 23)})", [r[1] for r in rows]
-    )
+    """Bulk path of a rebuild: append event rows and staged merge rows; `finish` does the rest."""
+    _event_rows(conn, t, events)
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {_MERGE_ROWS}")
+    conn.execute("DROP TABLE temp.timeline_rows")
 
 
 def _pick(aggregate: str) -> str:

@@ -96,7 +96,7 @@ def test_poison_event_stops_that_projection_only_and_is_reported(log, pdb):
     assert status["checkpoint"] == 2
     assert status["error"]["position"] == 3
     assert status["error"]["event_id"] == "bad"
-    assert "JSONDecodeError" in status["error"]["message"]
+    assert "malformed JSON" in status["error"]["message"]
     assert _status(pdb, "counter")["checkpoint"] == 5
     assert _seen(pdb) == [2, 5]
     (t,) = timeline(pdb, SAMPLE)["transformations"]
