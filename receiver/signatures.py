@@ -108,11 +108,12 @@ def _verify_standard(
     offered = []
     for part in signature_header.split(" ")[:_MAX_SIGNATURES]:
         version, sep, value = part.partition(",")
-        if not sep or version != "v1":
+        if not sep or version != "v1" or "," in value:
             continue
         try:
-            # Lenient decoding, as the standardwebhooks library does: the HMAC still has to match.
-            offered.append(base64.b64decode(value))
+            # Strict: one padded base64 value and nothing after it, so no two header
+            # strings carry the same signature (lenient decoding ignores trailing junk).
+            offered.append(base64.b64decode(value, validate=True))
         except (binascii.Error, ValueError):
             continue
     if not offered:

@@ -1,15 +1,18 @@
 """Parsing and validation of a verified webhook body.
 
-The body is parsed once, strictly: UTF-8 without BOM, RFC 8259 JSON (no NaN or
-Infinity, no duplicate keys, bounded nesting), a top-level object with a
-non-empty string `id`, a string `type`, an ISO-8601 `created_at` (or `createdAt`
-when `created_at` is absent, as one table of ImageKit's docs spells it) and an
-object `data`. Unknown event types are valid.
+The body is parsed once, strictly: UTF-8 without BOM, RFC 8259 JSON as I-JSON
+(RFC 7493) narrows it: no NaN, Infinity or numbers that overflow to it, no
+duplicate keys, no unpaired surrogate escapes, bounded nesting and number
+length. Then a top-level object with a non-empty string `id`, a string `type`,
+an ISO-8601 `created_at` (or `createdAt` when `created_at` is absent, as one
+table of ImageKit's docs spells it) and an object `data`. Unknown event types
+are valid.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +24,8 @@ _TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class InvalidEvent(Exception):
@@ -55,7 +60,16 @@ def _no_constants(name: str) -> Any:
     raise InvalidEvent("invalid_json", f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # 1e400 is Infinity in disguise; the read models refuse it too
+        raise InvalidEvent("invalid_json", f"number {literal[:40]} is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite
+)
 
 
 def parse_event(body: bytes) -> ParsedEvent:
@@ -74,6 +88,11 @@ def parse_event(body: bytes) -> ParsedEvent:
         ) from None
     except RecursionError:
         raise InvalidEvent("invalid_json", "body is nested too deeply") from None
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
+        raise InvalidEvent("invalid_json", "body has a number that is too long") from None
+    if _ESCAPED_SURROGATE.search(text) and _has_unpaired_surrogate(document):
+        # Neither SQLite text nor orjson (the read models) can hold one (RFC 7493, I-JSON).
+        raise InvalidEvent("invalid_json", "body has an unpaired UTF-16 surrogate escape")
     if not isinstance(document, dict):
         raise InvalidEvent("not_an_object", "body must be a JSON object")
     return ParsedEvent(
@@ -82,6 +101,22 @@ def parse_event(body: bytes) -> ParsedEvent:
         created_at=normalise_time(_created_at(document)),
         document=_with_data(document),
     )
+
+
+def _has_unpaired_surrogate(document: Any) -> bool:
+    """True when any key or string holds a lone surrogate (pairs were joined by the decoder)."""
+    pending = [document]
+    while pending:  # iterative: the document may be nested as deep as the decoder allows
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _string(document: dict, name: str, limit: int) -> str:

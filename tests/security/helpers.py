@@ -1,0 +1,143 @@
+"""Helpers for the security tests: a served receiver whose output is kept, raw HTTP."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support import IKLEDGER, SECRET, free_port
+
+
+@dataclass
+class Served:
+    base: str
+    port: int
+    db: Path
+    process: subprocess.Popen
+    output: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+@contextmanager
+def serve(
+    db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0
+) -> Iterator[Served]:
+    """A real `ikledger serve` on a free loopback port, stdout and stderr kept in a file.
+
+    Unlike a pipe, the file never fills up and blocks the server, and the test can
+    read everything the server printed.
+    """
+    port = free_port()
+    output = db.with_suffix(".server.log")
+    environment = {**os.environ, "IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})}
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [IKLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), *args],
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(f"http://127.0.0.1:{port}", port, db, process, output)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {served.log_text()}")
+            try:
+                if httpx.get(f"{served.base}/healthz", timeout=1).status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start in time")
+            time.sleep(0.05)
+        yield served
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def raw_request(port: int, head: bytes, body: bytes = b"", *, timeout: float = 10.0) -> RawResponse:
+    """Send bytes as they are over one connection and read the answer until the server closes.
+
+    The body goes in slices; sending stops as soon as the server has answered (it may
+    refuse before reading everything), so its early answer is not lost to a reset.
+    """
+    for attempt in range(3):
+        data = _exchange(port, head, body, timeout)
+        if data.startswith(b"HTTP/"):
+            return _parse(data)
+        time.sleep(0.05 * (attempt + 1))
+    raise AssertionError(f"no HTTP answer, got {data[:200]!r}")
+
+
+def _exchange(port: int, head: bytes, body: bytes, timeout: float) -> bytes:
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(head)
+            for start in range(0, len(body), 16384):
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:
+                    break
+                sock.sendall(body[start : start + 16384])
+        except OSError:
+            pass  # the server answered and closed while we were still sending
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except OSError:
+            pass
+    return received
+
+
+def _parse(data: bytes) -> RawResponse:
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = body[: int(headers["content-length"])]
+    return RawResponse(status, headers, body)
+
+
+def table_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read the server's database through a separate, read-only connection."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
