@@ -61,7 +61,12 @@ class RequestLog:
 
 
 class HealthResource:
-    """GET /healthz: 200 with the last position; 503 when the log cannot be read or written."""
+    """GET /healthz: 200 with the last position; 503 when the log cannot be read or written.
+
+    Writability comes from `check_writable`: a real write probe on the first call and
+    while writes are failing, so a fault is reported before a delivery meets it, and
+    health comes back once it clears even when no delivery arrives to prove it.
+    """
 
     def __init__(self, store: EventStore, extra: Callable[[], dict] | None = None):
         self.store = store
@@ -73,7 +78,10 @@ class HealthResource:
             body["position"] = self.store.last_position()
         except StoreError as exc:
             body.update(status="unavailable", error=str(exc))
-        write_error = getattr(self.store, "last_write_error", None)
+        try:
+            write_error = self.store.check_writable()
+        except StoreError as exc:
+            write_error = str(exc)
         if write_error:
             body.update(status="degraded", write_error=write_error)
         if self.extra is not None:

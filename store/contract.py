@@ -140,6 +140,10 @@ class EventStore(Protocol):
         """Journal a refused delivery; best effort, never blocks on durability."""
         ...
 
+    def check_writable(self) -> str | None:
+        """Why an append would fail now (disk full, read-only, locked), or None."""
+        ...
+
     def read_batches(
         self,
         after: int = 0,

@@ -66,6 +66,13 @@ def m003_type_counts(db: Database) -> None:
     db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
 
 
+@migrations()
+def m004_write_probe(db: Database) -> None:
+    # One row, rewritten by `SQLiteStore.check_writable`: a real committed write, so a
+    # full disk or a read-only file fails it just as it fails an append.
+    db["write_probe"].create({"id": int, "checked_at": str}, pk="id", not_null={"checked_at"})
+
+
 def apply(db: Database) -> None:
     """Apply pending migrations; a no-op on an up-to-date database."""
     migrations.apply(db)

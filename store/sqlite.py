@@ -57,13 +57,14 @@ def _connect(path: str, timeout: float) -> sqlite3.Connection:
 
 
 class _Waiter:
-    """One caller waiting for its group to commit."""
+    """One caller waiting for its group to commit (a probe has no events)."""
 
-    __slots__ = ("done", "error", "events", "results")
+    __slots__ = ("done", "error", "events", "probe", "results")
 
-    def __init__(self, events: Sequence[NewEvent]):
+    def __init__(self, events: Sequence[NewEvent], *, probe: bool = False):
         self.done = threading.Event()
         self.events = events
+        self.probe = probe
         self.results: list[AppendResult] = []
         self.error: StoreError | None = None
 
@@ -89,6 +90,9 @@ class SQLiteStore:
         self._closed = False
         self.last_write_error: str | None = None
         self.last_write_error_at: float | None = None
+        self._probed_at: float | None = None  # monotonic time of the last write probe
+        self._probe_lock = threading.Lock()
+        self._reopen = False  # set by a failed transaction: the next one starts afresh
         try:
             setup = _connect(self.path, timeout)
             setup.execute("PRAGMA journal_mode=WAL")
@@ -123,6 +127,29 @@ class SQLiteStore:
         if waiter.error is not None:
             raise waiter.error
         return waiter.results
+
+    def check_writable(self, *, max_age: float = 1.0) -> str | None:
+        """Why appends would fail now, or None; probes with a real write when in doubt.
+
+        The first call, and calls while the last write failed, commit a one-row write
+        through the writer (at most one probe per `max_age` seconds; the others reuse
+        its answer). So a fault present at start-up is reported before any delivery,
+        and a cleared fault is noticed without waiting for a delivery to retry.
+        """
+        with self._probe_lock:
+            stale = self._probed_at is None or (
+                self.last_write_error is not None and time.monotonic() - self._probed_at >= max_age
+            )
+            if stale:
+                waiter = _Waiter((), probe=True)
+                with self._cond:
+                    if self._closed:
+                        raise StoreClosed("the store is closed")
+                    self._appends.append(waiter)
+                    self._cond.notify()
+                waiter.done.wait()
+                self._probed_at = time.monotonic()
+        return self.last_write_error
 
     def record_rejection(self, rejection: Rejection) -> None:
         """Queue a journal row for a refused delivery; dropped (and counted) under flood."""
@@ -165,6 +192,7 @@ class SQLiteStore:
                 self._commit(group, rejections)
             except sqlite3.Error as exc:
                 self._rollback()
+                self._reopen = True
                 self.last_write_error = _describe(exc)
                 self.last_write_error_at = time.time()
                 error = StoreUnavailable(self.last_write_error)
@@ -189,8 +217,22 @@ class SQLiteStore:
             pass
 
     def _commit(self, group: list[_Waiter], rejections: list[tuple]) -> None:
+        if self._reopen:
+            # A connection that failed may stay failed: opened read-only, or after an
+            # I/O error. Opened before the old one is closed, which SQLite would
+            # otherwise keep open (for the readers' locks) and hand back to it.
+            fresh = _connect(self.path, self.timeout)
+            self._conn.close()
+            self._conn = fresh
+            self._reopen = False
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
+        if any(waiter.probe for waiter in group):
+            conn.execute(
+                "INSERT INTO write_probe (id, checked_at) VALUES (1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+                (utc_now(),),
+            )
         head = conn.execute("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
         position, chain = head.fetchone() or (0, GENESIS)
         ids = list({e.id for w in group for e in w.events})
