@@ -264,28 +264,26 @@ def rebuild(
         (projection.bulk_setup or projection.setup)(conn, tables)
     head = store.last_position()
     total = sum(store.stats().events_by_type.get(t, 0) for t in projection.handles)
-    load = projection.load or projection.apply
-    started, done, since_commit, poison = time.monotonic(), 0, 0, None
-    conn = db.conn()
+    started, conn = time.monotonic(), db.conn()
+    log_file = _log_file(store) if projection.bulk_sql is not None else None
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        for batch in store.read_batches(
-            0, batch_size=batch_size, types=projection.handles, until=head
-        ):
-            poison = _apply_batch(conn, tables, batch, load)
-            if poison is not None:
-                done += sum(1 for e in batch if e.position < poison[0].position)
-                break
-            done += len(batch)
-            since_commit += len(batch)
-            if since_commit >= commit_every:
-                # Short commits let catch-up in other processes keep the old model current.
-                conn.execute("COMMIT")
-                conn.execute("BEGIN IMMEDIATE")
-                since_commit = 0
-            if progress is not None:
-                progress(_progress(name, "loading", done, total, started))
-        conn.execute("COMMIT")
+        if log_file is not None:
+            done, poison = _load_in_sql(
+                db, conn, projection, tables, log_file, head, total, progress, started
+            )
+        else:
+            done, poison = _load_batches(
+                db,
+                conn,
+                projection,
+                tables,
+                head,
+                total,
+                progress,
+                started,
+                batch_size,
+                commit_every,
+            )
         if progress is not None:
             progress(_progress(name, "finishing", done, total, started))
         with transaction(conn, "IMMEDIATE"):
@@ -301,6 +299,83 @@ def rebuild(
     if progress is not None:
         progress(_progress(name, "done", done, max(total, done), started))
     return done
+
+
+def _log_file(store) -> str | None:
+    """The log's SQLite file, when a rebuild may read it directly in SQL."""
+    return store.path if getattr(store, "backend", None) == "sqlite" else None
+
+
+def _load_batches(
+    db, conn, projection, tables, head, total, progress, started, batch_size, commit_every
+):
+    """Load the log through the store's read API, batch by batch (any backend)."""
+    load = projection.load or projection.apply
+    done, since_commit, poison = 0, 0, None
+    conn.execute("BEGIN IMMEDIATE")
+    for batch in db.store.read_batches(
+        0, batch_size=batch_size, types=projection.handles, until=head
+    ):
+        poison = _apply_batch(conn, tables, batch, load)
+        if poison is not None:
+            done += sum(1 for e in batch if e.position < poison[0].position)
+            break
+        done += len(batch)
+        since_commit += len(batch)
+        if since_commit >= commit_every:
+            # Short commits let catch-up in other processes keep the old model current.
+            conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            since_commit = 0
+        if progress is not None:
+            progress(_progress(projection.name, "loading", done, total, started))
+    conn.execute("COMMIT")
+    return done, poison
+
+
+SQL_CHUNK = 100_000  # log positions per transaction of a SQL rebuild
+
+
+def _load_in_sql(db, conn, projection, tables, log_file, head, total, progress, started):
+    """Load a SQLite log by reading it from SQL, with no Python per event.
+
+    The log is attached to the projections connection and each chunk of positions is
+    one deferred transaction: it writes only the projections file and holds just a
+    read snapshot of the log, so ingest never waits for it. A chunk the SQL cannot
+    fold (a malformed body) is redone batch by batch to find the poison event.
+    """
+    load = projection.load or projection.apply
+    done, poison = 0, None
+    conn.execute("ATTACH DATABASE ? AS log", (log_file,))
+    try:
+        for after in range(0, head, SQL_CHUNK):
+            until = min(after + SQL_CHUNK, head)
+            conn.execute("BEGIN")
+            conn.execute("SAVEPOINT chunk")
+            try:
+                done += projection.bulk_sql(conn, tables, "log.events", after, until)
+                conn.execute("RELEASE chunk")
+            except TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001 - find the event to blame the slow way
+                conn.execute("ROLLBACK TO chunk")
+                conn.execute("RELEASE chunk")
+                for batch in db.store.read_batches(after, types=projection.handles, until=until):
+                    poison = _apply_batch(conn, tables, batch, load)
+                    if poison is not None:
+                        done += sum(1 for e in batch if e.position < poison[0].position)
+                        break
+                    done += len(batch)
+            conn.execute("COMMIT")
+            if poison is not None:
+                break
+            if progress is not None:
+                progress(_progress(projection.name, "loading", done, total, started))
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute("DETACH DATABASE log")
+    return done, poison
 
 
 def _swap(db: ProjectionDB, projection: Projection, generation: int, built_to: int, poison) -> int:

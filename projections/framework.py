@@ -80,6 +80,10 @@ class Projection:
       projection may make `load` cheaper (no indexes, no aggregates) and settle
       everything in `finish`, as long as the tables end identical to `apply`'s.
     - `bulk_setup`: like `setup`, for the empty tables a rebuild fills with `load`.
+    - `bulk_sql(conn, tables, source, after, until)`: optional, the same as `load` for
+      every handled event of `source` (a log table readable from `conn`) with
+      after < position <= until, done in SQL; returns how many events it applied.
+      Used by rebuilds over a SQLite log; must end with the tables `load` would give.
     """
 
     name: str
@@ -91,6 +95,7 @@ class Projection:
     load: Apply | None = None
     finish: Setup = _no_finish
     bulk_setup: Setup | None = None
+    bulk_sql: Callable[[sqlite3.Connection, Tables, str, int, int], int] | None = None
 
     def tables(self, generation: int) -> Tables:
         return Tables(self.name, generation)

@@ -36,25 +36,20 @@ def asset_key(url: str) -> str:
 
 
 # Fields are read from the bodies by SQLite's JSON functions, for catch-up and rebuild
-# alike: one parse per body (json_extract with many paths gives one array), no Python
-# per event, and the same extraction whatever path an event takes into the tables.
-_PATHS = (
-    "$.data.asset.url",
-    "$.request.x_request_id",
-    "$.request.url",
-    "$.data.transformation.type",
-    "$.data.transformation.options",
-    "$.data.transformation.output.url",
-    "$.data.transformation.output.video_metadata",
-    "$.timings",
-    "$.data.transformation.error.reason",
-)
-_FIELDS = ", ".join(f"'{p}'" for p in _PATHS)
+# alike: no Python per event, and the same extraction whatever path an event takes into
+# the tables. SQLite caches the parse of a body across the columns of its row.
+def _text(path: str) -> str:
+    """A JSON string at `path`, or NULL when it is absent, empty or not a string."""
+    return f"CASE WHEN json_type(j, '{path}') = 'text' AND j ->> '{path}' <> '' THEN j ->> '{path}' END"
+
+
+def _json(path: str) -> str:
+    """The JSON text of the value at `path`; NULL when absent or null."""
+    return f"CASE WHEN json_type(j, '{path}') NOT IN ('null') THEN j -> '{path}' END"
+
 
 # Raw events (position, id, type, created_at, body) of a source table → one row per
 # event naming an asset, with every column the events table and the merge need.
-# `LIMIT -1` keeps SQLite from inlining the subquery, which would parse each body
-# once per column instead of once.
 _ROWS_SQL = f"""
 SELECT position, event_id, etype, created_at, ord,
     CASE WHEN lower(substr(url, 1, 7)) = 'http://' THEN '//' || substr(url, 8)
@@ -63,17 +58,18 @@ SELECT position, event_id, etype, created_at, ord,
     CASE WHEN rid IS NULL THEN 'e:' || event_id ELSE 'r:' || rid END AS tkey,
     url, rid, rurl, kind, options, out_url, vm, timings, reason
 FROM (
-    SELECT position, event_id, etype, created_at, ord,
-        CASE WHEN x ->> '$[0]' <> '' AND json_type(x, '$[0]') = 'text' THEN x ->> '$[0]' END AS url,
-        CASE WHEN x ->> '$[1]' <> '' AND json_type(x, '$[1]') = 'text' THEN x ->> '$[1]' END AS rid,
-        x ->> '$[2]' AS rurl, x ->> '$[3]' AS kind, x -> '$[4]' AS options,
-        x ->> '$[5]' AS out_url, x -> '$[6]' AS vm, x -> '$[7]' AS timings, x ->> '$[8]' AS reason
-    FROM (
-        SELECT position, id AS event_id, substr(type, {len(PREFIX) + 1}) AS etype, created_at,
-            created_at || printf('%015d', position) AS ord,
-            json_extract(CAST(body AS TEXT), {_FIELDS}) AS x
-        FROM {{source}} WHERE {{where}} LIMIT -1
-    )
+    SELECT position, id AS event_id, substr(type, {len(PREFIX) + 1}) AS etype, created_at,
+        created_at || printf('%015d', position) AS ord,
+        {_text("$.data.asset.url")} AS url,
+        {_text("$.request.x_request_id")} AS rid,
+        j ->> '$.request.url' AS rurl,
+        j ->> '$.data.transformation.type' AS kind,
+        {_json("$.data.transformation.options")} AS options,
+        j ->> '$.data.transformation.output.url' AS out_url,
+        {_json("$.data.transformation.output.video_metadata")} AS vm,
+        {_json("$.timings")} AS timings,
+        j ->> '$.data.transformation.error.reason' AS reason
+    FROM (SELECT position, id, type, created_at, CAST(body AS TEXT) AS j FROM {{source}} WHERE {{where}})
 )
 WHERE url IS NOT NULL
 """
@@ -81,7 +77,7 @@ WHERE url IS NOT NULL
 # The merge row of one event (see _MERGE_SQL), in _MERGE_COLUMNS order.
 _MERGE_SELECT = """
 SELECT asset, tkey, url, rid AS request_id, rurl AS request_url, kind,
-    CASE WHEN options <> 'null' THEN options END AS options,
+    options,
     (CASE WHEN etype = 'accepted' THEN '0' ELSE '1' END) || ord AS info_key,
     etype AS status, CASE WHEN etype <> 'accepted' THEN ord END AS term_ord,
     CASE WHEN etype = 'accepted' THEN created_at END AS accepted_at,
@@ -89,8 +85,8 @@ SELECT asset, tkey, url, rid AS request_id, rurl AS request_url, kind,
     CASE WHEN etype = 'error' THEN created_at END AS error_at,
     CASE WHEN etype = 'ready' THEN ord END AS ready_ord,
     CASE WHEN etype = 'ready' THEN out_url END AS output_url,
-    CASE WHEN etype = 'ready' AND vm <> 'null' THEN vm END AS video_metadata,
-    CASE WHEN etype = 'ready' AND timings <> 'null' THEN timings END AS timings,
+    CASE WHEN etype = 'ready' THEN vm END AS video_metadata,
+    CASE WHEN etype = 'ready' THEN timings END AS timings,
     CASE WHEN etype = 'error' THEN ord END AS error_ord,
     CASE WHEN etype = 'error' THEN reason END AS error_reason,
     created_at AS first_at, ord AS first_ord, created_at AS last_at, ord AS last_ord
@@ -226,11 +222,18 @@ FROM {tr} AS t WHERE {where} GROUP BY asset
 """
 
 
+_HANDLED = "type IN (" + ", ".join(f"'{t}'" for t in HANDLES) + ")"
+
+
 def _event_rows(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     """Extract the batch into temp.timeline_rows and append its rows to the events table."""
     _stage_batch(conn, events)
+    _extract(conn, t, _BATCH, "1")
+
+
+def _extract(conn: sqlite3.Connection, t: Tables, source: str, where: str) -> None:
     conn.execute("DROP TABLE IF EXISTS temp.timeline_rows")
-    _run(conn, "CREATE TEMP TABLE timeline_rows AS " + _ROWS_SQL.format(source=_BATCH, where="1"))
+    _run(conn, "CREATE TEMP TABLE timeline_rows AS " + _ROWS_SQL.format(source=source, where=where))
     conn.execute(
         f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
         "SELECT position, event_id, etype, created_at, ord, asset, tkey FROM temp.timeline_rows"
@@ -259,6 +262,17 @@ def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     _event_rows(conn, t, events)
     conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {_MERGE_ROWS}")
     conn.execute("DROP TABLE temp.timeline_rows")
+
+
+def bulk_sql(conn: sqlite3.Connection, t: Tables, source: str, after: int, until: int) -> int:
+    """`load` for the handled events of a log table in (after, until], all in SQL."""
+    _extract(
+        conn, t, source, f"position > {int(after)} AND position <= {int(until)} AND {_HANDLED}"
+    )
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {_MERGE_ROWS}")
+    (count,) = conn.execute("SELECT count(*) FROM temp.timeline_rows").fetchone()
+    conn.execute("DROP TABLE temp.timeline_rows")
+    return count
 
 
 def _pick(aggregate: str) -> str:
@@ -310,4 +324,5 @@ TIMELINE = Projection(
     load=load,
     finish=finish,
     bulk_setup=bulk_setup,
+    bulk_sql=bulk_sql,
 )
