@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 
 import falcon
@@ -34,30 +34,37 @@ log = logging.getLogger("ikledger.http")
 
 
 class RequestLog:
-    """Middleware: a request id on every response and one access-log line per request.
+    """Middleware: a request id on every response, and an access-log line.
 
-    The line names method, path, status and duration only: never headers or bodies,
-    so secrets, tokens and signatures cannot leak into logs.
+    Refused and failed requests are logged at INFO (5xx at WARNING); the 2xx of the
+    ingest hot path only at DEBUG, so a busy receiver does not spend its time
+    logging. A line names method, path, status and duration only: never headers or
+    bodies, so secrets, tokens and signatures cannot leak into logs.
     """
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
-        incoming = req.get_header("X-Request-Id") or ""
-        req.context.request_id = (
-            incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
-        )
+        incoming = req.get_header("X-Request-Id")
+        if incoming and len(incoming) <= 64 and incoming.isalnum():
+            req.context.request_id = incoming
+        else:
+            req.context.request_id = os.urandom(8).hex()
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)
-        elapsed_ms = (time.perf_counter() - req.context.started) * 1000
-        log.info(
-            "%s %s %s %.1fms id=%s",
-            req.method,
-            req.path,
-            resp.status[:3],
-            elapsed_ms,
-            req.context.request_id,
-        )
+        status = resp.status_code
+        level = logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG
+        if log.isEnabledFor(level):
+            elapsed_ms = (time.perf_counter() - req.context.started) * 1000
+            log.log(
+                level,
+                "%s %s %s %.1fms id=%s",
+                req.method,
+                req.path,
+                status,
+                elapsed_ms,
+                req.context.request_id,
+            )
 
 
 class HealthResource:
