@@ -182,6 +182,10 @@ class SQLiteStore:
                     self._cond.wait()
                 if self._closed and not self._appends and not self._rejections:
                     return
+            # Give up the GIL once: callers the last commit released queue their next
+            # appends, and this group takes them all (bigger groups, fewer fsyncs).
+            time.sleep(0)
+            with self._cond:
                 group, count = [], 0
                 while self._appends and count < MAX_GROUP:
                     waiter = self._appends.pop(0)
