@@ -125,7 +125,8 @@ _SCHEMAS = {
     },
     "Transformation": {
         "type": "object",
-        "required": ["request_id", "status", "events"],
+        "description": "`events` only in a timeline, not in the /transformations list.",
+        "required": ["request_id", "status"],
         "properties": {
             "asset": {"type": "string"},
             "request_id": {"type": "string"},
@@ -140,6 +141,10 @@ _SCHEMAS = {
             "output_url": {"type": ["string", "null"]},
             "video_metadata": {"type": ["object", "null"]},
             "timings": {"type": ["object", "null"]},
+            "first_at": _NULLABLE_TIME,
+            "last_at": _NULLABLE_TIME,
+            "event_count": {"type": "integer"},
+            "accepted_to_ready_ms": {"type": ["integer", "null"]},
             "events": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEvent"}},
         },
     },
@@ -154,7 +159,12 @@ _SCHEMAS = {
             },
             "transformations": {
                 "type": "array",
-                "items": {"$ref": "#/components/schemas/Transformation"},
+                "items": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Transformation"},
+                        {"required": ["events"]},
+                    ]
+                },
             },
         },
     },

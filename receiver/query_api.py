@@ -181,6 +181,12 @@ def add_query_error_handlers(app: falcon.App) -> None:
         message = getattr(ex, "message", None) or str(ex)
         raise coded(falcon.HTTPBadRequest, "invalid_query", message)
 
+    def bad_parameter(req, resp, ex: falcon.HTTPError, params):
+        # Falcon's own errors for get_param(required=True) and get_param_as_int carry no code.
+        raise coded(falcon.HTTPBadRequest, "invalid_query", ex.description or ex.title)
+
     app.add_error_handler(AssetNotFound, not_found)
+    app.add_error_handler(falcon.HTTPMissingParam, bad_parameter)
+    app.add_error_handler(falcon.HTTPInvalidParam, bad_parameter)
     app.add_error_handler(InvalidQuery, invalid)
     app.add_error_handler(InvalidEvent, invalid)
