@@ -53,7 +53,9 @@ class RequestLog:
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)
         status = resp.status_code
-        level = logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG
+        level = (
+            logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG
+        )
         if log.isEnabledFor(level):
             elapsed_ms = (time.perf_counter() - req.context.started) * 1000
             log.log(
@@ -205,7 +207,7 @@ def get_app() -> falcon.App:
     Keeps the read models current with a background catch-up thread.
     """
     config = Config.from_env()
-    store = open_store(config.db, timeout=config.db_timeout)
+    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
     views = projections.open_projections(store, config.projections_db)
     projections.ProjectionRunner(views).start()
     return create_app(config, store, views)

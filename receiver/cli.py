@@ -14,7 +14,14 @@ import orjson
 import projections
 from store import StoreError, open_store
 
-from .admin import AdminError, event_summary, export_events, import_events, select_events
+from .admin import (
+    AdminError,
+    event_summary,
+    export_events,
+    import_events,
+    select_events,
+    verify_log,
+)
 from .config import SECRET_HELP, Config, ConfigError
 from .validation import InvalidEvent
 
@@ -35,7 +42,7 @@ def _config(**overrides) -> Config:
 @contextmanager
 def _store(config: Config):
     try:
-        store = open_store(config.db, timeout=config.db_timeout)
+        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -104,6 +111,12 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
                 # Bodies far over the limit are refused by waitress before they are buffered.
                 max_request_body_size=2 * config.max_body,
                 clear_untrusted_proxy_headers=True,
+                # Idle or trickling clients hold a connection, never a worker thread; past
+                # waitress's default of 100 they would stop new connections being accepted.
+                connection_limit=config.connection_limit,
+                channel_timeout=config.idle_timeout,
+                cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
+                asyncore_use_poll=True,  # select() fails past 1024 descriptors
                 _quiet=True,
             )
         except KeyboardInterrupt:
@@ -189,7 +202,7 @@ def show(db: str | None, event_id: str) -> None:
 def verify(db: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
     with _store(_config(db=db)) as store:
-        report = store.verify()
+        report = verify_log(store)
     if not report.ok:
         click.echo(f"FAILED at position {report.first_bad_position}: {report.problem}", err=True)
         sys.exit(1)

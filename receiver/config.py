@@ -26,6 +26,9 @@ class Config:
     max_body: int = 1024 * 1024
     tolerance: int = 300
     db_timeout: float = 5.0
+    rejected_keep: int = 10_000
+    connection_limit: int = 1000
+    idle_timeout: int = 30
     stuck_after: int = 900
     host: str = "127.0.0.1"
     port: int = 8080
@@ -52,6 +55,9 @@ class Config:
             ("IKLEDGER_MAX_BODY", "max_body", int),
             ("IKLEDGER_TOLERANCE", "tolerance", int),
             ("IKLEDGER_DB_TIMEOUT", "db_timeout", float),
+            ("IKLEDGER_REJECTED_KEEP", "rejected_keep", int),
+            ("IKLEDGER_CONNECTION_LIMIT", "connection_limit", int),
+            ("IKLEDGER_IDLE_TIMEOUT", "idle_timeout", int),
             ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
         ):
             if env.get(name):
@@ -66,6 +72,12 @@ class Config:
     def check(self) -> None:
         if self.max_body <= 0:
             raise ConfigError("IKLEDGER_MAX_BODY must be a positive number of bytes")
+        if self.connection_limit <= 0 or self.idle_timeout <= 0:
+            raise ConfigError(
+                "IKLEDGER_CONNECTION_LIMIT and IKLEDGER_IDLE_TIMEOUT must be positive"
+            )
+        if self.rejected_keep < 0:
+            raise ConfigError("IKLEDGER_REJECTED_KEEP must be a number of rows, 0 or more")
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
 
