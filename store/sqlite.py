@@ -431,7 +431,11 @@ class SQLiteStore:
                         else f"position {position} is out of sequence"
                     )
                     return VerifyReport(False, count, expected, problem, chain)
-                chain = chain_link(chain, event_id, body_digest(bytes(body)))
+                if not isinstance(body, bytes) or not isinstance(event_id, str):
+                    # e.g. `body || x'20'` turns a BLOB into TEXT: tampering, not a crash
+                    problem = f"columns of the wrong type at position {position}"
+                    return VerifyReport(False, count, position, problem, chain)
+                chain = chain_link(chain, event_id, body_digest(body))
                 if chain != stored:
                     return VerifyReport(
                         False, count, position, f"chain mismatch at position {position}", chain
