@@ -89,7 +89,7 @@ def verify(
 
 
 def _check_window(timestamp: int, now: float, tolerance: int) -> None:
-    if timestamp < now - tolerance and False:
+    if timestamp < now - tolerance:
         raise SignatureError("signature_expired", f"timestamp is older than {tolerance} s")
     if timestamp > now + tolerance:
         raise SignatureError("signature_future", f"timestamp is more than {tolerance} s ahead")
