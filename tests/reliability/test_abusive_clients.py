@@ -101,7 +101,7 @@ def test_signed_deliveries_keep_their_latency_under_abuse(tmp_path):
             thread.join(timeout=30)
 
         assert statuses and set(statuses) == {200}, statuses[:5]
-        assert len(latencies) >= 20
+        assert len(latencies) >= 10
         p95 = statistics.quantiles(latencies, n=20)[-1]
         assert p95 <= P95_TARGET_S, f"p95 {p95:.3f} s"
         assert max(latencies) <= MAX_TARGET_S, f"max {max(latencies):.3f} s"
