@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -33,6 +34,11 @@ from .webhook import WebhookResource, journal_rejection
 log = logging.getLogger("ikledger.http")
 
 
+# Request ids: unique per process start, without a system call per request.
+_REQUEST_PREFIX = os.urandom(4).hex() + "-"
+_request_numbers = itertools.count(1)
+
+
 class RequestLog:
     """Middleware: a request id on every response, and an access-log line.
 
@@ -48,7 +54,7 @@ class RequestLog:
         if incoming and len(incoming) <= 64 and incoming.isalnum():
             req.context.request_id = incoming
         else:
-            req.context.request_id = os.urandom(8).hex()
+            req.context.request_id = f"{_REQUEST_PREFIX}{next(_request_numbers):x}"
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)

@@ -62,12 +62,6 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
-        self.stored = Counter(
-            "ikledger_stored_events",
-            "Events stored since start, by type",
-            ["type"],
-            registry=self.registry,
-        )
         self.append_seconds = Histogram(
             "ikledger_append_seconds",
             "Time from handing an event to the store to its durable commit",
@@ -76,11 +70,16 @@ class Metrics:
         )
         self.registry.register(_LogCollector(store, extra))
 
-    def delivery(self, outcome: str, stored_type: str | None = None) -> None:
-        self.deliveries.labels(outcome).inc()
-        if stored_type is not None:
-            self.stored.labels(stored_type).inc()
+        # Bound once: looking a child up by label costs more than incrementing it.
+        self._outcomes = {
+            o: self.deliveries.labels(o)
+            for o in ("stored", "duplicate", "conflict", "rejected", "unavailable")
+        }
+
+    def delivery(self, outcome: str) -> None:
+        child = self._outcomes.get(outcome) or self.deliveries.labels(outcome)
+        child.inc()
 
     def rejection(self, code: str) -> None:
-        self.deliveries.labels("rejected").inc()
+        self._outcomes["rejected"].inc()
         self.rejections.labels(code).inc()

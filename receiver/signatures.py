@@ -101,16 +101,16 @@ def _verify_standard(
     msg_id = headers.get("webhook-id", "")
     stamp = headers.get("webhook-timestamp", "")
     signature_header = headers.get("webhook-signature", "")
-    missing = [
-        name
-        for name, value in (
-            ("webhook-id", msg_id),
-            ("webhook-timestamp", stamp),
-            ("webhook-signature", signature_header),
-        )
-        if not value
-    ]
-    if missing:
+    if not (msg_id and stamp and signature_header):
+        missing = [
+            name
+            for name, value in (
+                ("webhook-id", msg_id),
+                ("webhook-timestamp", stamp),
+                ("webhook-signature", signature_header),
+            )
+            if not value
+        ]
         raise SignatureError("signature_missing", f"missing header: {', '.join(missing)}")
     if not _INTEGER.fullmatch(stamp):
         raise SignatureError("signature_malformed", "webhook-timestamp must be whole Unix seconds")
