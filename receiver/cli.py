@@ -94,6 +94,10 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Waitress warns on every request that finds its task queue non-empty; under load
+    # that is a line per request, costing more than the request. Latency and request
+    # counts are in /metrics instead.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     with _store(config) as store:
         views = projections.open_projections(store, config.projections_db)
         runner = projections.ProjectionRunner(views)
