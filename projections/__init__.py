@@ -21,6 +21,7 @@ from .queries import (
     assets,
     projection_status,
     timeline,
+    timeline_json,
     transformations,
 )
 from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
@@ -48,5 +49,6 @@ __all__ = [
     "open_projections",
     "projection_status",
     "timeline",
+    "timeline_json",
     "transformations",
 ]
