@@ -4,6 +4,7 @@ Open with `open_projections(store)`, keep current with `ProjectionRunner(db).sta
 (or `.catch_up()`), query with the functions of `projections.queries`.
 """
 
+from .cache import TimelineCache
 from .db import ProjectionDB, default_projections_path, open_projections
 from .engine import PoisonEvent, Progress
 from .framework import (
@@ -41,6 +42,7 @@ __all__ = [
     "ProjectionRunner",
     "RebuildFailed",
     "Tables",
+    "TimelineCache",
     "UnknownProjection",
     "asset_key",
     "asset_positions",

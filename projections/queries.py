@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from .cache import TimelineCache
 from .db import ProjectionDB, read_meta
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
@@ -165,9 +166,17 @@ def timeline(db: ProjectionDB, asset_url: str, as_of: int | str | datetime | Non
 
 
 def timeline_json(
-    db: ProjectionDB, asset_url: str, as_of: int | str | datetime | None = None
+    db: ProjectionDB,
+    asset_url: str,
+    as_of: int | str | datetime | None = None,
+    *,
+    cache: TimelineCache | None = None,
 ) -> bytes:
-    """`timeline(...)` encoded as JSON bytes, built by SQLite: what `GET /timeline` sends."""
+    """`timeline(...)` encoded as JSON bytes, built by SQLite: what `GET /timeline` sends.
+
+    With a `cache`, the current timeline (no `as_of`) is reused while the asset has no
+    new event in the served generation; `position` is always the current checkpoint.
+    """
     key = asset_key(asset_url)
     with db.read() as conn:
         served = _served(conn)
@@ -175,7 +184,7 @@ def timeline_json(
             raise AssetNotFound(asset_url)
         tables, checkpoint = served
         if as_of is None:
-            found = read_timeline(conn, tables, key)
+            found = _current(conn, tables, key, cache)
             if found is None:
                 raise AssetNotFound(asset_url)
             return _document(found[0], checkpoint, found[1])
@@ -197,6 +206,23 @@ def timeline_json(
     ]
     url, folded = _refold(key, events) or (asset_url, b"[]")
     return _document(url, checkpoint, folded)
+
+
+def _current(
+    conn: sqlite3.Connection, tables: Tables, key: str, cache: TimelineCache | None
+) -> tuple[str, bytes] | None:
+    """read_timeline through the cache, stamped with the asset's event count (a PK lookup)."""
+    if cache is None:
+        return read_timeline(conn, tables, key)
+    row = conn.execute(f"SELECT events FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    found = cache.get(tables.generation, key, row[0])
+    if found is None:
+        found = read_timeline(conn, tables, key)
+        if found is not None:
+            cache.put(tables.generation, key, row[0], *found)
+    return found
 
 
 def _refold(key: str, events) -> tuple[str, bytes] | None:
