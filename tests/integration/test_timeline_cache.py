@@ -86,3 +86,29 @@ def test_cache_stays_within_its_byte_budget(max_bytes):
     if kept:
         assert cache.get(1, f"asset{kept[-1]}", 2) is None  # another stamp misses
         assert cache.get(2, f"asset{kept[-1]}", 1) is None  # another generation misses
+
+
+@pytest.mark.parametrize(
+    ("accepted", "ready", "ms"),
+    [
+        ("2024-01-01T00:00:01.000Z", "2024-01-01T00:00:01.001Z", 1),
+        ("2024-12-31T23:59:59.999Z", "2025-01-01T00:00:00.000Z", 1),
+        ("2024-02-28T00:00:00.000Z", "2024-03-01T00:00:00.123Z", 2 * 86_400_000 + 123),
+        ("2024-01-01T00:00:02.000Z", "2024-01-01T00:00:01.500Z", -500),
+    ],
+)
+def test_accepted_to_ready_ms_is_exact(log, pdb, runner, accepted, ready, ms):
+    log.append(video_event("a1", "accepted", accepted))
+    log.append(video_event("r1", "ready", ready))
+    runner.catch_up()
+    (t,) = timeline(pdb, SAMPLE)["transformations"]
+    assert t["accepted_to_ready_ms"] == ms
+
+
+def test_strings_survive_the_json_encoding_whole(log, pdb, runner):
+    odd = 'q"uote \\ back\nline\ttab \x01 é 😀 </script>'
+    log.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z", request_id=odd))
+    runner.catch_up()
+    (t,) = timeline(pdb, SAMPLE)["transformations"]
+    assert t["request_id"] == odd
+    assert t["events"][0]["id"] == "a1"
