@@ -4,6 +4,7 @@ Open with `open_projections(store)`, keep current with `ProjectionRunner(db).sta
 (or `.catch_up()`), query with the functions of `projections.queries`.
 """
 
+from .cache import TimelineCache
 from .db import ProjectionDB, default_projections_path, open_projections
 from .engine import PoisonEvent, Progress
 from .framework import (
@@ -21,6 +22,7 @@ from .queries import (
     assets,
     projection_status,
     timeline,
+    timeline_json,
     transformations,
 )
 from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
@@ -40,6 +42,7 @@ __all__ = [
     "ProjectionRunner",
     "RebuildFailed",
     "Tables",
+    "TimelineCache",
     "UnknownProjection",
     "asset_key",
     "asset_positions",
@@ -48,5 +51,6 @@ __all__ = [
     "open_projections",
     "projection_status",
     "timeline",
+    "timeline_json",
     "transformations",
 ]

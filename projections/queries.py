@@ -1,6 +1,7 @@
 """Read-side queries: plain functions of a `ProjectionDB`, returning JSON-ready dicts.
 
-- `timeline(db, asset_url, as_of=None)`: one asset's transformations and events.
+- `timeline(db, asset_url, as_of=None)`: one asset's transformations and events;
+  `timeline_json` the same as JSON bytes, encoded by SQLite (what `GET /timeline` sends).
 - `assets(db, status=, since=, limit=, cursor=, now=)`: assets, newest activity first.
 - `transformations(db, status=, reason=, limit=, cursor=, now=)`: across assets.
 - `asset_positions(db, asset_url, after=0, limit=None)`: log positions of an asset.
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from .cache import TimelineCache
 from .db import ProjectionDB, read_meta
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
@@ -93,35 +95,53 @@ def _transformation(row: Sequence) -> dict:
     }
 
 
-def read_timeline(conn: sqlite3.Connection, tables: Tables, key: str) -> tuple[str, list] | None:
-    """The asset's display URL and transformations from tables; None if it has no events."""
+# SQLite encodes every transformation and event as JSON (json_object, and json() to
+# embed the stored JSON columns without a Python parse), with the GIL released while it
+# runs, so concurrent readers share the cores; Python only splices each
+# transformation's events into its object. julianday() differences are exact to well
+# under a millisecond for created_at's millisecond times.
+_TRANSFORMATIONS_JSON = """
+SELECT tkey, url, json_object(
+    'request_id', request_id, 'request_url', request_url, 'kind', kind,
+    'options', json(options), 'status', status,
+    'accepted_at', accepted_at, 'ready_at', ready_at, 'error_at', error_at,
+    'error_reason', error_reason, 'output_url', output_url,
+    'video_metadata', json(video_metadata), 'timings', json(timings),
+    'accepted_to_ready_ms',
+        CAST(round((julianday(ready_at) - julianday(accepted_at)) * 86400000.0) AS INTEGER),
+    'first_at', first_at, 'last_at', last_at, 'event_count', events)
+FROM {transformations} WHERE asset = ? ORDER BY first_ord
+"""
+_EVENTS_JSON = """
+SELECT tkey, json_object('position', position, 'id', event_id,
+    'type', 'video.transformation.' || etype, 'created_at', created_at)
+FROM {events} WHERE asset = ? ORDER BY ord
+"""
+
+
+def read_timeline(conn: sqlite3.Connection, tables: Tables, key: str) -> tuple[str, bytes] | None:
+    """The asset's display URL and its `transformations` as JSON bytes; None if it has no events."""
+    events: dict[str, list[str]] = {}
+    for tkey, event in conn.execute(_EVENTS_JSON.format(events=tables.events), (key,)):
+        events.setdefault(tkey, []).append(event)
     rows = conn.execute(
-        f"SELECT {_TR_COLUMNS} FROM {tables.transformations} WHERE asset = ? ORDER BY first_ord",
-        (key,),
+        _TRANSFORMATIONS_JSON.format(transformations=tables.transformations), (key,)
     ).fetchall()
     if not rows:
         return None
-    events: dict[str, list[dict]] = {}
-    for position, event_id, etype, created_at, tkey in conn.execute(
-        f"SELECT position, event_id, etype, created_at, tkey FROM {tables.events} "
-        "WHERE asset = ? ORDER BY ord",
-        (key,),
-    ):
-        events.setdefault(tkey, []).append(
-            {
-                "position": position,
-                "id": event_id,
-                "type": "video.transformation." + etype,
-                "created_at": created_at,
-            }
-        )
-    url = rows[0][2]
-    transformations = []
-    for row in rows:
-        item = _transformation(row)
-        item["events"] = events.get(row[1], [])
-        transformations.append(item)
-    return url, transformations
+    # Reopen each object SQLite closed, to append its events.
+    items = ",".join(
+        f'{obj[:-1]},"events":[{",".join(events.get(tkey, ()))}]}}' for tkey, _, obj in rows
+    )
+    return rows[0][1], f"[{items}]".encode()
+
+
+def _document(url: str, position: int, transformations: bytes) -> bytes:
+    """The `GET /timeline` answer, assembled around SQLite's JSON without re-parsing it."""
+    return b"".join(
+        (b'{"asset":', orjson.dumps(url), b',"position":', b"%d" % position,
+         b',"transformations":', transformations, b"}")
+    )  # fmt: skip
 
 
 def _as_of_point(as_of: int | str | datetime) -> tuple[int | None, str | None]:
@@ -142,6 +162,21 @@ def timeline(db: ProjectionDB, asset_url: str, as_of: int | str | datetime | Non
     asset's events up to that point, with the projection's own apply. Raises
     AssetNotFound for an asset never seen (http and https forms are one asset).
     """
+    return orjson.loads(timeline_json(db, asset_url, as_of))
+
+
+def timeline_json(
+    db: ProjectionDB,
+    asset_url: str,
+    as_of: int | str | datetime | None = None,
+    *,
+    cache: TimelineCache | None = None,
+) -> bytes:
+    """`timeline(...)` encoded as JSON bytes, built by SQLite: what `GET /timeline` sends.
+
+    With a `cache`, the current timeline (no `as_of`) is reused while the asset has no
+    new event in the served generation; `position` is always the current checkpoint.
+    """
     key = asset_key(asset_url)
     with db.read() as conn:
         served = _served(conn)
@@ -149,10 +184,10 @@ def timeline(db: ProjectionDB, asset_url: str, as_of: int | str | datetime | Non
             raise AssetNotFound(asset_url)
         tables, checkpoint = served
         if as_of is None:
-            found = read_timeline(conn, tables, key)
+            found = _current(conn, tables, key, cache)
             if found is None:
                 raise AssetNotFound(asset_url)
-            return {"asset": found[0], "position": checkpoint, "transformations": found[1]}
+            return _document(found[0], checkpoint, found[1])
         positions = [
             p
             for (p,) in conn.execute(
@@ -169,11 +204,28 @@ def timeline(db: ProjectionDB, asset_url: str, as_of: int | str | datetime | Non
         for e in db.store.get_positions([p for p in positions if p <= checkpoint])
         if moment is None or e.created_at <= moment
     ]
-    url, folded = _refold(key, events) or (asset_url, [])
-    return {"asset": url, "position": checkpoint, "transformations": folded}
+    url, folded = _refold(key, events) or (asset_url, b"[]")
+    return _document(url, checkpoint, folded)
 
 
-def _refold(key: str, events) -> tuple[str, list] | None:
+def _current(
+    conn: sqlite3.Connection, tables: Tables, key: str, cache: TimelineCache | None
+) -> tuple[str, bytes] | None:
+    """read_timeline through the cache, stamped with the asset's event count (a PK lookup)."""
+    if cache is None:
+        return read_timeline(conn, tables, key)
+    row = conn.execute(f"SELECT events FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    found = cache.get(tables.generation, key, row[0])
+    if found is None:
+        found = read_timeline(conn, tables, key)
+        if found is not None:
+            cache.put(tables.generation, key, row[0], *found)
+    return found
+
+
+def _refold(key: str, events) -> tuple[str, bytes] | None:
     """Fold events into throwaway in-memory tables with the projection's apply."""
     memory = sqlite3.connect(":memory:", isolation_level=None)
     try:

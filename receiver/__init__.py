@@ -1,6 +1,22 @@
 """The HTTP receiver, query API and command line of ikledger."""
 
-from .app import create_app, get_app
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .config import Config, ConfigError
 
+if TYPE_CHECKING:
+    from .app import create_app, get_app
+
 __all__ = ["Config", "ConfigError", "create_app", "get_app"]
+
+
+def __getattr__(name: str):
+    # The app (Falcon, prometheus_client) loads on first use, not with the package: the
+    # CLI's read commands never need it, and importing it was most of their start-up.
+    if name in ("create_app", "get_app"):
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
