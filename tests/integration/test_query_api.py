@@ -58,9 +58,9 @@ def test_https_form_finds_the_same_asset(client):
 
 
 def test_timeline_as_of_a_position_shows_the_past(client):
-    accepted_at = [
+    accepted_at = next(
         p for p, n in enumerate(payload_names(), 1) if n == "video.transformation.accepted"
-    ][0]
+    )
     past = client.simulate_get(
         "/timeline", params={"asset": SAMPLE, "as_of": str(accepted_at)}
     ).json
