@@ -361,7 +361,7 @@ def _load_batches(
     return done, poison
 
 
-SQL_CHUNK = 100_000  # log positions per chunk of a SQL rebuild
+SQL_CHUNK = 50_000  # log positions per chunk of a SQL rebuild
 EXTRACT_THREADS = 2  # connections parsing chunks while this one writes the tables
 
 
