@@ -378,7 +378,7 @@ def _extract_chunk(projection: Projection, log_file: str, path: str, after: int,
         conn.execute("PRAGMA cache_size=-8192")
         conn.execute("ATTACH DATABASE ? AS log", (log_file,))
         with transaction(conn):
-            projection.bulk_extract(conn, "log.events", "main.rows", after, until)
+            projection.bulk_extract(conn, "log.events", "main", after, until)
     finally:
         conn.close()
     return path
@@ -423,7 +423,7 @@ def _load_in_sql(db, conn, projection, tables, log_file, head, total, progress, 
                 conn.execute("ATTACH DATABASE ? AS chunk", (path,))
                 try:
                     with transaction(conn):
-                        done += projection.bulk_sql(conn, tables, "chunk.rows")
+                        done += projection.bulk_sql(conn, tables, "chunk")
                 finally:
                     conn.execute("DETACH DATABASE chunk")
                 os.remove(path)

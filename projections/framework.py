@@ -80,12 +80,12 @@ class Projection:
       projection may make `load` cheaper (no indexes, no aggregates) and settle
       everything in `finish`, as long as the tables end identical to `apply`'s.
     - `bulk_setup`: like `setup`, for the empty tables a rebuild fills with `load`.
-    - `bulk_extract(conn, source, into, after, until)` and `bulk_sql(conn, tables, rows)`:
+    - `bulk_extract(conn, source, schema, after, until)` and `bulk_sql(conn, tables, schema)`:
       optional, the SQL path of a rebuild over a SQLite log, split in two so that the
-      parsing can run on other threads. `bulk_extract` creates table `into` from the
-      handled events of `source` (a log table readable from `conn`, any connection)
+      parsing can run on other threads. `bulk_extract` creates tables in `schema` from
+      the handled events of `source` (a log table readable from `conn`, any connection)
       with after < position <= until, reading only; `bulk_sql` then does what `load`
-      would do for those events, from such a table attached to the projections
+      would do for those events, from that schema attached to the projections
       connection, and returns how many it applied. Both raise on a body they cannot
       read; the rebuild then finds the poison event through `load`.
     """

@@ -131,12 +131,16 @@ def _stage_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
     )
 
 
+_EVENTS_COLUMNS = (
+    "(position INTEGER PRIMARY KEY, event_id TEXT NOT NULL, etype TEXT NOT NULL, "
+    "created_at TEXT NOT NULL, ord TEXT NOT NULL, asset TEXT NOT NULL, tkey TEXT NOT NULL)"
+)
+_WIDE = "url, rid, rurl, kind, options, out_url, vm, timings, reason"
+_STAGE_COLUMNS = f"(position INTEGER PRIMARY KEY, {_WIDE})"
+
+
 def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {t.events} (position INTEGER PRIMARY KEY, "
-        "event_id TEXT NOT NULL, etype TEXT NOT NULL, created_at TEXT NOT NULL, "
-        "ord TEXT NOT NULL, asset TEXT NOT NULL, tkey TEXT NOT NULL)"
-    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.events} {_EVENTS_COLUMNS}")
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {t.transformations} (asset TEXT NOT NULL, "
         "tkey TEXT NOT NULL, url TEXT NOT NULL, request_id TEXT, request_url TEXT, kind TEXT, "
@@ -183,7 +187,7 @@ def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
     """
     _create_tables(conn, t)
     conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
-    conn.execute(f"CREATE TEMP TABLE {t.stage} (position INTEGER PRIMARY KEY, {_WIDE})")
+    conn.execute(f"CREATE TEMP TABLE {t.stage} {_STAGE_COLUMNS}")
 
 
 def _newer(ord_column: str, columns: Sequence[str]) -> str:
@@ -270,9 +274,6 @@ def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     conn.execute("DROP TABLE temp.timeline_rows")
 
 
-_WIDE = "url, rid, rurl, kind, options, out_url, vm, timings, reason"
-
-
 def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     """Bulk path of a rebuild: append event rows and staged fields; `finish` does the rest."""
     _event_rows(conn, t, events)
@@ -280,24 +281,35 @@ def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     conn.execute("DROP TABLE temp.timeline_rows")
 
 
-def bulk_extract(conn: sqlite3.Connection, source: str, into: str, after: int, until: int) -> None:
-    """Create table `into` with the extracted rows of `source`'s handled events in (after, until].
+def bulk_extract(
+    conn: sqlite3.Connection, source: str, schema: str, after: int, until: int
+) -> None:
+    """Parse `source`'s handled events in (after, until] into tables `events` and `stage` of `schema`.
 
     Runs on any connection that can read `source` (a rebuild runs it on worker
-    connections, beside the one that writes the tables). Raises MalformedBody.
+    connections, beside the one that writes the tables). The two tables are declared
+    exactly like the events table and the stage, so `bulk_sql` copies their records
+    as they are (SQLite's transfer optimisation) instead of decoding and re-encoding
+    them on the writing connection. Raises MalformedBody.
     """
     where = f"position > {int(after)} AND position <= {int(until)} AND {_HANDLED}"
-    _run(conn, f"CREATE TABLE {into} AS " + _ROWS_SQL.format(source=source, where=where))
-
-
-def bulk_sql(conn: sqlite3.Connection, t: Tables, rows: str) -> int:
-    """`load` for rows `bulk_extract` made, in position order; returns how many."""
+    conn.execute("DROP TABLE IF EXISTS temp.extracted")
+    _run(conn, "CREATE TEMP TABLE extracted AS " + _ROWS_SQL.format(source=source, where=where))
+    conn.execute(f"CREATE TABLE {schema}.events {_EVENTS_COLUMNS}")
     conn.execute(
-        f"INSERT INTO {t.events} (position, event_id, etype, created_at, ord, asset, tkey) "
-        f"SELECT position, event_id, etype, created_at, ord, asset, tkey FROM {rows}"
+        f"INSERT INTO {schema}.events SELECT position, event_id, etype, created_at, ord, asset, "
+        "tkey FROM temp.extracted"
     )
+    conn.execute(f"CREATE TABLE {schema}.stage {_STAGE_COLUMNS}")
+    conn.execute(f"INSERT INTO {schema}.stage SELECT position, {_WIDE} FROM temp.extracted")
+    conn.execute("DROP TABLE temp.extracted")
+
+
+def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
+    """`load` for the tables `bulk_extract` made in `schema`; returns how many events."""
+    conn.execute(f"INSERT INTO {t.events} SELECT * FROM {schema}.events")
     count = conn.execute("SELECT changes()").fetchone()[0]
-    conn.execute(f"INSERT INTO temp.{t.stage} SELECT position, {_WIDE} FROM {rows}")
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {schema}.stage")
     return count
 
 
@@ -309,7 +321,9 @@ def _at(ord_column: str) -> str:
 # The merge of _MERGE_SQL done for all events at once: one sort of the narrow events
 # table by (asset, tkey) computes every min/max; the values "from the event with the
 # min/max X" are then read from the stage by that event's position (the last 15
-# characters of an ord). The status is that of the latest terminal event.
+# characters of an ord). Per group rather than per row: info_key (an accepted event's
+# ord beats any other's), term_ord (the later of the last ready and last error) and
+# the status (that of the latest terminal event).
 _BULK_SQL = f"""
 INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events)
 SELECT g.asset, g.tkey, i.url, i.rid, i.rurl, i.kind, i.options, info_key,
@@ -318,17 +332,21 @@ SELECT g.asset, g.tkey, i.url, i.rid, i.rurl, i.kind, i.options, info_key,
     term_ord, accepted_at, ready_at, error_at, ready_ord, r.out_url, r.vm, r.timings,
     error_ord, e.reason, first_at, first_ord, last_at, last_ord, events
 FROM (
-    SELECT asset, tkey,
-        min(CASE WHEN etype = 'accepted' THEN '0' ELSE '1' END || ord) AS info_key,
-        max(CASE WHEN etype <> 'accepted' THEN ord END) AS term_ord,
-        min(CASE WHEN etype = 'accepted' THEN created_at END) AS accepted_at,
-        min(CASE WHEN etype = 'ready' THEN created_at END) AS ready_at,
-        min(CASE WHEN etype = 'error' THEN created_at END) AS error_at,
-        max(CASE WHEN etype = 'ready' THEN ord END) AS ready_ord,
-        max(CASE WHEN etype = 'error' THEN ord END) AS error_ord,
-        min(created_at) AS first_at, min(ord) AS first_ord, max(created_at) AS last_at,
-        max(ord) AS last_ord, count(*) AS events
-    FROM {{events}} GROUP BY asset, tkey
+    SELECT *, coalesce('0' || accepted_ord, '1' || first_ord) AS info_key,
+        CASE WHEN ready_ord IS NULL THEN error_ord WHEN error_ord IS NULL THEN ready_ord
+             ELSE max(ready_ord, error_ord) END AS term_ord
+    FROM (
+        SELECT asset, tkey,
+            min(CASE WHEN etype = 'accepted' THEN ord END) AS accepted_ord,
+            min(CASE WHEN etype = 'accepted' THEN created_at END) AS accepted_at,
+            min(CASE WHEN etype = 'ready' THEN created_at END) AS ready_at,
+            min(CASE WHEN etype = 'error' THEN created_at END) AS error_at,
+            max(CASE WHEN etype = 'ready' THEN ord END) AS ready_ord,
+            max(CASE WHEN etype = 'error' THEN ord END) AS error_ord,
+            min(created_at) AS first_at, min(ord) AS first_ord, max(created_at) AS last_at,
+            max(ord) AS last_ord, count(*) AS events
+        FROM {{events}} GROUP BY asset, tkey
+    )
 ) AS g
 JOIN temp.{{stage}} AS i ON i.position = {_at("info_key")}
 LEFT JOIN temp.{{stage}} AS r ON r.position = {_at("ready_ord")}
