@@ -26,6 +26,10 @@ from sqlite_utils.migrations import Migrations
 from store import EventStore
 
 migrations = Migrations("ikledger.projections")
+# Pages of 16 KiB: a rebuild writes (and the next one drops) about 500 MB per million
+# log events; a quarter of the pages means a quarter of the page reads, writes and
+# freelist entries (measured: the swap's DROP of the old generation 3.3 s → 1.3 s CPU).
+PAGE_SIZE = 16384
 
 
 @migrations()
@@ -135,6 +139,7 @@ class ProjectionDB:
         self._closed = False
         setup = connect(self.path, timeout)
         try:
+            setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
             setup.execute("PRAGMA journal_mode=WAL")
             migrations.apply(Database(setup))
         finally:

@@ -80,10 +80,14 @@ class Projection:
       projection may make `load` cheaper (no indexes, no aggregates) and settle
       everything in `finish`, as long as the tables end identical to `apply`'s.
     - `bulk_setup`: like `setup`, for the empty tables a rebuild fills with `load`.
-    - `bulk_sql(conn, tables, source, after, until)`: optional, the same as `load` for
-      every handled event of `source` (a log table readable from `conn`) with
-      after < position <= until, done in SQL; returns how many events it applied.
-      Used by rebuilds over a SQLite log; must end with the tables `load` would give.
+    - `bulk_extract(conn, source, schema, after, until)` and `bulk_sql(conn, tables, schema)`:
+      optional, the SQL path of a rebuild over a SQLite log, split in two so that the
+      parsing can run on other threads. `bulk_extract` creates tables in `schema` from
+      the handled events of `source` (a log table readable from `conn`, any connection)
+      with after < position <= until, reading only; `bulk_sql` then does what `load`
+      would do for those events, from that schema attached to the projections
+      connection, and returns how many it applied. Both raise on a body they cannot
+      read; the rebuild then finds the poison event through `load`.
     """
 
     name: str
@@ -95,7 +99,8 @@ class Projection:
     load: Apply | None = None
     finish: Setup = _no_finish
     bulk_setup: Setup | None = None
-    bulk_sql: Callable[[sqlite3.Connection, Tables, str, int, int], int] | None = None
+    bulk_extract: Callable[[sqlite3.Connection, str, str, int, int], None] | None = None
+    bulk_sql: Callable[[sqlite3.Connection, Tables, str], int] | None = None
 
     def tables(self, generation: int) -> Tables:
         return Tables(self.name, generation)

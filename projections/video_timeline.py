@@ -37,19 +37,27 @@ def asset_key(url: str) -> str:
 
 # Fields are read from the bodies by SQLite's JSON functions, for catch-up and rebuild
 # alike: no Python per event, and the same extraction whatever path an event takes into
-# the tables. SQLite caches the parse of a body across the columns of its row.
+# the tables. SQLite caches the parse of a body across the calls of one row, but each
+# call still walks its path and renders its value, so calls are kept few: one per
+# field where one suffices, and fields a type never uses are not read for it.
 def _text(path: str) -> str:
     """A JSON string at `path`, or NULL when it is absent, empty or not a string."""
-    return f"CASE WHEN json_type(j, '{path}') = 'text' AND j ->> '{path}' <> '' THEN j ->> '{path}' END"
+    return f"CASE WHEN json_type(j, '{path}') = 'text' THEN nullif(j ->> '{path}', '') END"
 
 
 def _json(path: str) -> str:
     """The JSON text of the value at `path`; NULL when absent or null."""
-    return f"CASE WHEN json_type(j, '{path}') NOT IN ('null') THEN j -> '{path}' END"
+    return f"nullif(j -> '{path}', 'null')"
+
+
+def _only(etype: str, expr: str) -> str:
+    return f"CASE WHEN type = '{PREFIX}{etype}' THEN {expr} END"
 
 
 # Raw events (position, id, type, created_at, body) of a source table → one row per
 # event naming an asset, with every column the events table and the merge need.
+# `LIMIT -1 OFFSET 0` keeps the inner query from being flattened into the outer one,
+# which would evaluate `url` and `rid` (three JSON calls each) once per reference.
 _ROWS_SQL = f"""
 SELECT position, event_id, etype, created_at, ord,
     CASE WHEN lower(substr(url, 1, 7)) = 'http://' THEN '//' || substr(url, 8)
@@ -65,11 +73,12 @@ FROM (
         j ->> '$.request.url' AS rurl,
         j ->> '$.data.transformation.type' AS kind,
         {_json("$.data.transformation.options")} AS options,
-        j ->> '$.data.transformation.output.url' AS out_url,
-        {_json("$.data.transformation.output.video_metadata")} AS vm,
-        {_json("$.timings")} AS timings,
-        j ->> '$.data.transformation.error.reason' AS reason
+        {_only("ready", "j ->> '$.data.transformation.output.url'")} AS out_url,
+        {_only("ready", _json("$.data.transformation.output.video_metadata"))} AS vm,
+        {_only("ready", _json("$.timings"))} AS timings,
+        {_only("error", "j ->> '$.data.transformation.error.reason'")} AS reason
     FROM (SELECT position, id, type, created_at, CAST(body AS TEXT) AS j FROM {{source}} WHERE {{where}})
+    LIMIT -1 OFFSET 0
 )
 WHERE url IS NOT NULL
 """
@@ -122,12 +131,16 @@ def _stage_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
     )
 
 
+_EVENTS_COLUMNS = (
+    "(position INTEGER PRIMARY KEY, event_id TEXT NOT NULL, etype TEXT NOT NULL, "
+    "created_at TEXT NOT NULL, ord TEXT NOT NULL, asset TEXT NOT NULL, tkey TEXT NOT NULL)"
+)
+_WIDE = "url, rid, rurl, kind, options, out_url, vm, timings, reason"
+_STAGE_COLUMNS = f"(position INTEGER PRIMARY KEY, {_WIDE})"
+
+
 def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {t.events} (position INTEGER PRIMARY KEY, "
-        "event_id TEXT NOT NULL, etype TEXT NOT NULL, created_at TEXT NOT NULL, "
-        "ord TEXT NOT NULL, asset TEXT NOT NULL, tkey TEXT NOT NULL)"
-    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.events} {_EVENTS_COLUMNS}")
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {t.transformations} (asset TEXT NOT NULL, "
         "tkey TEXT NOT NULL, url TEXT NOT NULL, request_id TEXT, request_url TEXT, kind TEXT, "
@@ -167,10 +180,14 @@ def reset(conn: sqlite3.Connection, t: Tables) -> None:
 
 
 def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
-    """Tables without secondary indexes, plus a TEMP staging table of merge rows."""
+    """Tables without secondary indexes, plus a TEMP stage of each event's wide fields.
+
+    The events table holds what the merge sorts by; the stage holds, by position, the
+    values `finish` picks from the few events a min/max designates.
+    """
     _create_tables(conn, t)
     conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
-    conn.execute(f"CREATE TEMP TABLE {t.stage} ({_MERGE_COLUMNS})")
+    conn.execute(f"CREATE TEMP TABLE {t.stage} {_STAGE_COLUMNS}")
 
 
 def _newer(ord_column: str, columns: Sequence[str]) -> str:
@@ -258,49 +275,82 @@ def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
 
 
 def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Bulk path of a rebuild: append event rows and staged merge rows; `finish` does the rest."""
+    """Bulk path of a rebuild: append event rows and staged fields; `finish` does the rest."""
     _event_rows(conn, t, events)
-    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {_MERGE_ROWS}")
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT position, {_WIDE} FROM temp.timeline_rows")
     conn.execute("DROP TABLE temp.timeline_rows")
 
 
-def bulk_sql(conn: sqlite3.Connection, t: Tables, source: str, after: int, until: int) -> int:
-    """`load` for the handled events of a log table in (after, until], all in SQL."""
-    _extract(
-        conn, t, source, f"position > {int(after)} AND position <= {int(until)} AND {_HANDLED}"
+def bulk_extract(
+    conn: sqlite3.Connection, source: str, schema: str, after: int, until: int
+) -> None:
+    """Parse `source`'s handled events in (after, until] into tables `events` and `stage` of `schema`.
+
+    Runs on any connection that can read `source` (a rebuild runs it on worker
+    connections, beside the one that writes the tables). The two tables are declared
+    exactly like the events table and the stage, so `bulk_sql` copies their records
+    as they are (SQLite's transfer optimisation) instead of decoding and re-encoding
+    them on the writing connection. Raises MalformedBody.
+    """
+    where = f"position > {int(after)} AND position <= {int(until)} AND {_HANDLED}"
+    conn.execute("DROP TABLE IF EXISTS temp.extracted")
+    _run(conn, "CREATE TEMP TABLE extracted AS " + _ROWS_SQL.format(source=source, where=where))
+    conn.execute(f"CREATE TABLE {schema}.events {_EVENTS_COLUMNS}")
+    conn.execute(
+        f"INSERT INTO {schema}.events SELECT position, event_id, etype, created_at, ord, asset, "
+        "tkey FROM temp.extracted"
     )
-    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {_MERGE_ROWS}")
-    (count,) = conn.execute("SELECT count(*) FROM temp.timeline_rows").fetchone()
-    conn.execute("DROP TABLE temp.timeline_rows")
+    conn.execute(f"CREATE TABLE {schema}.stage {_STAGE_COLUMNS}")
+    conn.execute(f"INSERT INTO {schema}.stage SELECT position, {_WIDE} FROM temp.extracted")
+    conn.execute("DROP TABLE temp.extracted")
+
+
+def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
+    """`load` for the tables `bulk_extract` made in `schema`; returns how many events."""
+    conn.execute(f"INSERT INTO {t.events} SELECT * FROM {schema}.events")
+    count = conn.execute("SELECT changes()").fetchone()[0]
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {schema}.stage")
     return count
 
 
-def _pick(aggregate: str) -> str:
-    """The part after the separator of `ord || char(31) || value`, as min/max chose it."""
-    return f"substr({aggregate}, instr({aggregate}, char(31)) + 1)"
+def _at(ord_column: str) -> str:
+    """The log position an `ord` (or `info_key`) ends with."""
+    return f"CAST(substr({ord_column}, -15) AS INTEGER)"
 
 
-# The merge of _MERGE_SQL done for all events at once: one sort by (asset, tkey), no
-# random access. A value "from the event with the max X" is max(X || sep || value).
+# The merge of _MERGE_SQL done for all events at once: one sort of the narrow events
+# table by (asset, tkey) computes every min/max; the values "from the event with the
+# min/max X" are then read from the stage by that event's position (the last 15
+# characters of an ord). Per group rather than per row: info_key (an accepted event's
+# ord beats any other's), term_ord (the later of the last ready and last error) and
+# the status (that of the latest terminal event).
 _BULK_SQL = f"""
 INSERT INTO {{tr}} ({_MERGE_COLUMNS}, events)
-SELECT asset, tkey, info ->> '$[0]', info ->> '$[1]', info ->> '$[2]', info ->> '$[3]',
-    info ->> '$[4]', info_key, coalesce(status, 'accepted'), term_ord, accepted_at, ready_at,
-    error_at, ready_ord, ready ->> '$[0]', ready ->> '$[1]', ready ->> '$[2]', error_ord,
-    error ->> '$[0]', first_at, first_ord, last_at, last_ord, events
+SELECT g.asset, g.tkey, i.url, i.rid, i.rurl, i.kind, i.options, info_key,
+    CASE WHEN term_ord IS NULL THEN 'accepted' WHEN term_ord = ready_ord THEN 'ready'
+         ELSE 'error' END,
+    term_ord, accepted_at, ready_at, error_at, ready_ord, r.out_url, r.vm, r.timings,
+    error_ord, e.reason, first_at, first_ord, last_at, last_ord, events
 FROM (
-    SELECT asset, tkey, min(info_key) AS info_key,
-        {_pick("min(info_key || char(31) || json_array(url, request_id, request_url, kind, options))")} AS info,
-        max(term_ord) AS term_ord, {_pick("max(term_ord || char(31) || status)")} AS status,
-        min(accepted_at) AS accepted_at, min(ready_at) AS ready_at, min(error_at) AS error_at,
-        max(ready_ord) AS ready_ord,
-        {_pick("max(ready_ord || char(31) || json_array(output_url, video_metadata, timings))")} AS ready,
-        max(error_ord) AS error_ord,
-        {_pick("max(error_ord || char(31) || json_array(error_reason))")} AS error,
-        min(first_at) AS first_at, min(first_ord) AS first_ord, max(last_at) AS last_at,
-        max(last_ord) AS last_ord, count(*) AS events
-    FROM temp.{{stage}} GROUP BY asset, tkey
-)
+    SELECT *, coalesce('0' || accepted_ord, '1' || first_ord) AS info_key,
+        CASE WHEN ready_ord IS NULL THEN error_ord WHEN error_ord IS NULL THEN ready_ord
+             ELSE max(ready_ord, error_ord) END AS term_ord
+    FROM (
+        SELECT asset, tkey,
+            min(CASE WHEN etype = 'accepted' THEN ord END) AS accepted_ord,
+            min(CASE WHEN etype = 'accepted' THEN created_at END) AS accepted_at,
+            min(CASE WHEN etype = 'ready' THEN created_at END) AS ready_at,
+            min(CASE WHEN etype = 'error' THEN created_at END) AS error_at,
+            max(CASE WHEN etype = 'ready' THEN ord END) AS ready_ord,
+            max(CASE WHEN etype = 'error' THEN ord END) AS error_ord,
+            min(created_at) AS first_at, min(ord) AS first_ord, max(created_at) AS last_at,
+            max(ord) AS last_ord, count(*) AS events
+        FROM {{events}} GROUP BY asset, tkey
+    )
+) AS g
+JOIN temp.{{stage}} AS i ON i.position = {_at("info_key")}
+LEFT JOIN temp.{{stage}} AS r ON r.position = {_at("ready_ord")}
+LEFT JOIN temp.{{stage}} AS e ON e.position = {_at("error_ord")}
 """
 
 
@@ -308,7 +358,7 @@ def finish(conn: sqlite3.Connection, t: Tables) -> None:
     """Merge the staged rows per transformation, count assets, then build the indexes."""
     conn.execute(f"DELETE FROM {t.transformations}")
     conn.execute(f"DELETE FROM {t.assets}")
-    conn.execute(_BULK_SQL.format(tr=t.transformations, stage=t.stage))
+    conn.execute(_BULK_SQL.format(tr=t.transformations, events=t.events, stage=t.stage))
     conn.execute(f"DROP TABLE temp.{t.stage}")
     conn.execute(_ASSETS_SQL.format(assets=t.assets, tr=t.transformations, where="1"))
     _create_indexes(conn, t)
@@ -324,5 +374,6 @@ TIMELINE = Projection(
     load=load,
     finish=finish,
     bulk_setup=bulk_setup,
+    bulk_extract=bulk_extract,
     bulk_sql=bulk_sql,
 )
