@@ -61,6 +61,11 @@ def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it."""
 
 
+# Connections that keep every descriptor of the process under select()'s 1024, with
+# room for the log's and read models' files of each worker thread.
+SELECT_SAFE_CONNECTIONS = 900
+
+
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
@@ -120,7 +125,9 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
                 connection_limit=config.connection_limit,
                 channel_timeout=config.idle_timeout,
                 cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
-                asyncore_use_poll=True,  # select() fails past 1024 descriptors
+                # select() fails past descriptor 1024 but costs less per loop than
+                # waitress's poll(), which re-registers every channel each time round.
+                asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
                 _quiet=True,
             )
         except KeyboardInterrupt:

@@ -27,7 +27,7 @@ class Config:
     tolerance: int = 300
     db_timeout: float = 5.0
     rejected_keep: int = 10_000
-    connection_limit: int = 1000
+    connection_limit: int = 900
     idle_timeout: int = 30
     stuck_after: int = 900
     host: str = "127.0.0.1"
