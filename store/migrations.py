@@ -79,6 +79,8 @@ def m002_deliveries(db: Database) -> None:
 
 @migrations()
 def m003_type_counts(db: Database) -> None:
+    # Counts of the events up to the last multiple of `sqlite.TYPE_FOLD` positions; the
+    # store adds the few events after it when asked (see SQLiteStore.stats).
     db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
 
 
