@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-GENERATOR_VERSION = 1
+# Part of the cached logs' names: bump it when the generator or the store's file format
+# changes, so no benchmark reuses a log the current store did not write (2: compact log).
+GENERATOR_VERSION = 2
 PROBE_COUNTS = (1, 2, 5, 10, 20, 50, 100, 200)  # transformations of the probe assets
 MAX_TRANSFORMATIONS = 200
 VIDEO_SHARE = 0.60

@@ -11,14 +11,16 @@ migrations = Migrations("ikledger.store")
 @migrations()
 def m001_events(db: Database) -> None:
     # `chain` precedes `body` so reading the chain never walks past a large body.
+    # `received_at` is epoch milliseconds and `scheme` a small code (store/encoding.py);
+    # `id`, `type`, `created_at` and `body` stay text/bytes that SQL reads directly.
     db["events"].create(
         {
             "position": int,
             "id": str,
             "type": str,
             "created_at": str,
-            "received_at": str,
-            "scheme": str,
+            "received_at": int,
+            "scheme": int,
             "chain": bytes,
             "body": bytes,
         },
@@ -39,10 +41,14 @@ def m001_events(db: Database) -> None:
 
 @migrations()
 def m002_deliveries(db: Database) -> None:
+    # One row per POST. A `stored` row holds only what its event row does not: outcome,
+    # position and remote address; its time, status (200), event id, size and scheme are
+    # those of the event (`SQLiteStore.deliveries` joins them back). Times and schemes
+    # are encoded as in `events`.
     db["deliveries"].create(
         {
             "seq": int,
-            "received_at": str,
+            "received_at": int,
             "outcome": str,
             "status": int,
             "reason": str,
@@ -55,14 +61,26 @@ def m002_deliveries(db: Database) -> None:
             "body": bytes,  # kept only for conflicting redeliveries
         },
         pk="seq",
-        not_null={"received_at", "outcome", "status"},
+        not_null={"outcome"},
     )
     # Partial index: pruning rejected rows must not cost an index on every delivery.
     db.execute("CREATE INDEX deliveries_rejected ON deliveries(seq) WHERE outcome = 'rejected'")
+    # The journal as it reads: every column filled in, a stored row's from its event.
+    db.create_view(
+        "journal",
+        "SELECT d.seq, coalesce(d.received_at, e.received_at) AS received_at, d.outcome, "
+        "coalesce(d.status, 200) AS status, d.reason, coalesce(d.event_id, e.id) AS event_id, "
+        "d.position, d.body_sha256, coalesce(d.size, length(e.body)) AS size, d.remote_addr, "
+        "coalesce(d.scheme, e.scheme) AS scheme, d.body "
+        "FROM deliveries AS d LEFT JOIN events AS e "
+        "ON d.outcome = 'stored' AND e.position = d.position",
+    )
 
 
 @migrations()
 def m003_type_counts(db: Database) -> None:
+    # Counts of the events up to the last multiple of `sqlite.TYPE_FOLD` positions; the
+    # store adds the few events after it when asked (see SQLiteStore.stats).
     db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
 
 

@@ -123,3 +123,20 @@ def test_locked_database_raises_store_unavailable_and_commits_nothing(db_path):
     finally:
         blocker.close()
         quick.close()
+
+
+def test_events_by_type_are_exact_across_fold_boundaries_and_writers(db_path):
+    """Counts folded every TYPE_FOLD positions plus the tail equal a full count, whoever wrote."""
+    from store.sqlite import TYPE_FOLD
+
+    types = ("video.transformation.accepted", "video.transformation.ready", "file.created")
+    with SQLiteStore(db_path) as one, SQLiteStore(db_path) as two:
+        n = 0
+        for size in (1, TYPE_FOLD - 2, 3, 7, TYPE_FOLD + 5, 1, 2 * TYPE_FOLD, 9):
+            writer = one if n % 2 else two
+            batch = [new(f"e{n + i}", type_=types[(n + i) % 3]) for i in range(size)]
+            writer.append_many(batch)
+            n += size
+            expected = dict(raw(db_path, "SELECT type, count(*) FROM events GROUP BY type"))
+            assert one.stats().events_by_type == expected
+            assert two.stats().events_by_type == expected

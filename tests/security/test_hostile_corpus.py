@@ -77,7 +77,7 @@ def test_hostile_delivery_is_refused_and_journalled(server, case):
     assert _event_count(server.db) == events_before + 1
     journal = table_rows(
         server.db,
-        "SELECT outcome, status, reason, event_id FROM deliveries WHERE seq > ? ORDER BY seq",
+        "SELECT outcome, status, reason, event_id FROM journal WHERE seq > ? ORDER BY seq",
         (seq_before,),
     )
     refused = (
