@@ -81,6 +81,12 @@ def markdown(r: dict) -> str:
     if r.get("errors"):
         lines += ["", "## Benchmarks that did not run", ""]
         lines += [f"- **{k}**: {v}" for k, v in r["errors"].items()]
+    if any(f.get("pass") is False for f in r["figures"]) or r.get("bounds"):
+        lines += [
+            "",
+            "What was tried for each missed target, and what bounds it, measured step by step: "
+            "[ANALYSIS.md](ANALYSIS.md).",
+        ]
     if r.get("bounds"):
         lines += ["", "## What bounds the missed targets (measured)", ""]
         for name, text in r["bounds"].items():
