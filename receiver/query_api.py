@@ -65,8 +65,9 @@ class TimelineResource:
         resp.content_type = falcon.MEDIA_JSON
 
 
-@falcon.before(require_token)
-class AssetsResource:
+class _StatusQuery:
+    """A listing by transformation status; `stuck` is judged at `now()` (None: real time)."""
+
     def __init__(
         self,
         db: ProjectionDB,
@@ -80,42 +81,27 @@ class AssetsResource:
         self.stuck_after = stuck_after
         self.now = now
 
+    def _page(self, req: falcon.Request) -> dict:
+        return {
+            "status": req.get_param("status"),
+            "limit": _limit(req),
+            "cursor": req.get_param("cursor"),
+            "now": self.now(),
+            "stuck_after": self.stuck_after,
+        }
+
+
+@falcon.before(require_token)
+class AssetsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = projections.assets(
-            self.db,
-            status=req.get_param("status"),
-            since=req.get_param("since"),
-            limit=_limit(req),
-            cursor=req.get_param("cursor"),
-            now=self.now(),
-            stuck_after=self.stuck_after,
-        )
+        resp.media = projections.assets(self.db, since=req.get_param("since"), **self._page(req))
 
 
 @falcon.before(require_token)
-class TransformationsResource:
-    def __init__(
-        self,
-        db: ProjectionDB,
-        *,
-        read_token: str | None,
-        stuck_after: float,
-        now: Callable[[], str | None],
-    ):
-        self.db = db
-        self.read_token = read_token
-        self.stuck_after = stuck_after
-        self.now = now
-
+class TransformationsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = projections.transformations(
-            self.db,
-            status=req.get_param("status"),
-            reason=req.get_param("reason"),
-            limit=_limit(req),
-            cursor=req.get_param("cursor"),
-            now=self.now(),
-            stuck_after=self.stuck_after,
+            self.db, reason=req.get_param("reason"), **self._page(req)
         )
 
 

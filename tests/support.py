@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from receiver.signatures import sign_legacy, sign_standard
+from store import NewEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IKLEDGER_SHARED", ROOT.parent / "shared"))
@@ -64,38 +67,74 @@ def event_body(
     return json.dumps(document).encode()
 
 
+def new_event(
+    event_id: str, body: bytes | None = None, type_: str = "video.transformation.accepted"
+) -> NewEvent:
+    """A NewEvent ready for `store.append`, with a small valid body unless one is given."""
+    return NewEvent(
+        event_id,
+        type_,
+        "2024-01-01T00:00:00.000Z",
+        body or event_body(event_id),
+        "standard-webhooks",
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+@dataclass
+class Served:
+    base: str
+    port: int
+    db: Path
+    process: subprocess.Popen
+    output: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
 @contextmanager
-def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0):
-    """A real `ikledger serve` on a free loopback port; yields its base URL."""
+def serve(
+    db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0
+) -> Iterator[Served]:
+    """A real `ikledger serve` on a free loopback port, stdout and stderr kept in a file.
+
+    Unlike a pipe, the file never fills up and blocks the server, and the test can
+    read everything the server printed.
+    """
     port = free_port()
+    output = db.with_suffix(".server.log")
     environment = {**os.environ, "IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})}
-    process = subprocess.Popen(
-        [IKLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), *args],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [IKLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), *args],
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(f"http://127.0.0.1:{port}", port, db, process, output)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
+                raise RuntimeError(f"server exited: {served.log_text()}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code in (200, 503):
+                if httpx.get(f"{served.base}/healthz", timeout=1).status_code in (200, 503):
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in time")
             time.sleep(0.05)
-        yield base
+        yield served
     finally:
         process.terminate()
         try:
@@ -103,7 +142,13 @@ def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stdout.close()
+
+
+@contextmanager
+def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0):
+    """A real `ikledger serve` on a free loopback port; yields its base URL."""
+    with serve(db, env=env, args=args, timeout=timeout) as served:
+        yield served.base
 
 
 def run_cli(

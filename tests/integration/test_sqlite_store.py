@@ -6,20 +6,9 @@ import sqlite3
 
 import pytest
 
-from store import NewEvent, Outcome, Rejection, SQLiteStore, StoreUnavailable
+from store import Outcome, Rejection, SQLiteStore, StoreUnavailable
 from tests.support import event_body
-
-
-def new(
-    event_id: str, body: bytes | None = None, type_: str = "video.transformation.accepted"
-) -> NewEvent:
-    return NewEvent(
-        event_id,
-        type_,
-        "2024-01-01T00:00:00.000Z",
-        body or event_body(event_id),
-        "standard-webhooks",
-    )
+from tests.support import new_event as new
 
 
 def raw(db_path, sql: str, params=()) -> list:

@@ -11,6 +11,7 @@ from receiver.admin import export_events, import_events
 from receiver.validation import parse_event
 from store import NewEvent, Outcome, SQLiteStore
 from tests.support import event_body, payload, payload_names
+from tests.support import new_event as new
 
 BACKENDS = {"sqlite": lambda tmp_path, name: SQLiteStore(tmp_path / f"{name}.db")}
 
@@ -33,18 +34,6 @@ def open_backend(request, tmp_path):
 @pytest.fixture
 def store(open_backend):
     return open_backend()
-
-
-def new(
-    event_id: str, body: bytes | None = None, type_: str = "video.transformation.accepted"
-) -> NewEvent:
-    return NewEvent(
-        event_id,
-        type_,
-        "2024-01-01T00:00:00.000Z",
-        body or event_body(event_id),
-        "standard-webhooks",
-    )
 
 
 def test_duplicate_delivery_keeps_first_body_and_position(store):

@@ -2,78 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
-
-from tests.support import IKLEDGER, SECRET, free_port
-
-
-@dataclass
-class Served:
-    base: str
-    port: int
-    db: Path
-    process: subprocess.Popen
-    output: Path
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_text(self) -> str:
-        return self.output.read_text(errors="replace")
-
-
-@contextmanager
-def serve(
-    db: Path, *, env: dict | None = None, args: tuple = (), timeout: float = 15.0
-) -> Iterator[Served]:
-    """A real `ikledger serve` on a free loopback port, stdout and stderr kept in a file.
-
-    Unlike a pipe, the file never fills up and blocks the server, and the test can
-    read everything the server printed.
-    """
-    port = free_port()
-    output = db.with_suffix(".server.log")
-    environment = {**os.environ, "IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})}
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [IKLEDGER, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db), *args],
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(f"http://127.0.0.1:{port}", port, db, process, output)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {served.log_text()}")
-            try:
-                if httpx.get(f"{served.base}/healthz", timeout=1).status_code in (200, 503):
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start in time")
-            time.sleep(0.05)
-        yield served
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass

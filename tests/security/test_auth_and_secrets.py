@@ -13,8 +13,7 @@ import pytest
 
 import projections
 from receiver import Config, create_app
-from tests.security.helpers import serve
-from tests.support import SECRET, event_body, payload, run_cli, signed
+from tests.support import SECRET, event_body, payload, run_cli, serve, signed
 
 TOKEN = "tok_9f2c41d07be34a5e8c6d"
 NEW_SECRET = "whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg=="

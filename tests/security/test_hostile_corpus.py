@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.security.corpus import CORPUS, MAX_BODY, request_bytes
-from tests.security.helpers import raw_request, serve, table_rows
-from tests.support import event_body, signed
+from tests.security.helpers import raw_request, table_rows
+from tests.support import event_body, serve, signed
 
 CASES = CORPUS["cases"]
 CONTROLS = CORPUS["controls"]

@@ -15,8 +15,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
 from receiver.openapi import spec
-from tests.security.helpers import serve
-from tests.support import payload, payload_names, signed
+from tests.support import payload, payload_names, serve, signed
 
 TOKEN = "schemathesis-read-token"
 # Cursors are opaque and times are ISO-8601 text: JSON Schema cannot say which strings

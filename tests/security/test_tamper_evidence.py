@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from store import GENESIS, SQLiteStore, body_digest, chain_link
-from tests.security.helpers import serve, table_rows
-from tests.support import event_body, run_cli, signed
+from tests.security.helpers import table_rows
+from tests.support import event_body, run_cli, serve, signed
 
 EVENTS = 10
 
