@@ -59,3 +59,8 @@ def decode_scheme(value: int | str | None) -> str | None:
     if isinstance(value, int) and 0 <= value < len(SCHEMES):
         return SCHEMES[value]
     return value
+
+
+def utc_now() -> str:
+    """Now, as the store writes times: UTC ISO-8601 with milliseconds and Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
