@@ -99,16 +99,20 @@ class GroupWriter:
         """
         if not events:
             return []
-        waiter = _Waiter(events)
+        waiter = self._submit(_Waiter(events))
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.results
+
+    def _submit(self, waiter: _Waiter) -> _Waiter:
+        """Queue a waiter for the next group and block until that group is done."""
         with self._cond:
             if self._closed:
                 raise StoreClosed("the store is closed")
             self._appends.append(waiter)
             self._cond.notify()
         waiter.wait()
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.results
+        return waiter
 
     def check_writable(self, *, max_age: float = 1.0) -> str | None:
         """Why appends would fail now, or None; probes with a real write when in doubt.
@@ -123,13 +127,7 @@ class GroupWriter:
                 self.last_write_error is not None and time.monotonic() - self._probed_at >= max_age
             )
             if stale:
-                waiter = _Waiter((), probe=True)
-                with self._cond:
-                    if self._closed:
-                        raise StoreClosed("the store is closed")
-                    self._appends.append(waiter)
-                    self._cond.notify()
-                waiter.wait()
+                self._submit(_Waiter((), probe=True))
                 self._probed_at = time.monotonic()
         return self.last_write_error
 
