@@ -16,21 +16,14 @@ import uuid
 from pathlib import Path
 
 from . import harness
-from .events import Generator
+from .events import distinct_deliveries
 from .harness import Figure, spread
 
 THREADS = 8
 
 
 def _events(count: int) -> list:
-    seen, out = set(), []
-    for d in Generator(count + count // 50, seed=21).deliveries():
-        if d.id not in seen:
-            seen.add(d.id)
-            out.append(d)
-        if len(out) >= count:
-            break
-    return out
+    return distinct_deliveries(count, seed=21)
 
 
 def _fresh(path: Path) -> Path:

@@ -316,3 +316,16 @@ def cached_log(events: int, *, seed: int = 4) -> tuple[Path, dict]:
     os.replace(tmp, manifest)
     info["reused"] = False
     return path, info
+
+
+def distinct_deliveries(count: int, seed: int) -> list[Delivery]:
+    """`count` deliveries with distinct event ids (the generator's redeliveries skipped)."""
+    seen: set[str] = set()
+    out: list[Delivery] = []
+    for d in Generator(count + count // 50, seed=seed).deliveries():
+        if d.id not in seen:
+            seen.add(d.id)
+            out.append(d)
+        if len(out) >= count:
+            break
+    return out

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import harness, servers
-from .events import Generator, _dumps, video_document
+from .events import _dumps, distinct_deliveries, video_document
 from .harness import Figure, percentile, spread
 from .load import SECRET, sign, write_posts, wrk
 from .query import path_for
@@ -75,14 +75,7 @@ def run(plan, small_log: Path, probes: dict, max_rps: float) -> list[Figure]:
     folder.mkdir(parents=True, exist_ok=True)
     target = max_rps / 2
     count = int(target * plan.fresh_seconds * 1.5) + 1000
-    deliveries = []
-    seen = set()
-    for d in Generator(count + count // 50, seed=51).deliveries():
-        if d.id not in seen:
-            seen.add(d.id)
-            deliveries.append(d)
-        if len(deliveries) >= count:
-            break
+    deliveries = distinct_deliveries(count, seed=51)
     p99s, polls_med, rates, counts = [], [], [], []
     for i in range(plan.runs):
         db = folder / f"fresh-{i}.db"

@@ -11,20 +11,13 @@ from __future__ import annotations
 import time
 
 from . import harness, servers
-from .events import Generator
+from .events import distinct_deliveries
 from .harness import Figure, spread
 from .load import write_posts, wrk
 
 
 def _requests(count: int, seed: int) -> list:
-    seen, out = set(), []
-    for d in Generator(count + count // 50, seed=seed).deliveries():
-        if d.id not in seen:
-            seen.add(d.id)
-            out.append(d)
-        if len(out) >= count:
-            break
-    return out
+    return distinct_deliveries(count, seed=seed)
 
 
 def run(plan) -> tuple[list[Figure], dict]:

@@ -1,7 +1,6 @@
 """Builders and fixtures shared by the projection tests.
 
-Test files import this module after putting `tests/` on sys.path (the conftest
-belongs to another part of the suite), and re-export the fixtures they use.
+Test files import it as `tests.projections_helpers` and re-export the fixtures they use.
 """
 
 from __future__ import annotations

@@ -1,19 +1,16 @@
 """Property: rebuild and incremental catch-up give identical tables, whatever the stream."""
 
 import os
-import sys
 import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import other_event, table_rows, video_event
-
 from projections import ProjectionDB, ProjectionRunner, timeline
 from projections.engine import catch_up, ensure
 from projections.video_timeline import TIMELINE
 from store import SQLiteStore
+from tests.projections_helpers import other_event, table_rows, video_event
 
 ASSETS = ["http://h/a.mp4", "https://h/a.mp4", "http://h/b.mp4"]
 TIMES = [f"2024-01-01T00:00:0{s}.000Z" for s in range(4)]  # few: ties are common

@@ -1,21 +1,8 @@
 """Rebuild: atomic swap, crash recovery, automatic rebuilds, replay as of a point."""
 
 import dataclasses
-import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import (
-    SAMPLE,
-    documented_events,
-    log,
-    pdb,
-    runner,
-    table_rows,
-    video_event,
-)
 
 from projections import (
     TIMELINE,
@@ -25,6 +12,15 @@ from projections import (
     timeline,
 )
 from store import SQLiteStore
+from tests.projections_helpers import (
+    SAMPLE,
+    documented_events,
+    log,
+    pdb,
+    runner,
+    table_rows,
+    video_event,
+)
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 

@@ -1,22 +1,8 @@
 """Catch-up: checkpoints, poison events, the background thread, several writers."""
 
-import os
 import sqlite3
-import sys
 import threading
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import (
-    SAMPLE,
-    documented_events,
-    log,
-    other_event,
-    pdb,
-    poison_event,
-    runner,
-    video_event,
-)
 
 from projections import (
     TIMELINE,
@@ -27,6 +13,16 @@ from projections import (
     asset_positions,
     projection_status,
     timeline,
+)
+from tests.projections_helpers import (
+    SAMPLE,
+    documented_events,
+    log,
+    other_event,
+    pdb,
+    poison_event,
+    runner,
+    video_event,
 )
 
 __all__ = ["log", "pdb", "runner"]  # fixtures

@@ -1,15 +1,10 @@
 """The timeline cache: same answers as no cache, never stale after the checkpoint moves."""
 
-import os
-import sys
-
 import orjson
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import SAMPLE, log, pdb, runner, video_event
-
 from projections import AssetNotFound, TimelineCache, timeline, timeline_json
+from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 

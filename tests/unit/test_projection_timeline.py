@@ -1,20 +1,6 @@
 """The timeline fold and its queries, on the documented payloads and edge cases."""
 
-import os
-import sys
-
 import pytest
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from projections_helpers import (
-    SAMPLE,
-    documented_events,
-    log,
-    other_event,
-    pdb,
-    runner,
-    video_event,
-)
 
 from projections import (
     AssetNotFound,
@@ -24,6 +10,15 @@ from projections import (
     default_projections_path,
     timeline,
     transformations,
+)
+from tests.projections_helpers import (
+    SAMPLE,
+    documented_events,
+    log,
+    other_event,
+    pdb,
+    runner,
+    video_event,
 )
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
