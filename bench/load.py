@@ -21,7 +21,7 @@ from pathlib import Path
 from .harness import HOST, ROOT, WORK
 
 SECRET = "whsec_YmVuY2htYXJrLXNlY3JldC1ub3QtZm9yLXByb2R1Y3Rpb24="
-VECTORS = Path("/work/shared/imagekit/signature-vectors.json")
+VECTORS = ROOT / "tests" / "fixtures" / "imagekit" / "signature-vectors.json"
 
 LUA = r"""
 local threads, counter = {}, 0

@@ -12,7 +12,7 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from .harness import VENV_BIN
+from .harness import ROOT, VENV_BIN
 
 
 def py_spy() -> str | None:
@@ -39,7 +39,7 @@ def _frame_name(frame: str) -> str:
     # py-spy raw frames look like "function (path/to/file.py:123)"; keep function and file:line
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in ("site-packages/", f"{ROOT}/", "python3.11/"):
         if marker in where:
             where = where.split(marker, 1)[1]
             break

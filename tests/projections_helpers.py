@@ -14,7 +14,7 @@ import pytest
 from projections import ProjectionRunner, open_projections
 from store import NewEvent, SQLiteStore
 
-PAYLOADS = Path("/work/shared/imagekit/payloads")
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "imagekit" / "payloads"
 SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"
 
 

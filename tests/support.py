@@ -20,8 +20,8 @@ from receiver.signatures import sign_legacy, sign_standard
 from store import NewEvent
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IKLEDGER_SHARED", ROOT.parent / "shared"))
-IMAGEKIT = SHARED / "imagekit"
+# ImageKit's reference data, copied into the repository (see tests/fixtures/imagekit/README.md).
+IMAGEKIT = ROOT / "tests" / "fixtures" / "imagekit"
 PAYLOADS = IMAGEKIT / "payloads"
 VECTORS = json.loads((IMAGEKIT / "signature-vectors.json").read_text())
 SECRET = VECTORS["secret"]
