@@ -1,7 +1,41 @@
 """The store's contract: its records, its interface and its errors.
 
-Every backend (SQLite now, PostgreSQL later) implements `EventStore` and raises
-only the errors defined here, so the layers above never see a driver error.
+Every backend (SQLite, PostgreSQL) implements `EventStore` and raises only the errors
+defined here, so the layers above never see a driver error and never learn which
+backend they talk to: this module is the only door to the log.
+
+Promises every backend keeps (one contract suite, `tests/integration/test_store_contract.py`,
+runs over each backend and holds them):
+
+- **Durable before return.** `append`/`append_many` return only once the event is
+  committed durably (SQLite: WAL with synchronous=FULL; PostgreSQL: synchronous_commit on).
+- **Gap-free positions in commit order.** Positions are 1, 2, 3, … with no hole, assigned
+  inside the committing transaction, across every process appending to the same log.
+- **Visibility.** Once position N is readable, every position below N is readable too:
+  no commit ever makes a lower position visible later. Catch-up relies on this: a reader
+  that has seen N never needs to look below N again.
+- **Idempotent by id.** An id already in the log is never stored again: the same bytes
+  give `DUPLICATE` with the original position, other bytes `CONFLICT` (the body kept in
+  the journal, the log untouched). So a retry after an unknown outcome is always safe.
+- **Bytes exactly.** `Event.body` is the body as received, byte for byte.
+- **Chain.** `Event.chain` is `chain_link(previous chain, id, SHA-256(body))` from
+  `GENESIS`; the same events give byte-identical chains on every backend.
+
+Definitions the backends share:
+
+- `received_at` is the receiving process's clock (UTC, ms, "Z") when the group was
+  committed, unless the caller supplied one (import).
+- `Stats.size_bytes` is what the log occupies on its storage (SQLite: the file and its
+  WAL; PostgreSQL: the log's tables and indexes).
+- `StoreUnavailable` means the outcome is *not* success. Over a network the outcome of
+  a lost connection may be unknown (the commit may have happened): the caller answers
+  503, the sender retries, and the retry is recognised by id (the journal then records
+  it, honestly, as a duplicate).
+- `timeout` (IKLEDGER_DB_TIMEOUT) bounds every wait of one operation: connecting, a lock,
+  a statement, and an append waiting for its group; past it the operation raises
+  `StoreUnavailable`, never hangs.
+- `display_name` is the log's location with any password removed: the only form of it
+  that may appear in a log line, an error, `status` or `/metrics`.
 """
 
 from __future__ import annotations
@@ -10,7 +44,10 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import sqlite3
 
 GENESIS = bytes(32)
 
@@ -89,6 +126,22 @@ class VerifyReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """One row of the delivery journal: one POST and what became of it."""
+
+    seq: int
+    received_at: str
+    outcome: str  # an Outcome value
+    status: int | None
+    reason: str | None
+    event_id: str | None
+    position: int | None
+    size: int | None
+    remote_addr: str | None
+    scheme: str | None  # "standard-webhooks", "x-ik-signature", or None when unknown
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
     events: int
     last_position: int
@@ -113,6 +166,13 @@ class StoreClosed(StoreError):
     """The store was closed; no more appends are taken."""
 
 
+class StoreCorrupt(StoreError):
+    """The log holds something no retry will fix (a body or row it cannot read).
+
+    Unlike StoreUnavailable this is not transient: retrying the same read fails again.
+    """
+
+
 def body_digest(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
@@ -126,14 +186,22 @@ def chain_link(previous: bytes, event_id: str, digest: bytes) -> bytes:
 
 
 class EventStore(Protocol):
-    """The append-only event log every backend provides."""
+    """The append-only event log every backend provides (promises: module docstring)."""
+
+    display_name: str
+
+    # -- writing ------------------------------------------------------------------
 
     def append(self, event: NewEvent) -> AppendResult:
         """Append one event durably, or recognise its id; returns once committed."""
         ...
 
     def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
-        """Append several events in one durable transaction, in order."""
+        """Append several events in one durable transaction, in order.
+
+        Raises StoreUnavailable when they could not be committed in `timeout`; then
+        none of them is stored, or (over a network) the outcome is unknown.
+        """
         ...
 
     def record_rejection(self, rejection: Rejection) -> None:
@@ -141,8 +209,10 @@ class EventStore(Protocol):
         ...
 
     def check_writable(self) -> str | None:
-        """Why an append would fail now (disk full, read-only, locked), or None."""
+        """Why an append would fail now (disk full, read-only, locked, writer dead), or None."""
         ...
+
+    # -- reading ------------------------------------------------------------------
 
     def read_batches(
         self,
@@ -155,18 +225,70 @@ class EventStore(Protocol):
         """Events with position > after (and <= until), in position order, in batches."""
         ...
 
-    def get(self, event_id: str) -> Event | None: ...
+    def get(self, event_id: str) -> Event | None:
+        """The event with this id, or None."""
+        ...
 
-    def get_positions(self, positions: Sequence[int]) -> list[Event]: ...
+    def get_positions(self, positions: Sequence[int]) -> list[Event]:
+        """The events at these positions, in position order (missing ones skipped)."""
+        ...
 
-    def last_position(self) -> int: ...
+    def last_position(self) -> int:
+        """The newest readable position; 0 when the log is empty."""
+        ...
 
-    def verify(self) -> VerifyReport: ...
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until a position above `after` is readable or `timeout` passes.
 
-    def stats(self) -> Stats: ...
+        Returns `last_position()` (which may still be `after`). A backend may wake on
+        a notification (PostgreSQL's LISTEN) or poll; it never sleeps past `timeout`.
+        """
+        ...
+
+    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Journal rows, newest first: all of them, or those of one event id.
+
+        For an id in the log: every delivery of it (stored, duplicate, conflict) and
+        the refusals that named it. Costs what it returns, not the journal's size.
+        """
+        ...
+
+    def type_counts(self) -> dict[str, int]:
+        """Events in the log by type, without scanning the log."""
+        ...
+
+    def verify(self) -> VerifyReport:
+        """Recompute the chain from GENESIS; name the first bad position."""
+        ...
+
+    def stats(self) -> Stats:
+        """Counts, head and size; cheap enough for every `/metrics` scrape."""
+        ...
+
+    # -- copies -------------------------------------------------------------------
 
     def backup(self, path: str) -> int:
-        """Write a consistent copy of the log to `path`; returns its event count."""
+        """Write a consistent snapshot of the log as a SQLite log file at `path`.
+
+        Any backend writes the same thing: a file `open_store(path)` opens, whose
+        `verify()` passes with the same head. Returns its event count.
+        """
         ...
 
     def close(self) -> None: ...
+
+
+class SQLiteSource(Protocol):
+    """Optional bulk capability of a store: its events readable from a SQLite connection.
+
+    The rebuild's fast path uses it when a store offers `sqlite_source`; every other
+    store is read through `read_batches` into a local staging table of the same shape.
+    """
+
+    def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
+        """Make the log readable from `conn` under `schema`; returns a relation name.
+
+        The relation has the columns `position, id, type, created_at, body` (the
+        logical values of `Event`), is read only, and follows the visibility promise.
+        """
+        ...
