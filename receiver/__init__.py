@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from .config import Config, ConfigError
 
 if TYPE_CHECKING:
-    from .app import create_app, get_app
+    from .app import create_app
+    from .wiring import get_app
 
 __all__ = ["Config", "ConfigError", "create_app", "get_app"]
 
@@ -15,8 +16,12 @@ __all__ = ["Config", "ConfigError", "create_app", "get_app"]
 def __getattr__(name: str):
     # The app (Falcon, prometheus_client) loads on first use, not with the package: the
     # CLI's read commands never need it, and importing it was most of their start-up.
-    if name in ("create_app", "get_app"):
-        from . import app
+    if name == "create_app":
+        from .app import create_app
 
-        return getattr(app, name)
+        return create_app
+    if name == "get_app":
+        from .wiring import get_app
+
+        return get_app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

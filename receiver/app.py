@@ -1,4 +1,8 @@
-"""Composition root: `create_app` wires a Falcon app; `get_app` wires production."""
+"""The HTTP app: `create_app` wires routes, middleware and error handlers over an open store.
+
+Production wiring (opening the store, the read models and the catch-up thread) is
+`receiver.wiring.open_runtime`, which `serve` and `get_app` share.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,13 @@ from collections.abc import Callable
 import falcon
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 
 import projections
 from projections import ProjectionDB
-from store import EventStore, StoreError, open_store
+from store import EventStore, StoreError
 
 from .config import Config
-from .errors import DeliveryRejected
+from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
 from .openapi import OpenAPIResource
 from .query_api import (
@@ -76,16 +79,19 @@ class RequestLog:
 
 
 class HealthResource:
-    """GET /healthz: 200 with the last position; 503 when the log cannot be read or written.
+    """GET /healthz: 200 with the last position; 503 when the log or the read models fail.
 
     Writability comes from `check_writable`: a real write probe on the first call and
-    while writes are failing, so a fault is reported before a delivery meets it, and
-    health comes back once it clears even when no delivery arrives to prove it.
+    while writes are failing (it also names a dead writer), so a fault is reported
+    before a delivery meets it, and health comes back once it clears even when no
+    delivery arrives to prove it. `unavailable`: the log cannot be read; `degraded`:
+    it cannot be written, or the read models cannot be read. A projection stopped at
+    a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
     """
 
-    def __init__(self, store: EventStore, extra: Callable[[], dict] | None = None):
+    def __init__(self, store: EventStore, views: ProjectionDB | None = None):
         self.store = store
-        self.extra = extra
+        self.views = views
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body: dict = {"status": "ok"}
@@ -98,9 +104,14 @@ class HealthResource:
         except StoreError as exc:
             write_error = str(exc)
         if write_error:
-            body.update(status="degraded", write_error=write_error)
-        if self.extra is not None:
-            body.update(self.extra())
+            body["write_error"] = write_error
+        if self.views is not None:
+            try:
+                body["projections"] = projections.projection_status(self.views)
+            except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
+                body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+        if body["status"] == "ok" and ("write_error" in body or "read_model_error" in body):
+            body["status"] = "degraded"
         resp.media = body
         if body["status"] != "ok":
             resp.status = falcon.HTTP_503
@@ -122,38 +133,6 @@ def _json_handler() -> falcon.media.JSONHandler:
     return falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
 
 
-def _projection_health(views: ProjectionDB) -> Callable[[], dict]:
-    def report() -> dict:
-        try:
-            return {"projections": projections.projection_status(views)}
-        except Exception as exc:  # noqa: BLE001 -- health must answer even if read models fail
-            return {"projections_error": str(exc)}
-
-    return report
-
-
-def _projection_metrics(views: ProjectionDB) -> Callable[[], list]:
-    def collect() -> list:
-        lag = GaugeMetricFamily(
-            "ikledger_projection_lag_events", "Events behind the log", labels=["projection"]
-        )
-        checkpoint = GaugeMetricFamily(
-            "ikledger_projection_checkpoint", "Last log position applied", labels=["projection"]
-        )
-        failing = GaugeMetricFamily(
-            "ikledger_projection_failing",
-            "1 while stopped at a poison event",
-            labels=["projection"],
-        )
-        for row in projections.projection_status(views):
-            lag.add_metric([row["name"]], row["lag"])
-            checkpoint.add_metric([row["name"]], row["checkpoint"])
-            failing.add_metric([row["name"]], 1 if row.get("error") else 0)
-        return [lag, checkpoint, failing]
-
-    return collect
-
-
 def create_app(
     config: Config,
     store: EventStore,
@@ -171,7 +150,7 @@ def create_app(
     handler = _json_handler()
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
-    metrics = Metrics(store, _projection_metrics(views) if views is not None else None)
+    metrics = Metrics(store, views)
     app.add_route(
         "/webhook",
         WebhookResource(
@@ -183,11 +162,10 @@ def create_app(
             clock=clock,
         ),
     )
-    app.add_route(
-        "/healthz", HealthResource(store, _projection_health(views) if views is not None else None)
-    )
+    app.add_route("/healthz", HealthResource(store, views))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenAPIResource())
+    add_failure_handlers(app)
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
         _add_query_routes(app, config, store, views, now)
@@ -205,15 +183,3 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")
     add_query_error_handlers(app)
-
-
-def get_app() -> falcon.App:
-    """The production app, configured from the environment (for any WSGI server).
-
-    Keeps the read models current with a background catch-up thread.
-    """
-    config = Config.from_env()
-    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
-    views = projections.open_projections(store, config.projections_db)
-    projections.ProjectionRunner(views).start()
-    return create_app(config, store, views)

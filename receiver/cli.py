@@ -6,53 +6,23 @@ import ipaddress
 import logging
 import signal
 import sys
-from contextlib import contextmanager
 
 import click
 import orjson
 
-import projections
-from store import StoreError, open_store
+from store import StoreError
 
-from .admin import (
-    AdminError,
-    event_summary,
-    export_events,
-    import_events,
-    select_events,
-    verify_log,
+from . import cli_read
+from .admin import event_summary, export_events, import_events, select_events, verify_log
+from .cli_common import (
+    CONTEXT,
+    db_option,
+    display_name,
+    load_config,
+    opened_store,
+    read_model_failures,
 )
-from .config import SECRET_HELP, Config, ConfigError
-from .validation import InvalidEvent
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-db_option = click.option(
-    "--db", metavar="PATH", help="SQLite file of the log [env IKLEDGER_DB; default ikledger.db]."
-)
-
-
-def _config(**overrides) -> Config:
-    try:
-        return Config.from_env(**overrides)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-@contextmanager
-def _store(config: Config):
-    try:
-        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield store
-    except (StoreError, AdminError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except InvalidEvent as exc:
-        raise click.UsageError(exc.message) from None
-    finally:
-        store.close()
+from .config import SECRET_HELP
 
 
 @click.group(context_settings=CONTEXT)
@@ -81,14 +51,23 @@ def is_loopback(host: str) -> bool:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Waitress worker threads.")
 @db_option
-@click.option("--log-level", default="info", show_default=True, help="Logging level.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Logging level.",
+)
 def serve(host: str, port: int, threads: int, db: str | None, log_level: str) -> None:
-    """Run the receiver (POST /webhook) and the query API with waitress."""
+    """Run the receiver (POST /webhook) and the query API with waitress.
+
+    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
+    a path (X.db: X.projections.db), else ikledger.projections.db in the working
+    directory.
+    """
     import waitress
 
-    from .app import create_app
-
-    config = _config(db=db, host=host, port=port, threads=threads)
+    config = load_config(db=db, host=host, port=port, threads=threads)
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
     if not is_loopback(host) and not config.read_token:
@@ -103,38 +82,40 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
     # that is a line per request, costing more than the request. Latency and request
     # counts are in /metrics instead.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with _store(config) as store:
-        views = projections.open_projections(store, config.projections_db)
-        runner = projections.ProjectionRunner(views)
-        runner.start()
-        app = create_app(config, store, views)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        click.echo(f"ikledger: listening on http://{host}:{port} (log {config.db})", err=True)
-        try:
-            waitress.serve(
-                app,
-                host=host,
-                port=port,
-                threads=threads,
-                ident="ikledger",
-                # Bodies far over the limit are refused by waitress before they are buffered.
-                max_request_body_size=2 * config.max_body,
-                clear_untrusted_proxy_headers=True,
-                # Idle or trickling clients hold a connection, never a worker thread; past
-                # waitress's default of 100 they would stop new connections being accepted.
-                connection_limit=config.connection_limit,
-                channel_timeout=config.idle_timeout,
-                cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
-                # select() fails past descriptor 1024 but costs less per loop than
-                # waitress's poll(), which re-registers every channel each time round.
-                asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
-                _quiet=True,
-            )
-        except KeyboardInterrupt:
-            pass
-        finally:
-            runner.stop()
-            views.close()
+    from .wiring import open_runtime
+
+    try:
+        with read_model_failures(config):
+            runtime = open_runtime(config)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    where = display_name(runtime.store, config)
+    click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)
+    try:
+        waitress.serve(
+            runtime.app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="ikledger",
+            # Bodies far over the limit are refused by waitress before they are buffered.
+            max_request_body_size=2 * config.max_body,
+            clear_untrusted_proxy_headers=True,
+            # Idle or trickling clients hold a connection, never a worker thread; past
+            # waitress's default of 100 they would stop new connections being accepted.
+            connection_limit=config.connection_limit,
+            channel_timeout=config.idle_timeout,
+            cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
+            # select() fails past descriptor 1024 but costs less per loop than
+            # waitress's poll(), which re-registers every channel each time round.
+            asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
+            _quiet=True,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
 
 
 @cli.command(context_settings=CONTEXT)
@@ -142,10 +123,12 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(db: str | None, as_json: bool) -> None:
     """Events, last position, head of the chain, deliveries by outcome, database size."""
-    with _store(_config(db=db)) as store:
+    config = load_config(db=db)
+    with opened_store(config) as store:
         stats = store.stats()
+        where = display_name(store, config)
     report = {
-        "database": _config(db=db).db,
+        "database": where,
         "events": stats.events,
         "last_position": stats.last_position,
         "head": stats.head.hex(),
@@ -181,7 +164,7 @@ def _pairs(counts: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
 def events(db, types, ids, since, until, after, limit, as_json) -> None:
     """List events in log order, filtered by type, id and created_at range."""
-    with _store(_config(db=db)) as store:
+    with opened_store(load_config(db=db)) as store:
         rows = select_events(
             store, types=types, ids=ids, since=since, until=until, after=after, limit=limit
         )
@@ -199,7 +182,7 @@ def events(db, types, ids, since, until, after, limit, as_json) -> None:
 @click.argument("event_id")
 def show(db: str | None, event_id: str) -> None:
     """Print the raw body of event EVENT_ID exactly as it was received."""
-    with _store(_config(db=db)) as store:
+    with opened_store(load_config(db=db)) as store:
         event = store.get(event_id)
     if event is None:
         raise click.ClickException(f"no event with id {event_id!r}")
@@ -212,7 +195,7 @@ def show(db: str | None, event_id: str) -> None:
 @click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
 def verify(db: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
-    with _store(_config(db=db)) as store:
+    with opened_store(load_config(db=db)) as store:
         report = verify_log(store)
     if not report.ok:
         click.echo(f"FAILED at position {report.first_bad_position}: {report.problem}", err=True)
@@ -232,7 +215,7 @@ def verify(db: str | None, expect_head: str | None) -> None:
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
 def export(db: str | None, output) -> None:
     """Write every event as JSON Lines, raw bodies included."""
-    with _store(_config(db=db)) as store:
+    with opened_store(load_config(db=db)) as store:
         count = export_events(store, output)
     click.echo(f"exported {count} events", err=True)
 
@@ -242,7 +225,7 @@ def export(db: str | None, output) -> None:
 @click.argument("file", type=click.File("rb"))
 def import_(db: str | None, file) -> None:
     """Backfill events from an `ikledger export` file; safe to run again."""
-    with _store(_config(db=db)) as store:
+    with opened_store(load_config(db=db)) as store:
         report = import_events(store, file)
     click.echo(
         f"imported {report.stored} events; {report.duplicate} already present, "
@@ -279,7 +262,7 @@ def trigger(source: str, url: str, scheme: str, asset: str | None, request_id: s
 
     from .trigger import TriggerError, deliver, event_from
 
-    config = _config()
+    config = load_config()
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
     try:
@@ -296,14 +279,15 @@ def trigger(source: str, url: str, scheme: str, asset: str | None, request_id: s
 @db_option
 @click.argument("path", type=click.Path(dir_okay=False))
 def backup(db: str | None, path: str) -> None:
-    """Copy the log to PATH with SQLite's online backup (consistent while the server writes)."""
-    with _store(_config(db=db)) as store:
+    """Write a consistent snapshot of the log to PATH as a SQLite log file, while the server writes."""
+    with opened_store(load_config(db=db)) as store:
         count = store.backup(path)
     click.echo(f"backed up {count} events to {path}")
 
 
+for _command in cli_read.COMMANDS:
+    cli.add_command(_command)
+
+
 def main() -> None:
     cli(prog_name="ikledger")
-
-
-from . import cli_read  # noqa: F401 -- registers the read-model commands on `cli`

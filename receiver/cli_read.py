@@ -16,14 +16,14 @@ import projections
 from projections import ProjectionError, ProjectionRunner
 
 from . import render
-from .cli import CONTEXT, _config, _store, cli, db_option
+from .cli_common import CONTEXT, db_option, load_config, opened_store, read_model_failures
 
 
 @contextmanager
 def _views(db: str | None, *, catch_up: bool = True):
-    config = _config(db=db)
-    with _store(config) as store:
-        views = projections.open_projections(store, config.projections_db)
+    config = load_config(db=db)
+    with opened_store(config) as store, read_model_failures(config):
+        views = projections.open_projections(store, config.projections_path())
         try:
             runner = ProjectionRunner(views)
             if catch_up:
@@ -55,7 +55,7 @@ def _progress_printer():
     return show
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @db_option
 @click.argument("name", required=False)
 def rebuild(db: str | None, name: str | None) -> None:
@@ -77,7 +77,7 @@ def rebuild(db: str | None, name: str | None) -> None:
                 sys.exit(1)
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @db_option
 @click.argument("url")
 @click.option(
@@ -96,7 +96,7 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool) -> None
         click.echo(render.timeline(result))
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @db_option
 @click.option(
     "--status",
@@ -118,7 +118,7 @@ def assets(db, status, since, limit, as_json) -> None:
         click.echo(render.assets(result))
 
 
-@cli.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT)
 @db_option
 @click.option(
     "--reason",
@@ -146,7 +146,7 @@ def failures(db, reason, limit, as_json) -> None:
         click.echo(render.transformations(result))
 
 
-@cli.command("projections", context_settings=CONTEXT)
+@click.command("projections", context_settings=CONTEXT)
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def projections_(db, as_json) -> None:
@@ -157,3 +157,6 @@ def projections_(db, as_json) -> None:
         _print_json(status)
     else:
         click.echo(render.projections(status))
+
+
+COMMANDS = (rebuild, timeline, assets, failures, projections_)

@@ -13,6 +13,9 @@ SECRET_HELP = (
 )
 
 
+DEFAULT_PROJECTIONS_DB = "ikledger.projections.db"
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message says which and how to fix it."""
 
@@ -83,6 +86,20 @@ class Config:
 
     def with_(self, **changes) -> Config:
         return replace(self, **changes)
+
+    def projections_path(self) -> str:
+        """The read models' file: IKLEDGER_PROJECTIONS_DB, else beside a log given as a path.
+
+        `X.db` gives `X.projections.db`. A log given as a URL (`sqlite:///…`,
+        `postgresql://…`) gives `ikledger.projections.db` in the working directory:
+        the receiver does not parse the store's URLs.
+        """
+        if self.projections_db:
+            return self.projections_db
+        if "://" in self.db:
+            return DEFAULT_PROJECTIONS_DB
+        root, ext = os.path.splitext(self.db)
+        return f"{root}.projections{ext or '.db'}"
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:

@@ -1,54 +1,101 @@
-"""Prometheus metrics, one registry per app so tests never share counters."""
+"""Prometheus metrics, one registry per app so tests never share counters.
+
+Scrape-time figures come only from `store.stats()` (cheap by the store's contract) and
+the projections' meta rows; everything else is a process-local counter.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from store import EventStore, StoreError
+import projections
+from projections import ProjectionDB
+from store import EventStore
+
+log = logging.getLogger("ikledger.metrics")
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
 _APPEND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
-class _LogCollector:
-    """Reads the log's own counts at scrape time, so they survive restarts."""
+def _log_families(store: EventStore) -> list:
+    """Counts of the log itself, from `stats()` (cheap by contract), so they survive restarts."""
+    stats = store.stats()
+    events = GaugeMetricFamily("ikledger_events", "Events in the log, by type", labels=["type"])
+    for event_type, count in stats.events_by_type.items():
+        events.add_metric([event_type], count)
+    position = GaugeMetricFamily(
+        "ikledger_log_position", "Position of the newest event", value=stats.last_position
+    )
+    journal = GaugeMetricFamily(
+        "ikledger_journal_deliveries", "Deliveries in the journal, by outcome", labels=["outcome"]
+    )
+    for outcome, count in stats.deliveries.items():
+        journal.add_metric([outcome], count)
+    return [events, position, journal]
 
-    def __init__(self, store: EventStore, extra: Callable[[], list] | None):
-        self.store = store
-        self.extra = extra
+
+def _projection_families(views: ProjectionDB) -> list:
+    """Each projection's lag, checkpoint and poison state, from its meta row."""
+    lag = GaugeMetricFamily(
+        "ikledger_projection_lag_events", "Events behind the log", labels=["projection"]
+    )
+    checkpoint = GaugeMetricFamily(
+        "ikledger_projection_checkpoint", "Last log position applied", labels=["projection"]
+    )
+    failing = GaugeMetricFamily(
+        "ikledger_projection_failing", "1 while stopped at a poison event", labels=["projection"]
+    )
+    for row in projections.projection_status(views):
+        lag.add_metric([row["name"]], row["lag"])
+        checkpoint.add_metric([row["name"]], row["checkpoint"])
+        failing.add_metric([row["name"]], 1 if row.get("error") else 0)
+    return [lag, checkpoint, failing]
+
+
+class _ScrapeCollector:
+    """Reads the log's and the read models' state at scrape time, each source guarded.
+
+    A source that fails (log locked, read models unreadable) is left out of that
+    scrape and counted in `ikledger_collector_errors_total`: a scrape never fails.
+    """
+
+    def __init__(self, sources: dict[str, Callable[[], list]]):
+        self.sources = sources
+        self.errors = dict.fromkeys(sources, 0)
+        self._lock = threading.Lock()
 
     def collect(self):
-        try:
-            stats = self.store.stats()
-        except StoreError:
-            return
-        events = GaugeMetricFamily("ikledger_events", "Events in the log, by type", labels=["type"])
-        for event_type, count in stats.events_by_type.items():
-            events.add_metric([event_type], count)
-        yield events
-        yield GaugeMetricFamily(
-            "ikledger_log_position", "Position of the newest event", value=stats.last_position
+        for name, source in self.sources.items():
+            try:
+                families = source()
+            except Exception as exc:  # noqa: BLE001 -- a scrape must answer whatever fails
+                log.warning("metrics: %s collector failed (%s: %s)", name, type(exc).__name__, exc)
+                with self._lock:
+                    self.errors[name] += 1
+                continue
+            yield from families
+        errors = CounterMetricFamily(
+            "ikledger_collector_errors",
+            "Scrapes that left out a collector because reading it failed",
+            labels=["collector"],
         )
-        journal = GaugeMetricFamily(
-            "ikledger_journal_deliveries",
-            "Deliveries in the journal, by outcome",
-            labels=["outcome"],
-        )
-        for outcome, count in stats.deliveries.items():
-            journal.add_metric([outcome], count)
-        yield journal
-        if self.extra is not None:
-            yield from self.extra()
+        with self._lock:
+            for name, count in self.errors.items():
+                errors.add_metric([name], count)
+        yield errors
 
 
 class Metrics:
     """The receiver's counters and histograms."""
 
-    def __init__(self, store: EventStore, extra: Callable[[], list] | None = None):
+    def __init__(self, store: EventStore, views: ProjectionDB | None = None):
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "ikledger_deliveries",
@@ -68,7 +115,10 @@ class Metrics:
             buckets=_APPEND_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_LogCollector(store, extra))
+        sources = {"log": lambda: _log_families(store)}
+        if views is not None:
+            sources["projections"] = lambda: _projection_families(views)
+        self.registry.register(_ScrapeCollector(sources))
 
         # Bound once: looking a child up by label costs more than incrementing it.
         self._outcomes = {

@@ -1,12 +1,14 @@
 """The read-only query API: timelines, assets, transformations and events.
 
 Every resource here requires `Authorization: Bearer <IKLEDGER_READ_TOKEN>` when a
-token is configured (compared in constant time). Projection errors are mapped to
-HTTP once, in `add_query_error_handlers`.
+token is configured (compared in constant time). Query errors (a bad parameter, an
+unknown asset) are mapped to HTTP once, in `add_query_error_handlers`; storage and
+read-model failures of every route in `errors.add_failure_handlers`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Callable
 
@@ -159,13 +161,18 @@ class EventResource:
             **event_summary(event),
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
-            "deliveries": self.store.deliveries(event_id=event_id),
+            "deliveries": [_delivery(d) for d in self.store.deliveries(event_id=event_id)],
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
         """The body exactly as received, byte for byte."""
         resp.data = self._event(event_id).body
         resp.content_type = falcon.MEDIA_JSON
+
+
+def _delivery(record) -> dict:
+    """A journal row as JSON: the contract's `Delivery` record (plain dicts from older stores)."""
+    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
 
 
 def add_query_error_handlers(app: falcon.App) -> None:

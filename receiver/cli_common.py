@@ -1,0 +1,71 @@
+"""What every `ikledger` command shares: options, configuration, and openers for the log and
+the read models that turn failures into one-line messages (never a traceback).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from store import EventStore, StoreError, open_store
+
+from .admin import AdminError
+from .config import Config, ConfigError
+from .validation import InvalidEvent
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+db_option = click.option(
+    "--db",
+    metavar="LOCATION",
+    help="The log: a path, sqlite:///path, or postgresql://… [env IKLEDGER_DB; default ikledger.db].",
+)
+
+
+def load_config(**overrides) -> Config:
+    """The configuration from the environment and the given options; a usage error if bad."""
+    try:
+        return Config.from_env(**overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def display_name(store: EventStore, config: Config) -> str:
+    """The log's printable location (no password).
+
+    Falls back to the configured location only for a store that predates the
+    contract's `display_name` (to be dropped once every backend has it).
+    """
+    return getattr(store, "display_name", None) or config.db
+
+
+@contextmanager
+def opened_store(config: Config) -> Iterator[EventStore]:
+    """The log, closed afterwards; store and admin failures end the command in one line."""
+    try:
+        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield store
+    except (StoreError, AdminError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except InvalidEvent as exc:
+        raise click.UsageError(exc.message) from None
+    finally:
+        store.close()
+
+
+@contextmanager
+def read_model_failures(config: Config) -> Iterator[None]:
+    """Turn an unreadable read-model file into a one-line message naming it."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise click.ClickException(
+            f"cannot use the read models in {config.projections_path()}: {exc} "
+            "(IKLEDGER_PROJECTIONS_DB; `ikledger rebuild` recreates them from the log)"
+        ) from None
