@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .openapi_schemas import SCHEMAS, STATUS
+
 
 def _version() -> str:
     try:
@@ -36,7 +38,6 @@ def _query(name: str, description: str, schema: dict | None = None, required: bo
     }
 
 
-_STATUS = {"type": "string", "enum": ["accepted", "ready", "error", "stuck"]}
 _LIMIT = _query(
     "limit",
     "Page size, 1 to 1000 (default 50).",
@@ -45,163 +46,20 @@ _LIMIT = _query(
 _CURSOR = _query("cursor", "The `next_cursor` of the previous page.")
 _UNAUTHORIZED = _error("Missing or wrong bearer token (only when IKLEDGER_READ_TOKEN is set).")
 _BAD = _error("A query parameter is missing or malformed.")
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-_SCHEMAS = {
-    "Error": {
-        "type": "object",
-        "required": ["title", "code"],
-        "properties": {
-            "title": {"type": "string"},
-            "description": {"type": "string"},
-            "code": {"type": "string", "description": "Stable machine-readable error code."},
-        },
-    },
-    "Receipt": {
-        "type": "object",
-        "required": ["received", "id", "position", "duplicate"],
-        "properties": {
-            "received": {"const": True},
-            "id": {"type": "string"},
-            "position": {"type": "integer", "minimum": 1},
-            "duplicate": {"type": "boolean"},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-            "position": {"type": "integer"},
-            "error": {"type": "string"},
-            "write_error": {"type": "string"},
-            "projections": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-    "EventSummary": {
-        "type": "object",
-        "required": ["position", "id", "type", "created_at", "received_at", "scheme", "size"],
-        "properties": {
-            "position": {"type": "integer"},
-            "id": {"type": "string"},
-            "type": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "received_at": {"type": "string", "format": "date-time"},
-            "scheme": {"type": "string"},
-            "size": {"type": "integer"},
-        },
-    },
-    "Event": {
-        "allOf": [
-            {"$ref": "#/components/schemas/EventSummary"},
-            {
-                "type": "object",
-                "required": ["chain", "body", "deliveries"],
-                "properties": {
-                    "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
-                    "body": {"type": "string", "description": "The raw body exactly as received."},
-                    "deliveries": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-        ]
-    },
-    "EventPage": {
-        "type": "object",
-        "required": ["events", "next_cursor"],
-        "properties": {
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/EventSummary"}},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    },
-    "TimelineEvent": {
-        "type": "object",
-        "required": ["position", "id", "type", "created_at"],
-        "properties": {
-            "position": {"type": "integer"},
-            "id": {"type": "string"},
-            "type": {"type": "string"},
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "Transformation": {
-        "type": "object",
-        "description": "`events` only in a timeline, not in the /transformations list.",
-        "required": ["request_id", "status"],
-        "properties": {
-            "asset": {"type": "string"},
-            "request_id": {"type": "string"},
-            "request_url": {"type": ["string", "null"]},
-            "kind": {"type": ["string", "null"]},
-            "options": {"type": ["object", "null"]},
-            "status": _STATUS,
-            "accepted_at": _NULLABLE_TIME,
-            "ready_at": _NULLABLE_TIME,
-            "error_at": _NULLABLE_TIME,
-            "error_reason": {"type": ["string", "null"]},
-            "output_url": {"type": ["string", "null"]},
-            "video_metadata": {"type": ["object", "null"]},
-            "timings": {"type": ["object", "null"]},
-            "first_at": _NULLABLE_TIME,
-            "last_at": _NULLABLE_TIME,
-            "event_count": {"type": "integer"},
-            "accepted_to_ready_ms": {"type": ["integer", "null"]},
-            "events": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEvent"}},
-        },
-    },
-    "Timeline": {
-        "type": "object",
-        "required": ["asset", "position", "transformations"],
-        "properties": {
-            "asset": {"type": "string"},
-            "position": {
-                "type": "integer",
-                "description": "The log position this answer reflects.",
-            },
-            "transformations": {
-                "type": "array",
-                "items": {
-                    "allOf": [
-                        {"$ref": "#/components/schemas/Transformation"},
-                        {"required": ["events"]},
-                    ]
-                },
-            },
-        },
-    },
-    "AssetPage": {
-        "type": "object",
-        "required": ["assets", "next_cursor"],
-        "properties": {
-            "assets": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["asset", "last_activity", "counts"],
-                    "properties": {
-                        "asset": {"type": "string"},
-                        "first_at": {"type": "string"},
-                        "last_activity": {"type": "string"},
-                        "transformations": {"type": "integer"},
-                        "events": {"type": "integer"},
-                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    },
-                },
-            },
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    },
-    "TransformationPage": {
-        "type": "object",
-        "required": ["transformations", "next_cursor"],
-        "properties": {
-            "transformations": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/Transformation"},
-            },
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    },
+_RETRY_AFTER = {
+    "Retry-After": {"required": True, "description": "Seconds", "schema": {"type": "integer"}}
 }
+_UNAVAILABLE = {
+    **_error(
+        "Storage trouble, retry after Retry-After: `store_unavailable` (the log cannot be "
+        "read or written now), `read_model_unavailable` (the read models cannot be read now)."
+    ),
+    "headers": _RETRY_AFTER,
+}
+_INTERNAL = _error(
+    "`store_corrupt`: the log holds a record no retry will read (run `ikledger verify`); "
+    "`internal_error`: anything else, named by request id in the server log."
+)
 
 
 def _read(summary: str, parameters: list, response: dict, *extra: tuple[str, dict]) -> dict:
@@ -234,7 +92,7 @@ def spec() -> dict:
             ("x-ik-signature", "Legacy scheme: `t=<unix ms>,v1=<hex HMAC-SHA256>`."),
         )
     ]
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "ikledger",
@@ -261,9 +119,13 @@ def spec() -> dict:
                         ),
                         "413": _error("Body over the configured limit."),
                         "415": _error("Content-Type is not application/json."),
-                        "503": _error(
-                            "The event could not be made durable; retry after Retry-After."
-                        ),
+                        "503": {
+                            **_error(
+                                "`store_unavailable`: the event could not be made durable; "
+                                "retry after Retry-After."
+                            ),
+                            "headers": _RETRY_AFTER,
+                        },
                     },
                 }
             },
@@ -272,7 +134,10 @@ def spec() -> dict:
                     "summary": "Liveness and last log position",
                     "responses": {
                         "200": _json("Health"),
-                        "503": _json("Health", "The log is unusable."),
+                        "503": {
+                            **_json("Health", "The log or the read models are unusable."),
+                            "headers": _RETRY_AFTER,
+                        },
                     },
                 }
             },
@@ -312,7 +177,7 @@ def spec() -> dict:
             "/assets": _read(
                 "Assets with counts per status, newest activity first",
                 [
-                    _query("status", "Only assets with a transformation in this status.", _STATUS),
+                    _query("status", "Only assets with a transformation in this status.", STATUS),
                     _query("since", "Only assets active at or after this ISO-8601 time."),
                     _LIMIT,
                     _CURSOR,
@@ -322,7 +187,7 @@ def spec() -> dict:
             "/transformations": _read(
                 "Transformations across assets, by status and error reason",
                 [
-                    _query("status", "Only this status.", _STATUS),
+                    _query("status", "Only this status.", STATUS),
                     _query("reason", "Only this error reason, e.g. encoding_failed."),
                     _LIMIT,
                     _CURSOR,
@@ -376,10 +241,17 @@ def spec() -> dict:
             ),
         },
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            # Every route may fail unexpectedly; those that read storage answer 503 for it.
+            operation["responses"].setdefault("500", _INTERNAL)
+            if path not in ("/metrics", "/openapi.json"):
+                operation["responses"].setdefault("503", _UNAVAILABLE)
+    return document
 
 
 class OpenAPIResource:

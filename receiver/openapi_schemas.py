@@ -1,0 +1,163 @@
+"""The schemas of the OpenAPI description: every JSON body the API answers with."""
+
+from __future__ import annotations
+
+STATUS = {"type": "string", "enum": ["accepted", "ready", "error", "stuck"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["title", "code"],
+        "properties": {
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "code": {"type": "string", "description": "Stable machine-readable error code."},
+        },
+    },
+    "Receipt": {
+        "type": "object",
+        "required": ["received", "id", "position", "duplicate"],
+        "properties": {
+            "received": {"const": True},
+            "id": {"type": "string"},
+            "position": {"type": "integer", "minimum": 1},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            "position": {"type": "integer"},
+            "error": {"type": "string"},
+            "write_error": {"type": "string"},
+            "read_model_error": {"type": "string"},
+            "projections": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "EventSummary": {
+        "type": "object",
+        "required": ["position", "id", "type", "created_at", "received_at", "scheme", "size"],
+        "properties": {
+            "position": {"type": "integer"},
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "scheme": {"type": "string"},
+            "size": {"type": "integer"},
+        },
+    },
+    "Event": {
+        "allOf": [
+            {"$ref": "#/components/schemas/EventSummary"},
+            {
+                "type": "object",
+                "required": ["chain", "body", "deliveries"],
+                "properties": {
+                    "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
+                    "body": {"type": "string", "description": "The raw body exactly as received."},
+                    "deliveries": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        ]
+    },
+    "EventPage": {
+        "type": "object",
+        "required": ["events", "next_cursor"],
+        "properties": {
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/EventSummary"}},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "TimelineEvent": {
+        "type": "object",
+        "required": ["position", "id", "type", "created_at"],
+        "properties": {
+            "position": {"type": "integer"},
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Transformation": {
+        "type": "object",
+        "description": "`events` only in a timeline, not in the /transformations list.",
+        "required": ["request_id", "status"],
+        "properties": {
+            "asset": {"type": "string"},
+            "request_id": {"type": "string"},
+            "request_url": {"type": ["string", "null"]},
+            "kind": {"type": ["string", "null"]},
+            "options": {"type": ["object", "null"]},
+            "status": STATUS,
+            "accepted_at": _NULLABLE_TIME,
+            "ready_at": _NULLABLE_TIME,
+            "error_at": _NULLABLE_TIME,
+            "error_reason": {"type": ["string", "null"]},
+            "output_url": {"type": ["string", "null"]},
+            "video_metadata": {"type": ["object", "null"]},
+            "timings": {"type": ["object", "null"]},
+            "first_at": _NULLABLE_TIME,
+            "last_at": _NULLABLE_TIME,
+            "event_count": {"type": "integer"},
+            "accepted_to_ready_ms": {"type": ["integer", "null"]},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEvent"}},
+        },
+    },
+    "Timeline": {
+        "type": "object",
+        "required": ["asset", "position", "transformations"],
+        "properties": {
+            "asset": {"type": "string"},
+            "position": {
+                "type": "integer",
+                "description": "The log position this answer reflects.",
+            },
+            "transformations": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Transformation"},
+                        {"required": ["events"]},
+                    ]
+                },
+            },
+        },
+    },
+    "AssetPage": {
+        "type": "object",
+        "required": ["assets", "next_cursor"],
+        "properties": {
+            "assets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["asset", "last_activity", "counts"],
+                    "properties": {
+                        "asset": {"type": "string"},
+                        "first_at": {"type": "string"},
+                        "last_activity": {"type": "string"},
+                        "transformations": {"type": "integer"},
+                        "events": {"type": "integer"},
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                },
+            },
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "TransformationPage": {
+        "type": "object",
+        "required": ["transformations", "next_cursor"],
+        "properties": {
+            "transformations": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/Transformation"},
+            },
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+}
