@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.slow
 FAULT_ENV = {"IKLEDGER_DB_TIMEOUT": "0.5"}
 
 
-def _post(base: str, body: bytes) -> httpx.Response:
-    return httpx.post(f"{base}/webhook", content=body, headers=signed(body), timeout=10)
+def _post(base: str, body: bytes, timeout: float = 10) -> httpx.Response:
+    return httpx.post(f"{base}/webhook", content=body, headers=signed(body), timeout=timeout)
 
 
 def _assert_refused(response: httpx.Response) -> None:
@@ -42,9 +43,9 @@ def _wait_health(server: Server, status: int, timeout: float = 10.0) -> dict:
         time.sleep(0.1)
 
 
-def _heals_in_place(server: Server, db, bodies: dict, acked: dict) -> None:
-    """Without a delivery to prove it, healthz turns 200; then deliveries land."""
-    health = _wait_health(server, 200)
+def _heals_in_place(server: Server, db, bodies: dict, acked: dict, *, within: float = 10.0) -> None:
+    """Without a delivery to prove it, healthz turns 200 (within `within` s); then deliveries land."""
+    health = _wait_health(server, 200, timeout=within)
     assert health["status"] == "ok"
     for _ in range(5):
         body = event_body()
@@ -82,6 +83,41 @@ def test_locked_database_answers_503_and_heals_when_released(tmp_path):
         finally:
             holder.execute("ROLLBACK")
             holder.close()
+        _heals_in_place(server, db, bodies, acked)
+    finally:
+        server.stop()
+
+
+def test_requests_queued_behind_a_stuck_writer_answer_503_then_land(tmp_path):
+    """An external BEGIN IMMEDIATE keeps the writer from committing: every request,
+    the one in the group and those queued behind it, answers 503 well inside the
+    client's bound (IKLEDGER_DB_TIMEOUT is 0.5 s), healthz says why, and once the
+    lock is released the same deliveries land."""
+    db = tmp_path / "log.db"
+    server = Server(db, env=FAULT_ENV)
+    server.start()
+    bodies, acked = {}, {}
+    try:
+        _deliver_ok(server, 2, bodies, acked)
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            waiting = [event_body() for _ in range(8)]
+            with ThreadPoolExecutor(len(waiting)) as pool:
+                # A hung request raises httpx.TimeoutException here (15 s bound).
+                answers = list(pool.map(lambda b: _post(server.base, b, timeout=15), waiting))
+            for response in answers:
+                _assert_refused(response)
+            health = _wait_health(server, 503)
+            assert health["status"] == "degraded" and "locked" in health["write_error"]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        for body in waiting:  # the sender's retries, once the writer can commit again
+            response = _post(server.base, body)
+            assert response.status_code == 200, response.text
+            bodies[response.json()["id"]] = body
+            acked[response.json()["id"]] = response.json()["position"]
         _heals_in_place(server, db, bodies, acked)
     finally:
         server.stop()
@@ -203,6 +239,7 @@ def test_read_only_database_heals_without_restart(tmp_path):
         _assert_refused(_post(server.base, event_body()))
         for path in tmp_path.glob("log.db*"):
             os.chmod(path, 0o644)
-        _heals_in_place(server, db, {}, {})
+        # The write probe reruns every second while writes fail: 3 s would see a heal.
+        _heals_in_place(server, db, {}, {}, within=3.0)
     finally:
         server.stop()
