@@ -67,5 +67,5 @@ def read_model_failures(config: Config) -> Iterator[None]:
     except sqlite3.Error as exc:
         raise click.ClickException(
             f"cannot use the read models in {config.projections_path()}: {exc} "
-            "(IKLEDGER_PROJECTIONS_DB; `ikledger rebuild` recreates them from the log)"
+            "(IKLEDGER_PROJECTIONS_DB; delete the file and they are rebuilt from the log)"
         ) from None

@@ -152,9 +152,13 @@ def live_server(db: Path, *, env: dict | None = None, args: tuple = (), timeout:
 
 
 def run_cli(
-    *args: str, db: Path | None = None, env: dict | None = None, input: bytes | None = None
+    *args: str,
+    db: Path | str | None = None,
+    env: dict | None = None,
+    input: bytes | None = None,
+    cwd: Path | None = None,
 ):
-    """Run the installed `ikledger` command; returns the CompletedProcess."""
+    """Run the installed `ikledger` command (in `cwd`, default the current directory)."""
     command = [IKLEDGER, *args]
     if db is not None:
         command += ["--db", str(db)]
@@ -162,6 +166,7 @@ def run_cli(
         command,
         env={**os.environ, **(env or {})},
         input=input,
+        cwd=cwd,
         capture_output=True,
         timeout=60,
         check=False,

@@ -145,3 +145,60 @@ def test_import_of_garbage_names_the_line(tmp_path):
     bad.write_text('{"body": "{}"}\nnot json\n')
     result = invoke("import", str(bad), "--db", str(tmp_path / "x.db"))
     assert result.exit_code != 0 and "line 1" in result.output
+
+
+def _garbage_read_models(db_path) -> None:
+    views = db_path.with_name(db_path.stem + ".projections.db")
+    views.write_bytes(b"this is not a database" * 100)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "mistake"),
+    [
+        (("status", "--db", "mysql://nobody@127.0.0.1/none"), {}, "unsupported database"),
+        (("status",), {"IKLEDGER_DB_TIMEOUT": "soon"}, "IKLEDGER_DB_TIMEOUT must be a number"),
+        (("serve", "--log-level", "loud"), {"IMAGEKIT_WEBHOOK_SECRET": SECRET}, "loud"),
+        (("rebuild", "no-such-projection"), {}, "no projection named"),
+        (("timeline", "https://x.example/v.mp4"), {}, "cannot use the read models"),
+        (("projections",), {}, "cannot use the read models"),
+    ],
+)
+def test_user_mistakes_end_in_one_error_line_and_nonzero_exit(filled, args, env, mistake):
+    if "read models" in mistake:
+        _garbage_read_models(filled)
+    db = [] if "--db" in args else ["--db", str(filled)]
+    result = run_cli(*args, *db, env=env)
+    errors = [line for line in result.stderr.decode().splitlines() if line.startswith("Error")]
+    assert result.returncode != 0
+    assert b"Traceback" not in result.stderr
+    assert len(errors) == 1 and mistake in errors[0], result.stderr.decode()
+
+
+def test_a_log_given_as_url_keeps_read_models_in_the_working_directory(filled, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = run_cli("projections", "--json", db=f"sqlite:///{filled}", cwd=workdir)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (workdir / "ikledger.projections.db").exists()
+    assert not filled.with_name(filled.stem + ".projections.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("db", "projections_db", "expected"),
+    [
+        ("logs/ikledger.db", None, "logs/ikledger.projections.db"),
+        ("ledger", None, "ledger.projections.db"),
+        ("sqlite:///var/ikledger.db", None, "ikledger.projections.db"),
+        ("postgresql://ik:pw@db/ikledger", None, "ikledger.projections.db"),
+        ("postgresql://ik:pw@db/ikledger", "/srv/views.db", "/srv/views.db"),
+    ],
+)
+def test_read_models_path_follows_the_log_or_the_setting(db, projections_db, expected):
+    from receiver import Config
+
+    assert Config(db=db, projections_db=projections_db).projections_path() == expected
+
+
+def test_status_names_the_log_without_reaching_into_the_store(filled):
+    report = json.loads(invoke("status", "--json", "--db", str(filled)).output)
+    assert report["database"].endswith(filled.name) and report["events"] == len(payload_names())
