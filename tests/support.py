@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -171,3 +172,37 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+def served_tables(path: Path | str, name: str = "timeline") -> tuple[int, dict[str, list[tuple]]]:
+    """A read model's served generation and every row of its tables, sorted, keyed by base name.
+
+    Both are read in one transaction, so they agree even while a rebuild swaps generations.
+    """
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("BEGIN")
+        (generation,) = conn.execute(
+            "SELECT generation FROM projection_meta WHERE name = ?", (name,)
+        ).fetchone()
+        found = {}
+        for base in ("events", "transformations", "assets"):
+            table = f"{name}_{base}_g{generation}"
+            found[base] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+        return generation, found
+    finally:
+        conn.close()
+
+
+def table_rows(path: Path | str, name: str = "timeline") -> dict[str, list[tuple]]:
+    """Every row of the served generation's tables of a read model (see `served_tables`)."""
+    return served_tables(path, name)[1]
+
+
+def query_rows(db: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read a database the server is using through a separate, read-only connection."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

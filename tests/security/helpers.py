@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import select
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass
@@ -66,12 +64,3 @@ def _parse(data: bytes) -> RawResponse:
     if "content-length" in headers:
         body = body[: int(headers["content-length"])]
     return RawResponse(status, headers, body)
-
-
-def table_rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    """Read the server's database through a separate, read-only connection."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.security.corpus import CORPUS, MAX_BODY, request_bytes
-from tests.security.helpers import raw_request, table_rows
-from tests.support import event_body, serve, signed
+from tests.security.helpers import raw_request
+from tests.support import event_body, query_rows, serve, signed
 
 CASES = CORPUS["cases"]
 CONTROLS = CORPUS["controls"]
@@ -35,11 +35,11 @@ def server(tmp_path_factory):
 
 
 def _last_seq(db) -> int:
-    return table_rows(db, "SELECT coalesce(max(seq), 0) FROM deliveries")[0][0]
+    return query_rows(db, "SELECT coalesce(max(seq), 0) FROM deliveries")[0][0]
 
 
 def _event_count(db) -> int:
-    return table_rows(db, "SELECT count(*) FROM events")[0][0]
+    return query_rows(db, "SELECT count(*) FROM events")[0][0]
 
 
 def _valid_event_lands(server) -> str:
@@ -75,7 +75,7 @@ def test_hostile_delivery_is_refused_and_journalled(server, case):
 
     landed = _valid_event_lands(server)
     assert _event_count(server.db) == events_before + 1
-    journal = table_rows(
+    journal = query_rows(
         server.db,
         "SELECT outcome, status, reason, event_id FROM journal WHERE seq > ? ORDER BY seq",
         (seq_before,),
@@ -95,9 +95,9 @@ def test_hostile_looking_but_valid_delivery_is_stored_verbatim(server, case):
     assert response.status == 200, response.body[:300]
     receipt = json.loads(response.body)
     assert receipt["duplicate"] is False and receipt["id"] == json.loads(body)["id"]
-    stored = table_rows(server.db, "SELECT body FROM events WHERE id = ?", (receipt["id"],))
+    stored = query_rows(server.db, "SELECT body FROM events WHERE id = ?", (receipt["id"],))
     assert stored == [(body,)]
     assert _event_count(server.db) == events_before + 1
-    tables = {name for (name,) in table_rows(server.db, "SELECT name FROM sqlite_master")}
+    tables = {name for (name,) in query_rows(server.db, "SELECT name FROM sqlite_master")}
     assert {"events", "deliveries"} <= tables
     assert httpx.get(f"{server.base}/healthz", timeout=5).json()["status"] == "ok"

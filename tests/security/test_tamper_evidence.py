@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from store import GENESIS, SQLiteStore, body_digest, chain_link
-from tests.security.helpers import table_rows
-from tests.support import event_body, run_cli, serve, signed
+from tests.support import event_body, query_rows, run_cli, serve, signed
 
 EVENTS = 10
 
@@ -54,11 +53,11 @@ def verify(db_path, *args):
 
 
 def row(db_path, position):
-    return table_rows(db_path, "SELECT * FROM events WHERE position = ?", (position,))[0]
+    return query_rows(db_path, "SELECT * FROM events WHERE position = ?", (position,))[0]
 
 
 def chain_at(db_path, position) -> bytes:
-    return table_rows(db_path, "SELECT chain FROM events WHERE position = ?", (position,))[0][0]
+    return query_rows(db_path, "SELECT chain FROM events WHERE position = ?", (position,))[0][0]
 
 
 def forged(db_path, position: int, event_id: str, body: bytes) -> bytes:
@@ -179,10 +178,10 @@ def test_backup_under_load_verifies_and_serves_the_same_timelines(tmp_path):
         for copy in copies:
             code, output = verify(copy)
             assert code == 0, output
-            count = table_rows(copy, "SELECT count(*) FROM events")[0][0]
+            count = query_rows(copy, "SELECT count(*) FROM events")[0][0]
             assert 20 <= count <= len(sent)
             assert chain_at(copy, count) == chain_at(original, count)
-        assert table_rows(copies[2], "SELECT count(*) FROM events")[0][0] == len(sent)
+        assert query_rows(copies[2], "SELECT count(*) FROM events")[0][0] == len(sent)
         served_original = answers(server.base, assets)
     with serve(copies[2]) as restored:
         assert answers(restored.base, assets) == served_original

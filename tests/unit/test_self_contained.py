@@ -20,9 +20,7 @@ def tracked_files() -> list[Path]:
         ).stdout
         return [ROOT / name for name in out.decode().split("\0") if name]
     except (OSError, subprocess.CalledProcessError):  # an export without .git
-        return [
-            p for p in ROOT.rglob("*") if p.is_file() and not SKIP_PARTS & set(p.parts)
-        ]
+        return [p for p in ROOT.rglob("*") if p.is_file() and not SKIP_PARTS & set(p.parts)]
 
 
 def outside_references(text: str) -> list[str]:
