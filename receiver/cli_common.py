@@ -4,7 +4,6 @@ the read models that turn failures into one-line messages (never a traceback).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +13,7 @@ from store import EventStore, StoreError, open_store
 
 from .admin import AdminError
 from .config import Config, ConfigError
+from .read_models import read_model_errors
 from .validation import InvalidEvent
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -64,7 +64,7 @@ def read_model_failures(config: Config) -> Iterator[None]:
     """Turn an unreadable read-model file into a one-line message naming it."""
     try:
         yield
-    except sqlite3.Error as exc:
+    except read_model_errors() as exc:
         raise click.ClickException(
             f"cannot use the read models in {config.projections_path()}: {exc} "
             "(IKLEDGER_PROJECTIONS_DB; delete the file and they are rebuilt from the log)"

@@ -15,12 +15,12 @@ Error codes of storage trouble (every route):
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import falcon
 
-import projections
 from store.contract import StoreCorrupt, StoreError
+
+from .read_models import read_model_errors
 
 RETRY_AFTER_S = 1
 
@@ -59,17 +59,6 @@ def coded(error_class: type[falcon.HTTPError], code: str, description: str, **kw
     error = error_class(description=description, **kwargs)
     error.code = code
     return error
-
-
-def read_model_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that mean "the read models' file cannot be read right now".
-
-    The projections package is getting a typed `ReadModelUnavailable`; until every
-    caller has it, a `sqlite3.Error` escaping it means the same (the store never lets
-    a driver error out, so above `store/` such an error can only be a read model's).
-    """
-    typed = getattr(projections, "ReadModelUnavailable", None)
-    return (sqlite3.Error,) if typed is None else (typed, sqlite3.Error)
 
 
 def add_failure_handlers(app: falcon.App) -> None:
