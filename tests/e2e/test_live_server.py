@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import event_body, live_server, payload, payload_names, run_cli, signed
+from tests.support import (
+    SECRET,
+    event_body,
+    free_port,
+    live_server,
+    payload,
+    payload_names,
+    run_cli,
+    signed,
+)
 
 
 @pytest.fixture
@@ -62,3 +76,45 @@ def test_errors_are_json_with_codes_over_the_wire(server):
     assert response.json()["code"] == "signature_missing"
     metrics = httpx.get(f"{server}/metrics").text
     assert 'ikledger_rejections_total{code="signature_missing"} 1.0' in metrics
+
+
+def test_get_app_under_another_wsgi_server_wires_what_serve_wires(db_path):
+    """`waitress-serve --call receiver:get_app` builds through the same composition root as
+    `ikledger serve`: deliveries land, and the catch-up thread keeps the timeline current."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    output = db_path.with_suffix(".wsgi.log")
+    env = {**os.environ, "IMAGEKIT_WEBHOOK_SECRET": SECRET, "IKLEDGER_DB": str(db_path)}
+    command = [str(Path(sys.executable).with_name("waitress-serve")), f"--listen=127.0.0.1:{port}"]
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [*command, "--call", "receiver:get_app"], env=env, stdout=sink, stderr=sink
+        )
+    try:
+        _until(lambda: _answers(f"{base}/healthz"), process, output)
+        body = payload("video.transformation.accepted")
+        response = httpx.post(f"{base}/webhook", content=body, headers=signed(body), timeout=10)
+        assert response.status_code == 200, response.text
+        asset = json.loads(body)["data"]["asset"]["url"]
+        timeline = f"{base}/timeline?asset={asset}"
+        _until(lambda: _answers(timeline) == 200, process, output)
+        assert db_path.with_name(db_path.stem + ".projections.db").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.TransportError:
+        return None
+
+
+def _until(condition, process, output, attempts: int = 200) -> None:
+    for _ in range(attempts):  # at most ~10 s
+        assert process.poll() is None, output.read_text(errors="replace")
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met; server said: {output.read_text(errors='replace')}")
