@@ -28,7 +28,11 @@ from .config import SECRET_HELP
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="ikledger")
 def cli() -> None:
-    """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it."""
+    """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
+
+    Settings come from the environment (IMAGEKIT_WEBHOOK_SECRET, IKLEDGER_DB,
+    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see the README); options override them.
+    """
 
 
 # Connections that keep every descriptor of the process under select()'s 1024, with
