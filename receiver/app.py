@@ -17,6 +17,7 @@ import projections
 from projections import ProjectionDB
 from store import EventStore, StoreError, open_store
 
+from . import ui
 from .config import Config
 from .errors import DeliveryRejected
 from .metrics import Metrics
@@ -191,6 +192,7 @@ def create_app(
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
         _add_query_routes(app, config, store, views, now)
+        ui.add_routes(app, config=config, store=store, views=views, now=now)
     return app
 
 

@@ -15,7 +15,7 @@ import orjson
 import projections
 from projections import ProjectionError, ProjectionRunner
 
-from . import render
+from . import render, ui
 from .cli import CONTEXT, _config, _store, cli, db_option
 
 
@@ -86,10 +86,20 @@ def rebuild(db: str | None, name: str | None) -> None:
     help="The timeline as it stood at a log position or created_at time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
-def timeline(db: str | None, url: str, as_of: str | None, as_json: bool) -> None:
+@click.option(
+    "--svg",
+    "svg_file",
+    type=click.File("w", encoding="utf-8"),
+    help="Also write the picture of the web page to FILE (standalone SVG; - for stdout).",
+)
+def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_file) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
-    with _views(db) as (_, views, _runner):
+    with _views(db) as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of)
+    if svg_file is not None:
+        svg_file.write(ui.timeline_svg(result, stuck_after=config.stuck_after))
+        if svg_file.name == "<stdout>":
+            return
     if as_json:
         _print_json(result)
     else:
