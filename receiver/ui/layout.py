@@ -21,6 +21,7 @@ Reading the picture:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 WIDTH = 1100
 GUTTER = 250  # row labels: request id and status as text
@@ -126,6 +127,17 @@ def _flags(events: list[dict]) -> list[list[str]]:
     if events and not any(_kind(e["type"]) == "accepted" for e in events):
         flags[0].append("no_accepted")
     return flags
+
+
+def _shape(kind: str, x: float, y: float) -> str:
+    """The SVG path of a mark: circle (accepted), diamond (ready), cross (error), square."""
+    if kind == "accepted":
+        return f"M{x - 5:.1f},{y:.1f}a5,5 0 1,0 10,0a5,5 0 1,0 -10,0z"
+    if kind == "ready":
+        return f"M{x:.1f},{y - 6:.1f}l6,6l-6,6l-6,-6z"
+    if kind == "error":
+        return f"M{x - 5:.1f},{y - 5:.1f}l10,10m0,-10l-10,10"
+    return f"M{x - 4:.1f},{y - 4:.1f}h8v8h-8z"
 
 
 def _kind(event_type: str) -> str:
@@ -235,13 +247,17 @@ def layout(
                 f"created {event['created_at']}, log position {event['position']}",
                 *(notes[f] for f in flags),
             ]
+            mx = x(_ms(parse_time(event["created_at"])))
             marks.append(
                 {
-                    "x": x(_ms(parse_time(event["created_at"]))),
+                    "x": mx,
                     "y": mid,
+                    "d": _shape(kind, mx, mid),
                     "kind": kind,
                     "flags": flags,
+                    "classes": " ".join([f"mark mark-{kind}", *(f"flag-{flag}" for flag in flags)]),
                     "event_id": event["id"],
+                    "quoted_id": quote(event["id"], safe=""),
                     "position": event["position"],
                     "title": _title(item, status, lines),
                 }

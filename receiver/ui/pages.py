@@ -27,6 +27,7 @@ from store import EventStore, StoreError
 from ..admin import event_summary
 from ..errors import RETRY_AFTER_S
 from ..validation import InvalidEvent
+from .fragments import FragmentCache
 from .search import search
 from .templating import render, timeline_svg
 
@@ -163,7 +164,16 @@ class AssetsPage(Page):
 
 
 class AssetPage(Page):
-    """GET /ui/asset?url=URL[&as_of=POSITION|TIME]: the picture and the table of fields."""
+    """GET /ui/asset?url=URL[&as_of=POSITION|TIME]: the picture and the table of fields.
+
+    Reads `timeline_json` through a `TimelineCache`, as `GET /timeline` does, and keeps
+    rendered fragments in a `FragmentCache` (both never stale).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.timelines = projections.TimelineCache()
+        self.fragments = FragmentCache()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
@@ -172,20 +182,26 @@ class AssetPage(Page):
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
             started = time.perf_counter()
-            result = projections.timeline(self.views, url, as_of=as_of)
-            svg = timeline_svg(
-                result,
-                now=self.moment(),
-                stuck_after=self.stuck_after,
-                link="/ui/event?id=",
-                standalone=False,
+            result = orjson.loads(
+                projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
             )
+
+            def fragment(moment: datetime) -> str:
+                svg = timeline_svg(
+                    result,
+                    now=moment,
+                    stuck_after=self.stuck_after,
+                    link="/ui/event?id=",
+                    standalone=False,
+                )
+                return render("asset_fragment.html", result=result, svg=svg)
+
             self.show(
                 req,
                 resp,
                 "asset.html",
                 result=result,
-                svg=svg,
+                fragment=self.fragments.get_or_render(result, self.moment(), fragment),
                 as_of=as_of or "",
                 head=self.store.last_position(),
                 render_ms=(time.perf_counter() - started) * 1000,
