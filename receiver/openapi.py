@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .ui.openapi import PATHS as UI_PATHS
+
 
 def _version() -> str:
     try:
@@ -374,6 +376,7 @@ def spec() -> dict:
                 },
                 ("404", _error("No such event.")),
             ),
+            **UI_PATHS,
         },
         "components": {
             "schemas": _SCHEMAS,

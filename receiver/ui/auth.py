@@ -139,6 +139,13 @@ class SessionMiddleware:
             return
         cookie = session_cookie(req)
         kind = self.sessions.kind(cookie)
+        if req.method == "POST":
+            # First: a POST without its session's CSRF token is refused, signed in or not.
+            req.context.form = _form(req)
+            offered = req.context.form.get("csrf")
+            if not same_origin(req) or kind is None or not self.sessions.csrf_ok(cookie, offered):
+                _forbidden(req, resp)
+                return
         if self.sessions.required and kind != "a" and not req.path.startswith(OPEN_PATHS):
             raise login_redirect(req)
         if kind is None:
@@ -148,18 +155,29 @@ class SessionMiddleware:
         req.context.session = cookie
         req.context.signed_in = kind == "a" and self.sessions.required
         req.context.csrf = self.sessions.csrf(cookie)
-        if req.method == "POST":
-            form = req.get_media(default_when_empty={}) if req.content_length else {}
-            req.context.form = form if isinstance(form, dict) else {}
-            offered = req.context.form.get("csrf")
-            if not same_origin(req) or not self.sessions.csrf_ok(cookie, offered):
-                resp.status = falcon.HTTP_403
-                resp.content_type = falcon.MEDIA_HTML
-                resp.text = render(
-                    "error.html",
-                    message="This form expired or came from another site: reload the page.",
-                    csrf="",
-                    signed_in=False,
-                    path=req.path,
-                )
-                resp.complete = True
+
+
+def _forbidden(req: falcon.Request, resp: falcon.Response) -> None:
+    resp.status = falcon.HTTP_403
+    resp.content_type = falcon.MEDIA_HTML
+    resp.text = render(
+        "error.html",
+        message="This form expired or came from another site: reload the page.",
+        csrf="",
+        signed_in=False,
+        path=req.path,
+    )
+    resp.complete = True
+
+
+def _form(req: falcon.Request) -> dict:
+    """The POSTed form; {} for any other body (the CSRF check then refuses it)."""
+    if not req.content_length or req.content_type is None:
+        return {}
+    if req.content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        return {}
+    try:
+        form = req.get_media(default_when_empty={})
+    except falcon.MediaMalformedError:
+        return {}
+    return form if isinstance(form, dict) else {}

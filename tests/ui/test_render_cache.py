@@ -66,6 +66,9 @@ def test_a_cached_page_equals_a_fresh_render_and_a_new_event_misses(served):
     after = page(cached)
     assert after == page(uncached) != first
     assert 'data-status="ready"' in after and 'data-event-id="r1e"' in after
+    # Nothing open before or after: only the transformations tell the two apart.
+    send("error", "r2e", "r2", "2024-01-02T03:00:10.000Z")
+    assert 'data-event-id="r2e"' in page(cached) == page(uncached)
 
 
 def test_an_open_transformation_is_redrawn_as_time_passes(served):
