@@ -98,6 +98,22 @@ def _tick_label(ms: float, step: int) -> str:
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+def _day(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def _labelled(tick_ms: list[float], step: int, x) -> list[dict]:
+    """Tick positions and labels; a tick on a new day (after the first) shows its date."""
+    out, day = [], _day(tick_ms[0]) if tick_ms else None
+    for t in tick_ms:
+        label = _tick_label(t, step)
+        if step < 86_400_000 and _day(t) != day:
+            day = _day(t)
+            label = f"{day[5:]} {label}"
+        out.append({"x": x(t), "label": label})
+    return out
+
+
 def ticks(start: float, end: float, *, target: int = 7) -> tuple[int, list[float]]:
     """A round step and the multiples of it within [start, end] (epoch ms), about `target`."""
     span = max(end - start, 1)
@@ -291,8 +307,8 @@ def layout(
         "legend_y": height - LEGEND / 2,
         "start": show_time(start),
         "end": show_time(end),
-        "ticks": [{"x": x(t), "label": _tick_label(t, step)} for t in tick_ms],
-        "tick_date": datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%d"),
+        "ticks": _labelled(tick_ms, step, x),
+        "tick_date": _day(tick_ms[0] if tick_ms else start),
         "step": duration(step),
         "rows": rows,
         "label": (

@@ -176,3 +176,14 @@ def test_the_svg_is_well_formed_escaped_and_titled():
     assert len(marks) == 1 and marks[0].find(f"{ns}title") is not None
     assert root.find(f"{ns}style") is not None  # standalone: its own styles
     assert re.search(r'href="/ui/event\?id=error-1"', svg)
+
+
+def test_the_axis_names_the_first_day_and_each_new_one():
+    late = transformation(
+        "r1", "ready", [event("accepted", 1, 18 * 3600), event("ready", 2, 30 * 3600)]
+    )  # 2024-01-02 21:00 to 2024-01-03 09:00
+    geometry = picture(late, now="2024-01-04T00:00:00Z")
+    assert geometry["tick_date"] == "2024-01-02"
+    labels = [t["label"] for t in geometry["ticks"]]
+    assert any(label.startswith("01-03 ") for label in labels)
+    assert sum(label.startswith("01-03 ") for label in labels) == 1
