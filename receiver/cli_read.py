@@ -89,6 +89,7 @@ def rebuild(db: str | None, name: str | None) -> None:
 @click.option(
     "--svg",
     "svg_file",
+    metavar="FILE",
     type=click.File("w", encoding="utf-8"),
     help="Also write the picture of the web page to FILE (standalone SVG; - for stdout).",
 )
