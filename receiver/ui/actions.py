@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import falcon
 
 import projections
-from projections import ProjectionError, ProjectionRunner
+from projections import ProjectionRunner
 
 from ..admin import verify_log
 from .auth import Sessions
-from .pages import Page
+from .pages import Page, show
 
 
 @dataclass
@@ -45,12 +45,12 @@ class Rebuilds:
         return True
 
     def _run(self, views) -> None:
-        def show(p) -> None:
+        def report(p) -> None:
             self.progress = f"{p.projection}: {p.phase} {p.done:,}/{p.total:,} events"
 
         try:
-            result, error = ProjectionRunner(views).rebuild(progress=show), None
-        except (ProjectionError, Exception) as exc:  # noqa: BLE001 -- reported on the page
+            result, error = ProjectionRunner(views).rebuild(progress=report), None
+        except Exception as exc:  # noqa: BLE001 -- whatever it was, the page reports it
             result, error = None, str(exc)
         with self.lock:
             self.result, self.error = result, error
@@ -112,21 +112,20 @@ def _safe_next(target: str | None) -> str:
 class LoginPage:
     """GET/POST /ui/login: ask for the read token once; POST /ui/logout ends the session."""
 
-    def __init__(self, sessions: Sessions, show):
+    def __init__(self, sessions: Sessions):
         self.sessions = sessions
-        self.show = show
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.sessions.required:
             raise falcon.HTTPSeeOther("/ui")
-        self.show(req, resp, "login.html", next=_safe_next(req.get_param("next")), failed=False)
+        show(req, resp, "login.html", next=_safe_next(req.get_param("next")), failed=False)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = req.context.form
         target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
         offered = form.get("token")
         if not isinstance(offered, str) or not self.sessions.check_token(offered):
-            self.show(req, resp, "login.html", status=falcon.HTTP_401, next=target, failed=True)
+            show(req, resp, "login.html", status=falcon.HTTP_401, next=target, failed=True)
             return
         # A new session on every login, so a cookie planted before it is worth nothing.
         self.sessions.set_cookie(req, resp, self.sessions.issue("a"))

@@ -42,6 +42,19 @@ class BadInput(Exception):
     """A query-string mistake: shown as a 400 page."""
 
 
+def show(req, resp, template: str, *, status=falcon.HTTP_200, **context) -> None:
+    """Answer with a page: the template, with the session's CSRF token for its forms."""
+    resp.status = status
+    resp.content_type = falcon.MEDIA_HTML
+    resp.text = render(
+        template,
+        csrf=getattr(req.context, "csrf", ""),
+        signed_in=getattr(req.context, "signed_in", False),
+        path=req.path,
+        **context,
+    )
+
+
 class Page:
     """Shared by every page resource: rendering, the clock and the error pages."""
 
@@ -65,15 +78,7 @@ class Page:
         return datetime.fromisoformat(fixed) if fixed else datetime.now(UTC)
 
     def show(self, req, resp, template: str, *, status=falcon.HTTP_200, **context) -> None:
-        resp.status = status
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = render(
-            template,
-            csrf=getattr(req.context, "csrf", ""),
-            signed_in=getattr(req.context, "signed_in", False),
-            path=req.path,
-            **context,
-        )
+        show(req, resp, template, status=status, **context)
 
     @contextmanager
     def errors_as_pages(self, req, resp):

@@ -10,7 +10,7 @@ import falcon
 from ..config import Config
 from .actions import LoginPage, LogPage, Rebuilds, Verifications
 from .auth import SessionMiddleware, Sessions
-from .pages import AssetPage, AssetsPage, EventPage, FailuresPage, Page
+from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
 
 # `default-src 'self'` covers scripts, styles (inline `style=` included), images and
 # fonts; the rest close what default-src does not: framing, <base>, form targets.
@@ -64,7 +64,7 @@ def add_routes(
     app.add_route("/ui/log", log)
     app.add_route("/ui/log/verify", log, suffix="verify")
     app.add_route("/ui/log/rebuild", log, suffix="rebuild")
-    login = LoginPage(sessions, Page(**shared).show)
+    login = LoginPage(sessions)
     app.add_route("/ui/login", login)
     app.add_route("/ui/logout", login, suffix="logout")
     static = resources.files("receiver.ui").joinpath("static")
