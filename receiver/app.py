@@ -20,6 +20,7 @@ import projections
 from projections import ProjectionDB
 from store import EventStore, StoreError
 
+from . import ui
 from .config import Config
 from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
@@ -169,6 +170,7 @@ def create_app(
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
         _add_query_routes(app, config, store, views, now)
+        ui.add_routes(app, config=config, store=store, views=views, now=now)
     return app
 
 

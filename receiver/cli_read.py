@@ -86,10 +86,23 @@ def rebuild(db: str | None, name: str | None) -> None:
     help="The timeline as it stood at a log position or created_at time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
-def timeline(db: str | None, url: str, as_of: str | None, as_json: bool) -> None:
+@click.option(
+    "--svg",
+    "svg_file",
+    metavar="FILE",
+    type=click.File("w", encoding="utf-8"),
+    help="Also write the picture of the web page to FILE (standalone SVG; - for stdout).",
+)
+def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_file) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
-    with _views(db) as (_, views, _runner):
+    with _views(db) as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of)
+    if svg_file is not None:
+        from . import ui  # Jinja2 and the templates only for a picture
+
+        svg_file.write(ui.timeline_svg(result, stuck_after=config.stuck_after))
+        if svg_file.name == "<stdout>":
+            return
     if as_json:
         _print_json(result)
     else:

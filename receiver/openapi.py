@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from .openapi_schemas import SCHEMAS, STATUS
+from .ui.openapi import PATHS as UI_PATHS
 
 
 def _version() -> str:
@@ -239,6 +240,7 @@ def spec() -> dict:
                 },
                 ("404", _error("No such event.")),
             ),
+            **UI_PATHS,
         },
         "components": {
             "schemas": SCHEMAS,

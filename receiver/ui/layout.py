@@ -1,0 +1,319 @@
+"""The timeline picture as geometry: a pure function of a `timeline(...)` dict.
+
+`layout(timeline, now=...)` returns rows, bars, marks and axis ticks in SVG user
+units; `templates/timeline.svg` only draws them. Nothing here reads a database or a
+clock, so the picture is unit-tested without a browser (tests/unit/test_timeline_layout.py).
+
+Reading the picture:
+
+- one row per transformation, in the timeline's order (first event first);
+- a bar from `accepted_at` to `ready_at` / `error_at`, its style named by status
+  (`ready`, `error`); an `accepted` one with no terminal event is open-ended up to
+  `now`: `stuck` once its last event is older than `stuck_after`, else `pending`.
+  When `now` lies far beyond the events, the open bar runs to the right edge with
+  `clipped` set instead of squashing every other bar;
+- a mark for every event, placed at its `created_at`, shaped by its kind, with flags:
+  `late` (delivered after an event that happened later: out of order), `repeat` (a
+  second event of the same kind for the transformation, a second terminal event
+  included) and `no_accepted` on the first event of a transformation without one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+WIDTH = 1100
+GUTTER = 250  # row labels: request id and status as text
+RIGHT = 30
+TOP = 46  # the axis and its labels
+ROW = 26
+BAR = 12
+BOTTOM = 16
+LEGEND = 36  # the key below the rows
+# Open bars run to `now` when it is within this many spans of the events (or a
+# minute); further away they are drawn clipped, so `now` does not squash the rest.
+CLIP_BEYOND = 4
+CLIP_MIN_MS = 60_000
+
+_KINDS = {"accepted": "accepted", "ready": "ready", "error": "error"}
+_STEPS_MS = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500,
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000,
+    60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
+    3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
+    86_400_000, 172_800_000, 604_800_000, 1_209_600_000, 2_592_000_000, 7_776_000_000,
+    31_536_000_000,
+]  # fmt: skip
+STATUS_TEXT = {
+    "ready": "✓ ready",
+    "error": "✗ error",
+    "stuck": "⚠ stuck",
+    "pending": "… running",
+    "accepted": "… accepted",
+}
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _ms(moment: datetime) -> float:
+    return moment.timestamp() * 1000
+
+
+def show_time(ms: float) -> str:
+    """Epoch milliseconds as `YYYY-MM-DD HH:MM:SS.mmm` UTC."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def duration(ms: float | None) -> str:
+    """A duration for people: 850 ms, 13.2 s, 4 min 10 s, 3 h 5 min, 2 d 4 h."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _tick_label(ms: float, step: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    if step >= 86_400_000:
+        return moment.strftime("%Y-%m-%d")
+    if step >= 60_000:
+        return moment.strftime("%H:%M")
+    if step >= 1000:
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _day(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def _labelled(tick_ms: list[float], step: int, x) -> list[dict]:
+    """Tick positions and labels; a tick on a new day (after the first) shows its date."""
+    out, day = [], _day(tick_ms[0]) if tick_ms else None
+    for t in tick_ms:
+        label = _tick_label(t, step)
+        if step < 86_400_000 and _day(t) != day:
+            day = _day(t)
+            label = f"{day[5:]} {label}"
+        out.append({"x": x(t), "label": label})
+    return out
+
+
+def ticks(start: float, end: float, *, target: int = 7) -> tuple[int, list[float]]:
+    """A round step and the multiples of it within [start, end] (epoch ms), about `target`."""
+    span = max(end - start, 1)
+    step = next((s for s in _STEPS_MS if span / s <= target), _STEPS_MS[-1])
+    first = -(-start // step) * step
+    count = int((end - first) // step) + 1
+    return step, [first + i * step for i in range(max(count, 0))]
+
+
+def _flags(events: list[dict]) -> list[list[str]]:
+    """Per event (in created_at order): late, repeat, no_accepted."""
+    flags: list[list[str]] = [[] for _ in events]
+    # An event is late when a later-happening event of the same transformation was
+    # delivered (got a log position) before it.
+    lowest_after = float("inf")
+    for i in range(len(events) - 1, -1, -1):
+        if events[i]["position"] > lowest_after:
+            flags[i].append("late")
+        lowest_after = min(lowest_after, events[i]["position"])
+    seen: set[str] = set()
+    for i, event in enumerate(events):
+        kind = _kind(event["type"])
+        terminal = "terminal" if kind in ("ready", "error") else kind
+        if terminal in seen:
+            flags[i].append("repeat")
+        seen.add(terminal)
+    if events and not any(_kind(e["type"]) == "accepted" for e in events):
+        flags[0].append("no_accepted")
+    return flags
+
+
+def _shape(kind: str, x: float, y: float) -> str:
+    """The SVG path of a mark: circle (accepted), diamond (ready), cross (error), square."""
+    if kind == "accepted":
+        return f"M{x - 5:.1f},{y:.1f}a5,5 0 1,0 10,0a5,5 0 1,0 -10,0z"
+    if kind == "ready":
+        return f"M{x:.1f},{y - 6:.1f}l6,6l-6,6l-6,-6z"
+    if kind == "error":
+        return f"M{x - 5:.1f},{y - 5:.1f}l10,10m0,-10l-10,10"
+    return f"M{x - 4:.1f},{y - 4:.1f}h8v8h-8z"
+
+
+def _kind(event_type: str) -> str:
+    return _KINDS.get(event_type.rsplit(".", 1)[-1], "other")
+
+
+def _status(item: dict, now_ms: float, stuck_ms: float) -> str:
+    status = item["status"]
+    if status != "accepted":
+        return status
+    last = item.get("last_at") or item.get("accepted_at")
+    if last is not None and now_ms - _ms(parse_time(last)) > stuck_ms:
+        return "stuck"
+    return "pending"
+
+
+def _title(item: dict, status: str, lines: list[str]) -> str:
+    head = [f"request {item['request_id']}", f"status {status}"]
+    if item.get("error_reason"):
+        head.append(f"reason {item['error_reason']}")
+    return "\n".join(head + lines)
+
+
+def layout(
+    timeline: dict,
+    *,
+    now: datetime | str,
+    stuck_after: timedelta | float = 900,
+    width: int = WIDTH,
+) -> dict:
+    """Geometry of the timeline picture: axis ticks, one row per transformation, marks.
+
+    `now` is the moment open bars run to (a datetime, or an ISO time); `stuck_after`
+    (seconds) decides stuck against pending. An empty timeline gives no rows and a
+    one-second axis around `now`. Coordinates are rounded to 0.1 unit.
+    """
+    now_ms = _ms(parse_time(now) if isinstance(now, str) else now)
+    if isinstance(stuck_after, timedelta):
+        stuck_after = stuck_after.total_seconds()
+    items = timeline.get("transformations") or []
+    moments = [
+        _ms(parse_time(t))
+        for item in items
+        for t in [item.get("accepted_at"), item.get("ready_at"), item.get("error_at")]
+        + [e["created_at"] for e in item.get("events") or []]
+        if t
+    ]
+    statuses = [_status(item, now_ms, stuck_after * 1000) for item in items]
+    start = min(moments, default=now_ms - 500)
+    end = max(moments, default=now_ms + 500)
+    open_bars = any(s in ("stuck", "pending") for s in statuses)
+    if open_bars and end < now_ms <= end + max((end - start) * CLIP_BEYOND, CLIP_MIN_MS):
+        end = now_ms
+    pad = max(end - start, 1000) * 0.03
+    start, end = start - pad, end + pad
+    x0, x1 = GUTTER, width - RIGHT
+
+    def x(ms: float) -> float:
+        return round(x0 + (ms - start) / (end - start) * (x1 - x0), 1)
+
+    step, tick_ms = ticks(start, end)
+    height = TOP + ROW * len(items) + BOTTOM + LEGEND
+    rows = []
+    for index, (item, status) in enumerate(zip(items, statuses, strict=True)):
+        y = TOP + index * ROW
+        mid = y + ROW / 2
+        events = list(item.get("events") or [])
+        accepted = item.get("accepted_at")
+        # The bar ends at the terminal event that decided the status (the later one).
+        finished = item.get("error_at") if status == "error" else item.get("ready_at")
+        bar = None
+        if accepted:
+            a_ms = _ms(parse_time(accepted))
+            clipped = False
+            if status in ("stuck", "pending"):
+                f_ms = now_ms
+                if now_ms > end:
+                    f_ms, clipped = end, True
+                lines = [f"accepted {show_time(a_ms)}", f"open for {duration(now_ms - a_ms)}"]
+            else:
+                f_ms = _ms(parse_time(finished)) if finished else a_ms
+                lines = [
+                    f"accepted {show_time(a_ms)}",
+                    f"{status} {show_time(f_ms)}",
+                    f"took {duration(f_ms - a_ms)}",
+                ]
+            bx = x(a_ms)
+            bar = {
+                "x": bx,
+                "y": round(mid - BAR / 2, 1),
+                "width": max(round(x(f_ms) - bx, 1), 2.0),
+                "height": BAR,
+                "status": status,
+                "clipped": clipped,
+                "title": _title(item, status, lines),
+            }
+        marks = []
+        for event, flags in zip(events, _flags(events), strict=True):
+            kind = _kind(event["type"])
+            notes = {
+                "late": "delivered out of order (after a later event)",
+                "repeat": "another event of this kind came before",
+                "no_accepted": "no accepted event for this transformation",
+            }
+            lines = [
+                f"{event['type']} {event['id']}",
+                f"created {event['created_at']}, log position {event['position']}",
+                *(notes[f] for f in flags),
+            ]
+            mx = x(_ms(parse_time(event["created_at"])))
+            marks.append(
+                {
+                    "x": mx,
+                    "y": mid,
+                    "d": _shape(kind, mx, mid),
+                    "kind": kind,
+                    "flags": flags,
+                    "classes": " ".join([f"mark mark-{kind}", *(f"flag-{flag}" for flag in flags)]),
+                    "event_id": event["id"],
+                    "quoted_id": quote(event["id"], safe=""),
+                    "position": event["position"],
+                    "title": _title(item, status, lines),
+                }
+            )
+        rows.append(
+            {
+                "y": y,
+                "mid": mid,
+                "height": ROW,
+                "request_id": item["request_id"],
+                "status": status,
+                "status_text": STATUS_TEXT.get(status, status),
+                "reason": item.get("error_reason"),
+                "bar": bar,
+                "marks": marks,
+                "stripe": index % 2 == 1,
+            }
+        )
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    asset = timeline.get("asset", "")
+    return {
+        "width": width,
+        "height": height,
+        "x0": x0,
+        "x1": x1,
+        "top": TOP,
+        "bottom": height - BOTTOM - LEGEND,
+        "legend_y": height - LEGEND / 2,
+        "start": show_time(start),
+        "end": show_time(end),
+        "ticks": _labelled(tick_ms, step, x),
+        "tick_date": _day(tick_ms[0] if tick_ms else start),
+        "step": duration(step),
+        "rows": rows,
+        "label": (
+            f"Timeline of {asset}: {len(items)} transformation{'s' * (len(items) != 1)}"
+            + (f" ({summary})" if summary else "")
+            + f", from {show_time(start)} to {show_time(end)} UTC"
+        ),
+    }

@@ -1,0 +1,299 @@
+"""The read pages: assets, one asset's timeline, failures, one event.
+
+Each resource calls the same query functions as the JSON API (`projections.assets`,
+`timeline`, `transformations`, the store's `get` and `deliveries`) and hands the
+dict to a template; nothing here computes a field the API does not. Bad input is
+an HTML page with the API's status code (400, 404), storage trouble a 503 with
+`Retry-After`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+import falcon
+import orjson
+
+import projections
+from projections import AssetNotFound, ProjectionDB, ProjectionError
+from store import EventStore, StoreError
+
+from ..admin import event_summary
+from ..errors import RETRY_AFTER_S
+from ..validation import InvalidEvent
+from .fragments import FragmentCache
+from .search import search
+from .templating import render, timeline_svg
+
+STATUSES = ("ready", "error", "accepted", "stuck")
+RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+PAGE_SIZE = 50
+FAILURES_LIMIT = 200
+_RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
+
+
+class BadInput(Exception):
+    """A query-string mistake: shown as a 400 page."""
+
+
+def show(req, resp, template: str, *, status=falcon.HTTP_200, **context) -> None:
+    """Answer with a page: the template, with the session's CSRF token for its forms."""
+    resp.status = status
+    resp.content_type = falcon.MEDIA_HTML
+    resp.text = render(
+        template,
+        csrf=getattr(req.context, "csrf", ""),
+        signed_in=getattr(req.context, "signed_in", False),
+        path=req.path,
+        **context,
+    )
+
+
+class Page:
+    """Shared by every page resource: rendering, the clock and the error pages."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        views: ProjectionDB,
+        stuck_after: float,
+        now: Callable[[], str | None],
+        **extra,
+    ):
+        self.store = store
+        self.views = views
+        self.stuck_after = stuck_after
+        self.now = now
+        self.extra = extra
+
+    def moment(self) -> datetime:
+        fixed = self.now()
+        return datetime.fromisoformat(fixed) if fixed else datetime.now(UTC)
+
+    def show(self, req, resp, template: str, *, status=falcon.HTTP_200, **context) -> None:
+        show(req, resp, template, status=status, **context)
+
+    @contextmanager
+    def errors_as_pages(self, req, resp):
+        """Map read errors to the page and status the API would give."""
+        try:
+            yield
+        except AssetNotFound as exc:
+            self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
+        except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
+            message = getattr(exc, "message", None) or getattr(exc, "description", None)
+            self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
+        except StoreError as exc:
+            resp.set_header("Retry-After", str(RETRY_AFTER_S))
+            self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+
+
+def since_param(value: str | None, moment: datetime) -> str | None:
+    """`since` as given (ISO-8601) or relative (`90m`, `24h`, `7d`) resolved against now."""
+    if not value:
+        return None
+    found = _RELATIVE.match(value.strip())
+    if found:
+        number, unit = int(found.group(1)), found.group(2)
+        seconds = number * {"m": 60, "h": 3600, "d": 86_400}[unit]
+        return (moment - timedelta(seconds=seconds)).isoformat()
+    return value
+
+
+def limit_param(req: falcon.Request) -> int:
+    raw = req.get_param("limit")
+    if raw is None or raw == "":
+        return PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise BadInput("limit must be a whole number from 1 to 1000")
+    return int(raw)
+
+
+def query_string(params: dict) -> str:
+    """Non-empty parameters only, so shared links stay short."""
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+class AssetsPage(Page):
+    """GET /ui: assets newest first, filtered by status and time, or found by a search."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.errors_as_pages(req, resp):
+            status = req.get_param("status") or None
+            since = req.get_param("since") or None
+            text = (req.get_param("q") or "").strip()
+            filters = {"status": status, "since": since, "q": text}
+            limit = limit_param(req)
+            found = None
+            result = {"assets": [], "next_cursor": None}
+            hit = self.store.get(text) if text else None
+            if hit is not None:
+                raise falcon.HTTPSeeOther("/ui/event?" + query_string({"id": text}))
+            if text:
+                found = search(self.views, text, limit=limit)
+            else:
+                result = projections.assets(
+                    self.views,
+                    status=status,
+                    since=since_param(since, self.moment()),
+                    limit=limit,
+                    cursor=req.get_param("cursor") or None,
+                    now=self.now(),
+                    stuck_after=self.stuck_after,
+                )
+            next_link = None
+            if result["next_cursor"]:
+                next_link = "/ui?" + query_string(
+                    {**filters, "limit": req.get_param("limit"), "cursor": result["next_cursor"]}
+                )
+            self.show(
+                req,
+                resp,
+                "assets.html",
+                result=result,
+                found=found,
+                filters=filters,
+                statuses=STATUSES,
+                ranges=RANGES,
+                next_link=next_link,
+                first_link="/ui?" + query_string(filters) if req.get_param("cursor") else None,
+                link=lambda **changes: "/ui?" + query_string({**filters, **changes}),
+            )
+
+
+class AssetPage(Page):
+    """GET /ui/asset?url=URL[&as_of=POSITION|TIME]: the picture and the table of fields.
+
+    Reads `timeline_json` through a `TimelineCache`, as `GET /timeline` does, and keeps
+    rendered fragments in a `FragmentCache` (both never stale).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.timelines = projections.TimelineCache()
+        self.fragments = FragmentCache()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.errors_as_pages(req, resp):
+            url = req.get_param("url")
+            if not url:
+                raise BadInput("which asset? give ?url=")
+            as_of = req.get_param("as_of") or None
+            started = time.perf_counter()
+            result = orjson.loads(
+                projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            )
+
+            def fragment(moment: datetime) -> str:
+                svg = timeline_svg(
+                    result,
+                    now=moment,
+                    stuck_after=self.stuck_after,
+                    link="/ui/event?id=",
+                    standalone=False,
+                )
+                return render("asset_fragment.html", result=result, svg=svg)
+
+            self.show(
+                req,
+                resp,
+                "asset.html",
+                result=result,
+                fragment=self.fragments.get_or_render(result, self.moment(), fragment),
+                as_of=as_of or "",
+                head=self.store.last_position(),
+                render_ms=(time.perf_counter() - started) * 1000,
+                json_link="/timeline?" + query_string({"asset": url, "as_of": as_of}),
+            )
+
+
+class FailuresPage(Page):
+    """GET /ui/failures: transformations in error by reason, and the stuck ones."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.errors_as_pages(req, resp):
+            common = {"now": self.now(), "stuck_after": self.stuck_after, "limit": FAILURES_LIMIT}
+            errors = projections.transformations(self.views, status="error", **common)
+            stuck = projections.transformations(self.views, status="stuck", **common)
+            groups: dict[str, list[dict]] = {}
+            for item in errors["transformations"]:
+                groups.setdefault(item["error_reason"] or "(no reason given)", []).append(item)
+            if stuck["transformations"]:
+                groups["stuck after accepted"] = stuck["transformations"]
+            self.show(
+                req,
+                resp,
+                "failures.html",
+                groups=sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])),
+                truncated=bool(errors["next_cursor"] or stuck["next_cursor"]),
+                limit=FAILURES_LIMIT,
+                stuck_after=self.stuck_after,
+            )
+
+
+def _delivery(row) -> dict:
+    return dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+
+
+def _asset_of(body: bytes) -> str | None:
+    """The asset URL the body names, for a link back to its timeline (video events only)."""
+    try:
+        url = orjson.loads(body).get("data", {}).get("asset", {}).get("url")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return url if isinstance(url, str) else None
+
+
+class EventPage(Page):
+    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with self.errors_as_pages(req, resp):
+            event_id = req.get_param("id")
+            if not event_id:
+                raise BadInput("which event? give ?id=")
+            event = self.store.get(event_id)
+            if event is None:
+                self.show(
+                    req,
+                    resp,
+                    "error.html",
+                    status=falcon.HTTP_404,
+                    message=f"no event with id {event_id!r}",
+                )
+                return
+            raw = event.body.decode("utf-8")
+            try:
+                pretty = orjson.dumps(orjson.loads(event.body), option=orjson.OPT_INDENT_2)
+            except orjson.JSONDecodeError:
+                pretty = None
+            deliveries = [_delivery(d) for d in self.store.deliveries(event_id=event_id)]
+            self.show(
+                req,
+                resp,
+                "event.html",
+                event={**event_summary(event), "chain": event.chain.hex()},
+                raw=raw,
+                pretty=pretty.decode() if pretty else None,
+                deliveries=deliveries,
+                conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                asset=_asset_of(event.body),
+                raw_link="/ui/event/raw?" + query_string({"id": event_id}),
+            )
+
+    def on_get_raw(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The body exactly as received, as plain text (never sniffed or rendered)."""
+        with self.errors_as_pages(req, resp):
+            event = self.store.get(req.get_param("id") or "")
+            if event is None:
+                self.show(req, resp, "error.html", status=falcon.HTTP_404, message="no such event")
+                return
+            resp.data = event.body
+            resp.content_type = "text/plain; charset=utf-8"

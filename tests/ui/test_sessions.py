@@ -1,0 +1,127 @@
+"""Sessions and CSRF of the pages over plain HTTP (no browser), and `timeline --svg`."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import falcon.testing
+import httpx
+import pytest
+
+import projections
+from receiver.app import create_app
+from receiver.config import Config
+from receiver.ui.auth import COOKIE, Sessions
+from store import open_store
+from tests.support import run_cli
+
+from .conftest import CLIP, EXPECTED_STATUS, TOKEN
+
+
+def test_a_session_is_signed_kind_bound_and_expires():
+    now = [1_000_000.0]
+    sessions = Sessions(TOKEN, clock=lambda: now[0], lifetime=60)
+    cookie = sessions.issue("a")
+    assert sessions.kind(cookie) == "a"
+    expires, kind, nonce, mac = cookie.split(".")
+    assert sessions.kind(f"{expires}.p.{nonce}.{mac}") is None  # kind is signed
+    assert sessions.kind(f"{int(expires) + 999}.{kind}.{nonce}.{mac}") is None  # so is expiry
+    assert Sessions("another token").kind(cookie) is None  # a new token ends every session
+    assert sessions.csrf_ok(cookie, sessions.csrf(cookie))
+    assert not sessions.csrf_ok(cookie, sessions.csrf(sessions.issue("a")))
+    now[0] += 61
+    assert sessions.kind(cookie) is None
+
+
+@contextmanager
+def _login(base: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        answer = client.post("/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "/ui/log"})
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/log"
+        yield client
+
+
+def test_login_cookie_flags(ledger):
+    with _login(ledger.base) as client:
+        assert client.get("/ui/log").status_code == 200
+    with httpx.Client(base_url=ledger.base, timeout=10) as client:
+        set_cookie = client.get("/ui/login").headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert "Secure" not in set_cookie  # plain http
+
+
+@pytest.mark.parametrize(
+    ("protocol", "headers"), [("https", {}), ("http", {"X-Forwarded-Proto": "https"})]
+)
+def test_the_cookie_is_secure_behind_https(tmp_path, protocol, headers):
+    # waitress drops X-Forwarded-Proto unless the proxy is trusted (then it sets the
+    # scheme): both forms reach the app, so both are checked on the app itself.
+    store = open_store(str(tmp_path / "log.db"))
+    views = projections.open_projections(store, str(tmp_path / "views.db"))
+    try:
+        app = create_app(Config(secrets=("s",), read_token=TOKEN), store, views)
+        answer = falcon.testing.TestClient(app).simulate_get(
+            "/ui/login", protocol=protocol, headers=headers
+        )
+        assert "Secure" in answer.headers["set-cookie"]
+    finally:
+        views.close()
+        store.close()
+
+
+def test_a_tampered_cookie_is_sent_to_the_login_page(ledger):
+    with _login(ledger.base) as client:
+        good = client.cookies[COOKIE]
+        client.cookies.clear()
+        client.cookies.set(COOKIE, good[:-1] + ("0" if good[-1] != "0" else "1"))
+        answer = client.get("/ui/event?id=ev-a1")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null"])
+def test_a_cross_site_post_is_refused_even_with_the_token(ledger, origin):
+    with _login(ledger.base) as client:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/log").text).group(1)
+        answer = client.post("/ui/log/verify", data={"csrf": csrf}, headers={"Origin": origin})
+        assert answer.status_code == 403
+        ok = client.post("/ui/log/verify", data={"csrf": csrf}, headers={"Origin": ledger.base})
+        assert ok.status_code == 303
+
+
+def test_login_redirects_only_within_the_site(ledger):
+    with httpx.Client(base_url=ledger.base, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login", params={"next": "//evil.example/x"})
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        assert 'name="next" value="/ui"' in page.text
+        answer = client.post(
+            "/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "https://evil.example/"}
+        )
+        assert answer.headers["location"] == "/ui"
+
+
+def test_timeline_svg_file_is_the_same_picture(ledger, tmp_path):
+    out = tmp_path / "clip.svg"
+    db = ledger.db
+    done = run_cli("timeline", CLIP, "--svg", str(out), db=db)
+    assert done.returncode == 0, done.stderr
+    assert CLIP.encode() in done.stdout  # the table is still printed
+    root = ET.fromstring(out.read_text())
+    ns = "{http://www.w3.org/2000/svg}"
+    rows = {
+        g.get("data-request-id"): g.get("data-status")
+        for g in root.iter(f"{ns}g")
+        if g.get("data-request-id")
+    }
+    assert rows == EXPECTED_STATUS
+    assert root.find(f"{ns}style") is not None
+    printed = run_cli("timeline", CLIP, "--svg", "-", db=db)
+    assert printed.stdout.decode().startswith("<svg")
+    missing = run_cli(
+        "timeline", "https://nowhere.example/x.mp4", "--svg", str(tmp_path / "n.svg"), db=db
+    )
+    assert missing.returncode != 0 and not (tmp_path / "n.svg").exists()
