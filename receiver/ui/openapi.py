@@ -14,12 +14,17 @@ def _q(name: str, description: str) -> dict:
 
 
 _LOGIN = {"description": "No session (IKLEDGER_READ_TOKEN set): to /ui/login, or after an action"}
-_UNAVAILABLE = _html("The log or the read models cannot be read now; `Retry-After` says when")
+_UNAVAILABLE = {
+    **_html("The log or the read models cannot be read now; `Retry-After` says when"),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
+}
+_FAILED = _html("An unexpected failure (logged on the server, never shown)")
 _FORBIDDEN = _html("The form's CSRF token is missing or wrong, or it came from another origin")
 
 
 def _page(summary: str, *params: dict, **extra: dict) -> dict:
-    responses = {"200": _html("The page"), "303": _LOGIN, "503": _UNAVAILABLE, **extra}
+    responses = {"200": _html("The page"), "303": _LOGIN, "500": _FAILED, "503": _UNAVAILABLE}
+    responses.update(extra)
     return {"get": {"summary": summary, "parameters": list(params), "responses": responses}}
 
 
@@ -84,6 +89,7 @@ PATHS = {
             "responses": {
                 "200": {"description": "The body", "content": {"text/plain": {}}},
                 "303": _LOGIN,
+                "500": _FAILED,
                 "503": _UNAVAILABLE,
                 **_MISSING,
             },
