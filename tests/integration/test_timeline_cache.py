@@ -9,6 +9,7 @@ from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
 __all__ = ["log", "pdb", "runner"]  # fixtures
 
 OTHER = "https://ik.imagekit.io/demo/other.mp4"
+NOW = "2024-01-01T00:10:00.000Z"  # a stuck cutoff
 
 
 @pytest.fixture
@@ -75,12 +76,12 @@ def test_cache_stays_within_its_byte_budget(max_bytes):
     cache = TimelineCache(max_bytes=max_bytes)
     for i in range(20):
         cache.put(1, f"asset{i}", 1, "u", b"x" * 99)
-    kept = [i for i in range(20) if cache.get(1, f"asset{i}", 1) is not None]
+    kept = [i for i in range(20) if cache.get(1, f"asset{i}", 1, NOW) is not None]
     assert len(kept) * 100 <= max_bytes
     assert kept == list(range(20 - len(kept), 20))  # the most recent are kept
     if kept:
-        assert cache.get(1, f"asset{kept[-1]}", 2) is None  # another stamp misses
-        assert cache.get(2, f"asset{kept[-1]}", 1) is None  # another generation misses
+        assert cache.get(1, f"asset{kept[-1]}", 2, NOW) is None  # another stamp misses
+        assert cache.get(2, f"asset{kept[-1]}", 1, NOW) is None  # another generation misses
 
 
 @pytest.mark.parametrize(
