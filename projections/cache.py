@@ -31,20 +31,27 @@ def _holds(cutoffs: Cutoffs, cutoff: str) -> bool:
 
 
 class TimelineCache:
-    """A byte-bounded LRU of (url, transformations JSON) by (generation, asset); thread-safe."""
+    """A byte-bounded LRU of (url, transformations JSON) by (generation, asset); thread-safe.
+
+    `hits` and `misses` count the answers of `get`.
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
         self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple[int, str], tuple[int, Cutoffs, str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def get(self, generation: int, key: str, stamp: int, cutoff: str) -> tuple[str, bytes] | None:
         """The asset's entry if it was stored with this stamp and holds at `cutoff`; else None."""
         with self._lock:
             entry = self._entries.get((generation, key))
             if entry is None or entry[0] != stamp or not _holds(entry[1], cutoff):
+                self.misses += 1
                 return None
+            self.hits += 1
             self._entries.move_to_end((generation, key))
             return entry[2], entry[3]
 

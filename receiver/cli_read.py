@@ -88,8 +88,8 @@ def rebuild(db: str | None, name: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
 def timeline(db: str | None, url: str, as_of: str | None, as_json: bool) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
-    with _views(db) as (_, views, _runner):
-        result = projections.timeline(views, url, as_of=as_of)
+    with _views(db) as (config, views, _runner):
+        result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
     if as_json:
         _print_json(result)
     else:
