@@ -32,6 +32,9 @@ def _stuck_log(log):
             video_event("a3", "accepted", "2024-01-01T00:00:00.000Z", request_id="done"),
             video_event("r3", "ready", "2024-01-01T00:01:00.000Z", request_id="done"),
             video_event("a4", "accepted", "2024-01-01T00:00:00.000Z", request_id="o", asset=OTHER),
+            # accepted twice: its latest event, not its first, says how long it has waited
+            video_event("a5", "accepted", "2024-01-01T00:12:00.000Z", request_id="again"),
+            video_event("a6", "accepted", "2024-01-01T00:00:00.000Z", request_id="again"),
         ]
     )
 
@@ -59,11 +62,16 @@ def test_as_of_a_time_judges_stuck_at_that_time(log, pdb, runner):
     _stuck_log(log)
     runner.catch_up()
     past = timeline(pdb, SAMPLE, as_of="2024-01-01T00:10:00Z")["transformations"]
-    assert [(t["request_id"], t["stuck"]) for t in past] == [("old", False), ("done", False)]
+    assert [(t["request_id"], t["stuck"]) for t in past] == [
+        ("old", False),
+        ("done", False),
+        ("again", False),
+    ]
     later = timeline(pdb, SAMPLE, as_of="2024-01-01T00:20:00Z")["transformations"]
     assert {t["request_id"]: t["stuck"] for t in later} == {
         "old": True,
         "done": False,
+        "again": False,
         "new": False,
     }
 
@@ -71,11 +79,11 @@ def test_as_of_a_time_judges_stuck_at_that_time(log, pdb, runner):
 def test_asset_positions_read_one_page_filtered_in_sql(log, pdb, runner):
     _stuck_log(log)
     runner.catch_up()
-    assert asset_positions(pdb, SAMPLE) == [1, 2, 3, 4]
+    assert asset_positions(pdb, SAMPLE) == [1, 2, 3, 4, 6, 7]
     assert asset_positions(pdb, SAMPLE, after=1, limit=2) == [2, 3]
     ready = asset_positions(pdb, SAMPLE, types=["video.transformation.ready", "file.created"])
     assert ready == [4]
-    assert asset_positions(pdb, SAMPLE, since="2024-01-01T00:01:00.000Z") == [2, 4]
+    assert asset_positions(pdb, SAMPLE, since="2024-01-01T00:01:00.000Z") == [2, 4, 6]
 
 
 @pytest.fixture
@@ -99,9 +107,10 @@ def test_get_timeline_marks_stuck_with_the_configured_threshold(store, client):
             "old": ("accepted", True),
             "new": ("accepted", True),  # 90 s old, stuck after 60 s
             "done": ("ready", False),
+            "again": ("accepted", True),
         }
     listed = client.simulate_get("/transformations", params={"status": "stuck"}).json
-    assert {t["request_id"] for t in listed["transformations"]} == {"old", "new", "o"}
+    assert {t["request_id"] for t in listed["transformations"]} == {"old", "new", "o", "again"}
 
 
 def test_events_of_an_asset_page_through_every_event_once(store, client):
@@ -115,7 +124,7 @@ def test_events_of_an_asset_page_through_every_event_once(store, client):
         seen += [e["position"] for e in page["events"]]
         if (cursor := page["next_cursor"]) is None:
             break
-    assert seen == [1, 2, 3, 4]
+    assert seen == [1, 2, 3, 4, 6, 7]
     typed = {"asset": SAMPLE, "type": "video.transformation.ready", "limit": 1}
     assert client.simulate_get("/events", params=typed).json == {
         "events": [
