@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from .db import read_meta
 from .framework import InvalidQuery, Tables
@@ -27,27 +28,33 @@ STUCK = "(status = 'accepted' AND last_at < :cutoff)"
 TRANSFORMATION = f"""json_object(
     'request_id', request_id, 'request_url', request_url, 'kind', kind,
     'options', json(options),
-    'status', status, 'stuck', json(CASE WHEN {STUCK} THEN 'true' ELSE 'false' END),
+    'status', status, 'stuck', CASE WHEN {STUCK} THEN json('true') ELSE json('false') END,
     'accepted_at', accepted_at, 'ready_at', ready_at, 'error_at', error_at,
     'error_reason', error_reason, 'output_url', output_url,
     'video_metadata', json(video_metadata), 'timings', json(timings),
     'accepted_to_ready_ms',
         CAST(round((julianday(ready_at) - julianday(accepted_at)) * 86400000.0) AS INTEGER),
-    'attempts', ready_count + error_count, 'ready_count', ready_count,
-    'error_count', error_count,
+    'attempts', attempts,
     'first_at', first_at, 'last_at', last_at, 'event_count', events)"""
 
 
 def query(statement: str, tables: Tables, **parts: str) -> str:
     """`statement` with `{events}`, `{transformations}`, `{assets}`, `{stuck}`,
     `{transformation}` filled in, and any other `{part}` from `parts`."""
+    names = (tables.events, tables.transformations, tables.assets)
+    return _filled(statement, names, tuple(sorted(parts.items())))
+
+
+@lru_cache(maxsize=256)  # a handful of statements per generation: format each once
+def _filled(statement: str, names: tuple[str, str, str], parts: tuple) -> str:
+    events, transformations, assets = names
     return statement.format(
-        events=tables.events,
-        transformations=tables.transformations,
-        assets=tables.assets,
+        events=events,
+        transformations=transformations,
+        assets=assets,
         stuck=STUCK,
         transformation=TRANSFORMATION,
-        **parts,
+        **dict(parts),
     )
 
 

@@ -18,17 +18,26 @@ from typing import NamedTuple
 
 import orjson
 
-from .cache import Cutoffs, TimelineCache
+from .cache import ALWAYS, TimelineCache
 from .db import ProjectionDB
 from .fields import STUCK_AFTER, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
 
 TRANSFORMATIONS_OF_ASSET = """
-SELECT tkey, url, status, {stuck}, last_at, {transformation}
+SELECT tkey, {transformation}
 FROM {transformations}
 WHERE asset = :asset
 ORDER BY first_ord
+"""
+
+# The stuck cutoffs the flags of an asset's timeline hold for (see TimelineCache): after
+# the latest last_at of its stuck transformations, up to the earliest of the others
+# still accepted.
+STUCK_CUTOFFS = """
+SELECT max(last_at) FILTER (WHERE {stuck}), min(last_at) FILTER (WHERE NOT {stuck})
+FROM {transformations}
+WHERE asset = :asset AND status = 'accepted'
 """
 
 EVENTS_OF_ASSET = """
@@ -47,9 +56,8 @@ WHERE asset = :asset AND position <= :until AND (:moment IS NULL OR created_at <
 
 
 class Timeline(NamedTuple):
-    url: str  # the asset's URL as its first event wrote it
+    url: str  # the asset's URL as its earliest transformation wrote it
     transformations: bytes  # a JSON array
-    cutoffs: Cutoffs  # the stuck cutoffs the flags hold for (see TimelineCache)
 
 
 def read_timeline(
@@ -58,25 +66,24 @@ def read_timeline(
     """The asset's transformations as JSON, stuck judged at `cutoff`; None if it has no events."""
     events: dict[str, list[str]] = {}
     for tkey, event in conn.execute(query(EVENTS_OF_ASSET, tables), {"asset": key}):
-        events.setdefault(tkey, []).append(event)
+        if tkey in events:
+            events[tkey].append(event)
+        else:
+            events[tkey] = [event]
+    asset = conn.execute(f"SELECT url FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
+    if asset is None:
+        return None
     rows = conn.execute(
         query(TRANSFORMATIONS_OF_ASSET, tables), {"asset": key, "cutoff": cutoff}
     ).fetchall()
     if not rows:
         return None
-    # Reopen each object SQLite closed, to append its events.
-    items = ",".join(
-        f'{obj[:-1]},"events":[{",".join(events.get(tkey, ()))}]}}'
-        for tkey, _, _, _, _, obj in rows
-    )
-    # The flags hold while the cutoff stays after every stuck one's last_at and at or
-    # before every other accepted one's.
-    accepted = [(last, stuck) for _, _, status, stuck, last, _ in rows if status == "accepted"]
-    cutoffs = (
-        max((last for last, stuck in accepted if stuck), default=None),
-        min((last for last, stuck in accepted if not stuck), default=None),
-    )
-    return Timeline(rows[0][1], f"[{items}]".encode(), cutoffs)
+    # Reopen each object SQLite closed, to append its events; one join copies it all once.
+    parts = ["["]
+    for tkey, obj in rows:
+        parts += (obj[:-1], ',"events":[', ",".join(events.get(tkey, ())), "]},")
+    parts[-1] = "]}]"
+    return Timeline(asset[0], "".join(parts).encode())
 
 
 def _document(url: str, position: int, transformations: bytes) -> bytes:
@@ -158,7 +165,7 @@ def timeline_json(
             )
         ]
     refolded = _refold(key, db.store.get_positions(sorted(positions)), cutoff)
-    url, transformations = refolded[:2] if refolded else (asset_url, b"[]")
+    url, transformations = refolded or (asset_url, b"[]")
     return _document(url, checkpoint, transformations)
 
 
@@ -171,19 +178,25 @@ def _current(
 ) -> tuple[str, bytes] | None:
     """read_timeline through the cache, stamped with the asset's event count (a PK lookup)."""
     if cache is None:
-        found = read_timeline(conn, tables, key, cutoff)
-        return found[:2] if found else None
-    row = conn.execute(f"SELECT events FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
+        return read_timeline(conn, tables, key, cutoff)
+    row = conn.execute(
+        f"SELECT events, pending FROM {tables.assets} WHERE asset = ?", (key,)
+    ).fetchone()
     if row is None:
         return None
-    hit = cache.get(tables.generation, key, row[0], cutoff)
+    events, accepted = row
+    hit = cache.get(tables.generation, key, events, cutoff)
     if hit is not None:
         return hit
     found = read_timeline(conn, tables, key, cutoff)
     if found is None:
         return None
-    cache.put(tables.generation, key, row[0], found.url, found.transformations, found.cutoffs)
-    return found[:2]
+    cutoffs = ALWAYS  # no accepted transformation: no flag can change
+    if accepted:
+        params = {"asset": key, "cutoff": cutoff}
+        cutoffs = conn.execute(query(STUCK_CUTOFFS, tables), params).fetchone()
+    cache.put(tables.generation, key, events, *found, cutoffs)
+    return found
 
 
 def _refold(key: str, events, cutoff: str) -> Timeline | None:

@@ -71,7 +71,8 @@ CREATE_EVENTS = "CREATE TABLE IF NOT EXISTS {events} " + EVENTS_COLUMNS
 # the descriptive ones (url ... options) from the event `info_key` names (the earliest
 # accepted, else the earliest event); `status` from the latest terminal one (`term_ord`);
 # `ready_*`, output, metadata and timings from the latest ready (`ready_ord`); `error_*`
-# from the latest error (`error_ord`). `accepted_at` is the earliest accepted's time.
+# from the latest error (`error_ord`). `accepted_at` is the earliest accepted's time;
+# `attempts` counts the terminal (ready and error) events.
 CREATE_TRANSFORMATIONS = """
 CREATE TABLE IF NOT EXISTS {transformations} (
     asset TEXT NOT NULL, tkey TEXT NOT NULL,
@@ -83,7 +84,7 @@ CREATE TABLE IF NOT EXISTS {transformations} (
     error_ord TEXT, error_at TEXT, error_reason TEXT,
     first_at TEXT NOT NULL, first_ord TEXT NOT NULL, last_at TEXT NOT NULL,
     last_ord TEXT NOT NULL,
-    events INTEGER NOT NULL, ready_count INTEGER NOT NULL, error_count INTEGER NOT NULL,
+    events INTEGER NOT NULL, attempts INTEGER NOT NULL,
     PRIMARY KEY (asset, tkey)
 ) WITHOUT ROWID
 """
@@ -113,7 +114,7 @@ INSERT INTO {transformations} (
     asset, tkey, url, request_id, request_url, kind, options, info_key, status, term_ord,
     accepted_at, ready_ord, ready_at, output_url, video_metadata, timings,
     error_ord, error_at, error_reason, first_at, first_ord, last_at, last_ord,
-    events, ready_count, error_count)
+    events, attempts)
 SELECT asset, tkey, url, rid, rurl, kind, options,
     CASE WHEN etype = 'accepted' THEN '0' ELSE '1' END || ord,
     etype, CASE WHEN etype <> 'accepted' THEN ord END,
@@ -123,7 +124,7 @@ SELECT asset, tkey, url, rid, rurl, kind, options,
     CASE WHEN etype = 'error' THEN ord END, CASE WHEN etype = 'error' THEN created_at END,
     reason,
     created_at, ord, created_at, ord,
-    1, etype = 'ready', etype = 'error'
+    1, etype <> 'accepted'
 FROM temp.timeline_rows
 WHERE true
 ON CONFLICT (asset, tkey) DO UPDATE SET
@@ -164,8 +165,7 @@ ON CONFLICT (asset, tkey) DO UPDATE SET
     last_at = max(last_at, excluded.last_at),
     last_ord = max(last_ord, excluded.last_ord),
     events = events + 1,
-    ready_count = ready_count + excluded.ready_count,
-    error_count = error_count + excluded.error_count
+    attempts = attempts + excluded.attempts
 """
 
 # MERGE done for all events at once (the end of a rebuild): one sort of the narrow
@@ -177,14 +177,14 @@ INSERT INTO {transformations} (
     asset, tkey, url, request_id, request_url, kind, options, info_key, status, term_ord,
     accepted_at, ready_ord, ready_at, output_url, video_metadata, timings,
     error_ord, error_at, error_reason, first_at, first_ord, last_at, last_ord,
-    events, ready_count, error_count)
+    events, attempts)
 SELECT g.asset, g.tkey, i.url, i.rid, i.rurl, i.kind, i.options, g.info_key,
     CASE WHEN g.term_ord IS NULL THEN 'accepted' WHEN g.term_ord = g.ready_ord THEN 'ready'
          ELSE 'error' END,
     g.term_ord, g.accepted_at,
     g.ready_ord, substr(g.ready_ord, 1, length(g.ready_ord) - 15), r.out_url, r.vm, r.timings,
     g.error_ord, substr(g.error_ord, 1, length(g.error_ord) - 15), e.reason,
-    g.first_at, g.first_ord, g.last_at, g.last_ord, g.events, g.ready_count, g.error_count
+    g.first_at, g.first_ord, g.last_at, g.last_ord, g.events, g.attempts
 FROM (
     SELECT *,
         coalesce('0' || accepted_ord, '1' || first_ord) AS info_key,
@@ -199,8 +199,7 @@ FROM (
             min(created_at) AS first_at, min(ord) AS first_ord,
             max(created_at) AS last_at, max(ord) AS last_ord,
             count(*) AS events,
-            count(*) FILTER (WHERE etype = 'ready') AS ready_count,
-            count(*) FILTER (WHERE etype = 'error') AS error_count
+            count(*) FILTER (WHERE etype <> 'accepted') AS attempts
         FROM {events}
         GROUP BY asset, tkey
     )

@@ -15,7 +15,7 @@ Tables (generation g):
   - `status`: the type of the latest terminal event (`ready` or `error`), else
     `accepted`. So with both, `ready_at > error_at` exactly when the status is
     `ready` (ImageKit retried and succeeded), and the other group stays visible;
-  - `ready_count`, `error_count`: how many terminal events ImageKit sent.
+  - `attempts`: how many terminal events ImageKit sent (above 1: it reported twice).
 - `timeline_assets_g`: one row per asset, counted from its transformations.
 
 The merge is an UPSERT whose every column is a min/max by `ord` or comes from the
@@ -49,7 +49,7 @@ from .timeline_sql import (
 
 PREFIX = "video.transformation."
 HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
-# 2: ready_at/error_at from the latest ready/error (were the earliest); ready/error counts.
+# 2: ready_at/error_at from the latest ready/error (were the earliest); attempts.
 VERSION = 2
 
 

@@ -158,8 +158,6 @@ _SCHEMAS = {
                 "description": "Terminal events (ready + error) received: above 1, ImageKit"
                 " reported this transformation more than once.",
             },
-            "ready_count": {"type": "integer"},
-            "error_count": {"type": "integer"},
             "output_url": {"type": ["string", "null"]},
             "video_metadata": {"type": ["object", "null"]},
             "timings": {"type": ["object", "null"]},
