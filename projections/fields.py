@@ -78,6 +78,12 @@ def stuck_cutoff(now: datetime | str | None, stuck_after: timedelta | float) -> 
     return to_time(moment - stuck_after)
 
 
+def has_asset(conn: sqlite3.Connection, tables: Tables, key: str) -> bool:
+    """Whether any event of the asset (by its `asset_key`) is in the served tables."""
+    found = conn.execute(f"SELECT 1 FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
+    return found is not None
+
+
 def served(conn: sqlite3.Connection) -> tuple[Tables, int] | None:
     """The served generation's tables and its checkpoint; None before the first catch-up."""
     meta = read_meta(conn, TIMELINE.name)

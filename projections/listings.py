@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from .db import ProjectionDB
-from .fields import STUCK, STUCK_AFTER, query, served, stuck_cutoff, to_time
+from .fields import STUCK, STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery
 from .video_timeline import asset_key
 
@@ -207,9 +207,6 @@ def asset_positions(
         if found is None:
             raise AssetNotFound(asset_url)
         tables = found[0]
-        if (
-            conn.execute(f"SELECT 1 FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
-            is None
-        ):
+        if not has_asset(conn, tables, key):
             raise AssetNotFound(asset_url)
         return [p for (p,) in conn.execute(query(POSITIONS, tables), params)]

@@ -20,7 +20,7 @@ import orjson
 
 from .cache import ALWAYS, TimelineCache
 from .db import ProjectionDB
-from .fields import STUCK_AFTER, query, served, stuck_cutoff, to_time
+from .fields import STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
 
@@ -150,10 +150,7 @@ def timeline_json(
             if current is None:
                 raise AssetNotFound(asset_url)
             return _document(current[0], checkpoint, current[1])
-        if (
-            conn.execute(f"SELECT 1 FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()
-            is None
-        ):
+        if not has_asset(conn, tables, key):
             raise AssetNotFound(asset_url)
         if until is not None:
             checkpoint = min(checkpoint, max(until, 0))
