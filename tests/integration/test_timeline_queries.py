@@ -1,6 +1,7 @@
 """`stuck` in the timeline follows the listings' rule; GET /timeline and the CLI show it.
 
-Also: a served timeline parses to exactly `timeline()`, and `/events?asset=` pages.
+Also: a served timeline parses to exactly `timeline()`, and `/events?asset=` reads
+one page of the asset's events, not all of them.
 """
 
 from __future__ import annotations
@@ -132,6 +133,40 @@ def test_events_of_an_asset_page_through_every_event_once(store, client):
         ],
         "next_cursor": None,
     }
+
+
+class CountingStore:
+    """A real store that records how many events each `get_positions` call reads."""
+
+    def __init__(self, store):
+        self.store = store
+        self.read = []
+
+    def get_positions(self, positions):
+        found = self.store.get_positions(positions)
+        self.read.append(len(found))
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_events_of_an_asset_read_only_the_page(store, tmp_path):
+    counting = CountingStore(store)
+    views = projections.open_projections(store, tmp_path / "views.db")
+    try:
+        app = create_app(Config(secrets=(SECRET,)), counting, views)
+        store.append_many(
+            [video_event(f"a{i}", "accepted", "2024-01-01T00:00:00.000Z") for i in range(50)]
+        )
+        projections.ProjectionRunner(views).catch_up()
+        client = falcon.testing.TestClient(app)
+        page = client.simulate_get("/events", params={"asset": SAMPLE, "limit": 5}).json
+        assert [e["position"] for e in page["events"]] == [1, 2, 3, 4, 5]
+        assert page["next_cursor"] == "5"
+        assert counting.read == [6]  # the page and one more, to know whether there is a next
+    finally:
+        views.close()
 
 
 def test_cli_timeline_shows_stuck_and_attempts(db_path):
