@@ -177,7 +177,7 @@ def create_app(
 def _add_query_routes(app, config: Config, store, views, now) -> None:
     token = {"read_token": config.read_token}
     stuck = {"stuck_after": config.stuck_after, "now": now, **token}
-    app.add_route("/timeline", TimelineResource(views, cache=projections.TimelineCache(), **token))
+    app.add_route("/timeline", TimelineResource(views, cache=projections.TimelineCache(), **stuck))
     app.add_route("/assets", AssetsResource(views, **stuck))
     app.add_route("/transformations", TransformationsResource(views, **stuck))
     app.add_route("/events", EventsResource(store, views, **token))

@@ -96,7 +96,7 @@ def rebuild(db: str | None, name: str | None) -> None:
 def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_file) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
     with _views(db) as (config, views, _runner):
-        result = projections.timeline(views, url, as_of=as_of)
+        result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
     if svg_file is not None:
         from . import ui  # Jinja2 and the templates only for a picture
 

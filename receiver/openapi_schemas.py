@@ -92,11 +92,31 @@ SCHEMAS = {
             "request_url": {"type": ["string", "null"]},
             "kind": {"type": ["string", "null"]},
             "options": {"type": ["object", "null"]},
-            "status": STATUS,
-            "accepted_at": _NULLABLE_TIME,
-            "ready_at": _NULLABLE_TIME,
-            "error_at": _NULLABLE_TIME,
+            "status": {
+                **STATUS,
+                "description": "The latest terminal event's type (ready or error), else accepted;"
+                " /transformations lists a stuck one as `stuck`.",
+            },
+            "stuck": {
+                "type": "boolean",
+                "description": "Still accepted, with no event for IKLEDGER_STUCK_AFTER seconds.",
+            },
+            "accepted_at": {**_NULLABLE_TIME, "description": "The earliest accepted event's."},
+            "ready_at": {
+                **_NULLABLE_TIME,
+                "description": "The latest ready event's, as are output_url, video_metadata"
+                " and timings.",
+            },
+            "error_at": {
+                **_NULLABLE_TIME,
+                "description": "The latest error event's, as is error_reason.",
+            },
             "error_reason": {"type": ["string", "null"]},
+            "attempts": {
+                "type": "integer",
+                "description": "Terminal events (ready + error) received: above 1, ImageKit"
+                " reported this transformation more than once.",
+            },
             "output_url": {"type": ["string", "null"]},
             "video_metadata": {"type": ["object", "null"]},
             "timings": {"type": ["object", "null"]},

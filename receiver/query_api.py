@@ -53,16 +53,25 @@ class TimelineResource:
         *,
         read_token: str | None,
         cache: projections.TimelineCache | None = None,
+        stuck_after: float = projections.STUCK_AFTER.total_seconds(),
+        now: Callable[[], str | None] = lambda: None,
     ):
         self.db = db
         self.read_token = read_token
         self.cache = cache
+        self.stuck_after = stuck_after
+        self.now = now
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         asset = req.get_param("asset", required=True)
         # Bytes straight from SQLite's JSON functions (or the cache): nothing re-encoded.
         resp.data = projections.timeline_json(
-            self.db, asset, as_of=req.get_param("as_of"), cache=self.cache
+            self.db,
+            asset,
+            as_of=req.get_param("as_of"),
+            cache=self.cache,
+            now=self.now(),
+            stuck_after=self.stuck_after,
         )
         resp.content_type = falcon.MEDIA_JSON
 
@@ -124,12 +133,10 @@ class EventsResource:
         asset = req.get_param("asset")
         if asset is not None:
             since = normalise_time(since) if since else None
-            positions = projections.asset_positions(self.db, asset, after=after)
-            rows = [
-                e
-                for e in self.store.get_positions(positions)
-                if (not types or e.type in types) and (since is None or e.created_at >= since)
-            ][: limit + 1]
+            positions = projections.asset_positions(
+                self.db, asset, after=after, limit=limit + 1, types=types, since=since
+            )
+            rows = self.store.get_positions(positions)
         else:
             rows = list(
                 select_events(self.store, types=types, since=since, after=after, limit=limit + 1)

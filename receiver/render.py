@@ -26,24 +26,26 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def timeline(result: dict) -> str:
-    """One row per transformation: status, times, durations, reason or output."""
+    """One row per transformation: status (`stuck` for a stuck accepted one), times,
+    terminal events received, durations, reason or output."""
     rows = []
     for item in result["transformations"]:
         timings = item.get("timings") or {}
-        finished = item.get("ready_at") or item.get("error_at")
+        # The event that decided the status: the other terminal one may exist too.
+        failed = item["status"] == "error"
+        finished = item.get("error_at") if failed else item.get("ready_at")
+        outcome = item.get("error_reason") if failed else item.get("output_url")
         rows.append(
             [
-                item["status"],
+                "stuck" if item.get("stuck") else item["status"],
                 item.get("kind") or "-",
                 clock(item.get("accepted_at")),
                 clock(finished),
+                str(item.get("attempts", 0)),
                 seconds(item.get("accepted_to_ready_ms")),
                 seconds(timings.get("download_duration")),
                 seconds(timings.get("encoding_duration")),
-                item.get("error_reason")
-                or item.get("output_url")
-                or item.get("request_url")
-                or "-",
+                outcome or item.get("request_url") or "-",
                 item["request_id"],
             ]
         )
@@ -52,6 +54,7 @@ def timeline(result: dict) -> str:
         "KIND",
         "ACCEPTED",
         "READY/ERROR",
+        "ATTEMPTS",
         "TOTAL",
         "DOWNLOAD",
         "ENCODING",

@@ -1,14 +1,24 @@
-"""The timeline cache: same answers as no cache, never stale after the checkpoint moves."""
+"""The timeline cache: same answers as no cache, never stale after the checkpoint moves,
+a rebuild, or the time that makes a transformation stuck."""
 
 import orjson
 import pytest
 
-from projections import AssetNotFound, TimelineCache, timeline, timeline_json
+from projections import (
+    AssetNotFound,
+    ProjectionDB,
+    ProjectionRunner,
+    TimelineCache,
+    timeline,
+    timeline_json,
+)
+from store import SQLiteStore
 from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 
 OTHER = "https://ik.imagekit.io/demo/other.mp4"
+NOW = "2024-01-01T00:10:00.000Z"  # a stuck cutoff
 
 
 @pytest.fixture
@@ -16,9 +26,9 @@ def cache():
     return TimelineCache()
 
 
-def _cached(pdb, cache, url=SAMPLE) -> dict:
-    answer = orjson.loads(timeline_json(pdb, url, cache=cache))
-    assert answer == timeline(pdb, url)  # the cache never changes an answer
+def _cached(pdb, cache, url=SAMPLE, now=None) -> dict:
+    answer = orjson.loads(timeline_json(pdb, url, cache=cache, now=now))
+    assert answer == timeline(pdb, url, now=now)  # the cache never changes an answer
     return answer
 
 
@@ -43,15 +53,51 @@ def test_cached_timeline_position_follows_other_assets_events(log, pdb, runner, 
     assert (answer["position"], len(answer["transformations"])) == (2, 1)
 
 
-def test_cached_timeline_misses_after_a_rebuild(log, pdb, runner, cache):
+def test_cached_timeline_misses_after_a_rebuild(log, pdb, runner, cache, tmp_path):
     log.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
     runner.catch_up()
     before = _cached(pdb, cache)
     runner.rebuild()
     assert _cached(pdb, cache) == before
-    log.append(video_event("e1", "error", "2024-01-01T00:00:03.000Z"))
+    # The read models are rebuilt from another log (a restored backup, say): a new
+    # generation whose asset has the same event count, so only the generation tells.
+    restored = SQLiteStore(tmp_path / "restored.db")
+    restored.append(video_event("e1", "error", "2024-01-01T00:00:03.000Z"))
+    try:
+        with ProjectionDB(restored, pdb.path) as views:
+            ProjectionRunner(views).catch_up()  # sees another log: rebuilds
+            (t,) = _cached(views, cache)["transformations"]
+            assert (t["status"], t["event_count"]) == ("error", 1)
+    finally:
+        restored.close()
+
+
+def test_cached_timeline_flags_stuck_when_time_passes(log, pdb, runner, cache):
+    log.append(video_event("a1", "accepted", "2024-01-01T00:00:00.000Z"))
+    log.append(video_event("a2", "accepted", "2024-01-01T00:10:00.000Z", request_id="req-2"))
     runner.catch_up()
-    assert _cached(pdb, cache)["transformations"][0]["status"] == "error"
+    # stuck after 15 minutes: neither, then the first, then both, then none again.
+    for now, expected in [
+        ("2024-01-01T00:05:00Z", [False, False]),
+        ("2024-01-01T00:15:00.001Z", [True, False]),
+        ("2024-01-01T00:30:00Z", [True, True]),
+        ("2024-01-01T00:14:00Z", [False, False]),
+    ]:
+        answer = _cached(pdb, cache, now=now)
+        assert [t["stuck"] for t in answer["transformations"]] == expected, now
+
+
+def test_cache_hits_while_no_stuck_flag_changes(log, pdb, runner, cache):
+    log.append(video_event("a1", "accepted", "2024-01-01T00:00:00.000Z"))
+    log.append(video_event("r2", "ready", "2024-01-01T00:02:00.000Z", request_id="req-2"))
+    runner.catch_up()
+    nows = ["2024-01-01T00:05:00Z", "2024-01-01T00:14:59Z", "2024-01-01T00:15:00Z"]
+    for now in nows:  # a1 is not stuck yet at any of them: one read, then hits
+        timeline_json(pdb, SAMPLE, cache=cache, now=now)
+    assert (cache.misses, cache.hits) == (1, 2)
+    timeline_json(pdb, SAMPLE, cache=cache, now="2024-01-01T00:15:00.001Z")  # a1 is stuck
+    timeline_json(pdb, SAMPLE, cache=cache, now="2024-01-02T00:00:00Z")  # still stuck
+    assert (cache.misses, cache.hits) == (2, 3)
 
 
 def test_cached_timeline_of_unknown_asset_is_not_found(log, pdb, runner, cache):
@@ -75,12 +121,12 @@ def test_cache_stays_within_its_byte_budget(max_bytes):
     cache = TimelineCache(max_bytes=max_bytes)
     for i in range(20):
         cache.put(1, f"asset{i}", 1, "u", b"x" * 99)
-    kept = [i for i in range(20) if cache.get(1, f"asset{i}", 1) is not None]
+    kept = [i for i in range(20) if cache.get(1, f"asset{i}", 1, NOW) is not None]
     assert len(kept) * 100 <= max_bytes
     assert kept == list(range(20 - len(kept), 20))  # the most recent are kept
     if kept:
-        assert cache.get(1, f"asset{kept[-1]}", 2) is None  # another stamp misses
-        assert cache.get(2, f"asset{kept[-1]}", 1) is None  # another generation misses
+        assert cache.get(1, f"asset{kept[-1]}", 2, NOW) is None  # another stamp misses
+        assert cache.get(2, f"asset{kept[-1]}", 1, NOW) is None  # another generation misses
 
 
 @pytest.mark.parametrize(
