@@ -97,6 +97,30 @@ def table_rows(path: str, generation_of: str = "timeline") -> dict[str, list[tup
         conn.close()
 
 
+class WithoutSQLiteSource:
+    """A store seen through its contract minus the optional `sqlite_source`.
+
+    A rebuild over it takes the generic path: staging tables filled by `read_batches`.
+    """
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name: str):
+        if name == "sqlite_source":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+# How a rebuild reads the log: the store's SQLite relation, or staging from read_batches.
+REBUILD_PATHS = ("sqlite-source", "staging")
+
+
+def through(store, path: str):
+    """The store as a rebuild taking `path` (one of REBUILD_PATHS) sees it."""
+    return store if path == "sqlite-source" else WithoutSQLiteSource(store)
+
+
 @pytest.fixture
 def log(tmp_path):
     store = SQLiteStore(tmp_path / "log.db")
@@ -105,14 +129,14 @@ def log(tmp_path):
 
 
 @pytest.fixture
-def pdb(log):
-    db = open_projections(log)
+def pdb(log, tmp_path):
+    db = open_projections(log, tmp_path / "log.projections.db")
     yield db
     db.close()
 
 
 @pytest.fixture
 def runner(pdb):
-    r = ProjectionRunner(pdb, poll_interval=0.02, backoff=(0.05, 0.2))
+    r = ProjectionRunner(pdb, idle_wait=0.02, backoff=(0.05, 0.2))
     yield r
     r.stop()

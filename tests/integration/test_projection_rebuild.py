@@ -1,4 +1,8 @@
-"""Rebuild: atomic swap, crash recovery, automatic rebuilds, replay as of a point."""
+"""Rebuild: atomic swap, crash recovery, automatic rebuilds, replay as of a point.
+
+Every test that rebuilds runs on both of a rebuild's paths: through the store's
+`sqlite_source` and through staging tables filled from `read_batches`.
+"""
 
 import dataclasses
 
@@ -13,16 +17,29 @@ from projections import (
 )
 from store import SQLiteStore
 from tests.projections_helpers import (
+    REBUILD_PATHS,
     SAMPLE,
     documented_events,
     log,
-    pdb,
     runner,
     table_rows,
+    through,
     video_event,
 )
 
-__all__ = ["log", "pdb", "runner"]  # fixtures
+__all__ = ["log", "runner"]  # fixtures
+
+
+@pytest.fixture(params=REBUILD_PATHS)
+def path(request):
+    return request.param
+
+
+@pytest.fixture
+def pdb(log, tmp_path, path):
+    db = ProjectionDB(through(log, path), tmp_path / "log.projections.db")
+    yield db
+    db.close()
 
 
 def _generation(db):
@@ -103,15 +120,15 @@ def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     assert timeline(pdb, SAMPLE) == before
 
 
-def test_replaced_log_rebuilds_on_start(tmp_path):
+def test_replaced_log_rebuilds_on_start(tmp_path, path):
     first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
-    path = str(tmp_path / "read.projections.db")
+    views = str(tmp_path / "read.projections.db")
     try:
         first.append_many(documented_events())
         second.append_many(_many(3))
-        with ProjectionDB(first, path) as db:
+        with ProjectionDB(through(first, path), views) as db:
             ProjectionRunner(db).catch_up()
-        with ProjectionDB(second, path) as db:
+        with ProjectionDB(through(second, path), views) as db:
             ProjectionRunner(db).catch_up()
             assert [t["request_id"] for t in timeline(db, SAMPLE)["transformations"]] == [
                 "q0",

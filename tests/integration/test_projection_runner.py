@@ -7,6 +7,7 @@ import time
 from projections import (
     TIMELINE,
     AssetNotFound,
+    MalformedBody,
     Projection,
     ProjectionDB,
     ProjectionRunner,
@@ -41,7 +42,7 @@ def _counter_apply(conn, t, events):
         # PRIMARY KEY: applying an event twice fails loudly.
         conn.execute(f"INSERT INTO {t.seen} (position) VALUES (?)", (event.position,))
         if b"boom" in event.body:
-            raise ValueError("boom")
+            raise MalformedBody("boom")
 
 
 COUNTER = Projection(
@@ -51,6 +52,7 @@ COUNTER = Projection(
     setup=_counter_setup,
     reset=_counter_reset,
     apply=_counter_apply,
+    table_names=("seen",),
 )
 
 
@@ -145,9 +147,7 @@ def test_background_thread_shows_new_events_within_a_second(log, pdb, runner):
 def test_two_runners_on_one_file_apply_each_event_once(log, tmp_path):
     path = str(tmp_path / "shared.projections.db")
     first, second = ProjectionDB(log, path), ProjectionDB(log, path)
-    runners = [
-        ProjectionRunner(db, [COUNTER, TIMELINE], poll_interval=0.001) for db in (first, second)
-    ]
+    runners = [ProjectionRunner(db, [COUNTER, TIMELINE], idle_wait=0.001) for db in (first, second)]
     try:
         for r in runners:
             r.start()
