@@ -7,8 +7,6 @@ import time
 from projections import (
     TIMELINE,
     AssetNotFound,
-    MalformedBody,
-    Projection,
     ProjectionDB,
     ProjectionRunner,
     asset_positions,
@@ -16,6 +14,7 @@ from projections import (
     timeline,
 )
 from tests.projections_helpers import (
+    COUNTER,
     SAMPLE,
     documented_events,
     log,
@@ -27,33 +26,6 @@ from tests.projections_helpers import (
 )
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
-
-
-def _counter_setup(conn, t):
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.seen} (position INTEGER PRIMARY KEY)")
-
-
-def _counter_reset(conn, t):
-    conn.execute(f"DROP TABLE IF EXISTS {t.seen}")
-
-
-def _counter_apply(conn, t, events):
-    for event in events:
-        # PRIMARY KEY: applying an event twice fails loudly.
-        conn.execute(f"INSERT INTO {t.seen} (position) VALUES (?)", (event.position,))
-        if b"boom" in event.body:
-            raise MalformedBody("boom")
-
-
-COUNTER = Projection(
-    name="counter",
-    version=1,
-    handles=("file.created",),
-    setup=_counter_setup,
-    reset=_counter_reset,
-    apply=_counter_apply,
-    table_names=("seen",),
-)
 
 
 def _seen(db: ProjectionDB) -> list[int]:
@@ -187,3 +159,47 @@ def test_catch_up_thread_survives_a_locked_projections_file(log, pdb, runner):
         blocker.close()
     runner.catch_up()
     assert timeline(pdb, SAMPLE)["position"] == 3
+
+
+class _Waits:
+    """The store, noting each `wait` the runner makes and what it returned."""
+
+    def __init__(self, store):
+        self._store = store
+        self.waits: list[tuple[int, float, int]] = []
+        self.woken = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def wait(self, after: int, timeout: float) -> int:
+        found = self._store.wait(after, timeout)
+        self.waits.append((after, timeout, found))
+        if found > after:
+            self.woken.set()
+        return found
+
+
+def test_background_thread_sleeps_on_the_store_until_an_event_arrives(log, tmp_path):
+    store = _Waits(log)
+    db = ProjectionDB(store, tmp_path / "views.db")
+    runner = ProjectionRunner(db, idle_wait=2.0)
+    try:
+        runner.start()
+        for i in range(10):  # an append while the runner sleeps in `wait` wakes it
+            log.append(other_event(f"f{i}", "file.created", "2024-01-01T00:00:00.000Z"))
+            if store.woken.wait(5):
+                break
+        assert store.woken.is_set(), "the runner never woke on the store"
+        head = log.last_position()
+        deadline = time.monotonic() + 30
+        while _status(db, "timeline")["checkpoint"] < head:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        runner.stop()
+        assert not runner.running
+    finally:
+        runner.stop()
+        db.close()
+    assert all(timeout <= 2.0 for _, timeout, _ in store.waits)  # stop() stays prompt
+    assert all(0 <= after <= head for after, _, _ in store.waits)
