@@ -70,7 +70,7 @@ def translated(projection: Projection) -> Iterator[None]:
     except (ProjectionError, StoreError):
         raise
     except Exception as exc:
-        if is_busy(exc):
+        if classify(exc, projection) is Kind.TRANSIENT:
             raise ReadModelUnavailable(f"{projection.name}: {exc}") from exc
         raise ProjectionDefect(projection.name, exc) from exc
 

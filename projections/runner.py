@@ -24,18 +24,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Self
 
-from store import StoreUnavailable
-
 from .catchup import catch_up_safely
 from .checkpoints import ensure, record_error
 from .db import ProjectionDB
-from .framework import (
-    PoisonEvent,
-    Projection,
-    ReadModelUnavailable,
-    RebuildBusy,
-    UnknownProjection,
-)
+from .failures import Kind, classify
+from .framework import Projection, UnknownProjection
 from .queries import projection_status
 from .rebuild import ProgressFn, rebuild
 from .video_timeline import TIMELINE
@@ -43,7 +36,6 @@ from .video_timeline import TIMELINE
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECTIONS: tuple[Projection, ...] = (TIMELINE,)
-TRANSIENT = (ReadModelUnavailable, RebuildBusy, StoreUnavailable)
 
 
 class ProjectionRunner:
@@ -95,23 +87,27 @@ class ProjectionRunner:
         try:
             self._ensure(projection)
             applied = catch_up_safely(self.db, projection, batch_size=self.batch_size)
-        except PoisonEvent as exc:  # catch-up recorded it, with the event
-            log.error("%s", exc)
-            self._fail(name, self.backoff)
-            return 0
-        except TRANSIENT as exc:
-            delay = self._fail(name, self.backoff)
-            log.warning("projection %s: %s; retrying in %.1f s", name, exc, delay)
-            self._record(name, exc)
-            return 0
-        except Exception as exc:
-            delay = self._fail(name, self.defect_backoff)
-            log.error("projection %s: defect; retrying in %.0f s", name, delay, exc_info=exc)
-            self._record(name, exc)
+        except Exception as exc:  # noqa: BLE001 - recorded and retried; the others keep going
+            self._failed(projection, exc)
             return 0
         self._failures.pop(name, None)
         self._retry_at.pop(name, None)
         return applied
+
+    def _failed(self, projection: Projection, exc: Exception) -> None:
+        """Log, record and schedule the next try as the failure's kind says."""
+        name, kind = projection.name, classify(exc, projection)
+        if kind is Kind.POISON:  # catch-up recorded it, with the event
+            self._fail(name, self.backoff)
+            log.error("%s", exc)
+            return
+        if kind is Kind.TRANSIENT:
+            delay = self._fail(name, self.backoff)
+            log.warning("projection %s: %s; retrying in %.1f s", name, exc, delay)
+        else:
+            delay = self._fail(name, self.defect_backoff)
+            log.error("projection %s: defect; retrying in %.0f s", name, delay, exc_info=exc)
+        self._record(name, exc)
 
     def _record(self, name: str, exc: Exception) -> None:
         try:

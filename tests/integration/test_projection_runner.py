@@ -1,8 +1,11 @@
 """Catch-up: checkpoints, poison events, the background thread, several writers."""
 
+import dataclasses
 import sqlite3
 import threading
 import time
+
+import pytest
 
 from projections import (
     TIMELINE,
@@ -203,3 +206,18 @@ def test_background_thread_sleeps_on_the_store_until_an_event_arrives(log, tmp_p
         db.close()
     assert all(timeout <= 2.0 for _, timeout, _ in store.waits)  # stop() stays prompt
     assert all(0 <= after <= head for after, _, _ in store.waits)
+
+
+def test_tables_name_only_what_a_projection_declares():
+    tables = TIMELINE.tables(3)
+    assert (tables.events, tables.assets) == ("timeline_events_g3", "timeline_assets_g3")
+    assert COUNTER.tables(1).seen == "counter_seen_g1"
+    with pytest.raises(AttributeError, match="declares no table 'evnets'"):
+        _ = tables.evnets
+    with pytest.raises(AttributeError):
+        _ = COUNTER.tables(1).events  # another projection's table is not this one's
+
+
+def test_a_projection_with_a_table_name_sql_cannot_hold_is_refused():
+    with pytest.raises(ValueError, match="not a table name part"):
+        dataclasses.replace(COUNTER, table_names=("seen; DROP TABLE x",))
