@@ -267,3 +267,29 @@ def test_not_a_database_raises_store_corrupt(tmp_path):
     garbage.write_bytes(b"this is not a SQLite database, just text" * 200)
     with pytest.raises(StoreCorrupt, match="SQLITE_NOTADB"):
         SQLiteStore(garbage)
+
+
+class WriterKilled(BaseException):
+    """Escapes `except Exception`, as a thread death does."""
+
+
+class KillingId(str):
+    """An id whose hashing raises inside the write transaction (after BEGIN IMMEDIATE)."""
+
+    def __hash__(self):
+        raise WriterKilled("injected inside the transaction")
+
+
+def test_writer_killed_inside_a_transaction_releases_the_lock_and_is_replaced(db_path):
+    from store import NewEvent
+
+    with SQLiteStore(db_path, timeout=5.0) as store, SQLiteStore(db_path, timeout=5.0) as other:
+        store.append(new("before"))
+        killer = NewEvent(KillingId("k"), "t", "2024-01-01T00:00:00.000Z", b"{}", "x-ik-signature")
+        with pytest.raises(StoreUnavailable, match="died"):
+            store.append(killer)
+        assert "WriterKilled" in store.check_writable()
+        assert other.append(new("other")).position == 2  # the write lock was released
+        assert store.append(new("after")).position == 3  # a fresh writer thread
+        assert store.check_writable(max_age=0) is None
+        assert store.verify().ok
