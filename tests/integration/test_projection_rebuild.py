@@ -248,6 +248,49 @@ def test_a_second_rebuild_refuses_while_another_process_rebuilds(log, pdb, runne
     assert _generation(pdb) == 2
 
 
+REBUILD_PAUSED = """
+import sys
+from projections import ProjectionDB, ProjectionRunner
+from store import SQLiteStore
+
+def pause(progress):
+    if progress.phase == "loading":
+        print("loading", flush=True)
+        sys.stdin.readline()
+
+store = SQLiteStore(sys.argv[1])
+with ProjectionDB(store, sys.argv[2]) as db:
+    print(ProjectionRunner(db).rebuild(progress=pause)["timeline"], flush=True)
+store.close()
+"""
+
+
+def test_two_rebuild_processes_one_refused_and_no_table_lost(log, tmp_path):
+    log.append_many(documented_events() + _many(20))
+    views = str(tmp_path / "shared.projections.db")
+    with ProjectionDB(log, views) as db:
+        ProjectionRunner(db).catch_up()
+        expected = table_rows(views)
+        child = subprocess.Popen(
+            [sys.executable, "-c", REBUILD_PAUSED, str(tmp_path / "log.db"), views],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        try:
+            ready, _, _ = select.select([child.stdout], [], [], 60)
+            assert ready and child.stdout.readline() == b"loading\n"  # mid-rebuild, lock held
+            with pytest.raises(RebuildBusy, match=f"pid {child.pid}"):
+                ProjectionRunner(db).rebuild()
+            out, _ = child.communicate(b"\n", timeout=60)
+        finally:
+            child.kill()
+            child.wait(30)
+        assert (child.returncode, out) == (0, b"23\n")
+        assert _generation(db) == 2
+        assert table_rows(views) == expected
+
+
 def test_an_automatic_rebuild_is_retried_once_the_running_one_ends(log, pdb, runner, lock_holder):
     log.append_many(documented_events())
     runner.catch_up()
