@@ -38,11 +38,11 @@ def bare_loop(log: str) -> dict:
 
 
 def rebuild(log: str) -> dict:
-    from projections import ProjectionRunner, open_projections
+    from projections import ProjectionRunner, default_projections_path, open_projections
     from store import SQLiteStore
 
     store = SQLiteStore(log)
-    db = open_projections(store)
+    db = open_projections(store, default_projections_path(log))
     try:
         runner = ProjectionRunner(db)
         started = time.perf_counter()

@@ -1,17 +1,21 @@
 """Read models of the event log, kept in a SQLite file beside it.
 
-Open with `open_projections(store)`, keep current with `ProjectionRunner(db).start()`
+Open with `open_projections(store, path)`, keep current with `ProjectionRunner(db).start()`
 (or `.catch_up()`), query with the functions of `projections.queries`.
 """
 
 from .cache import TimelineCache
 from .db import ProjectionDB, default_projections_path, open_projections
-from .engine import PoisonEvent, Progress
 from .framework import (
     AssetNotFound,
     InvalidQuery,
+    MalformedBody,
+    PoisonEvent,
     Projection,
+    ProjectionDefect,
     ProjectionError,
+    ReadModelUnavailable,
+    RebuildBusy,
     RebuildFailed,
     Tables,
     UnknownProjection,
@@ -25,6 +29,7 @@ from .queries import (
     timeline_json,
     transformations,
 )
+from .rebuild import Progress
 from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
 from .video_timeline import TIMELINE, asset_key
 
@@ -34,12 +39,16 @@ __all__ = [
     "TIMELINE",
     "AssetNotFound",
     "InvalidQuery",
+    "MalformedBody",
     "PoisonEvent",
     "Progress",
     "Projection",
     "ProjectionDB",
+    "ProjectionDefect",
     "ProjectionError",
     "ProjectionRunner",
+    "ReadModelUnavailable",
+    "RebuildBusy",
     "RebuildFailed",
     "Tables",
     "TimelineCache",

@@ -1,6 +1,6 @@
 """The projections database: a SQLite file beside the log, holding every read model.
 
-Call `open_projections(store, path=None)` to get a `ProjectionDB`; queries and the
+Call `open_projections(store, path)` to get a `ProjectionDB`; queries and the
 runner take it as their first argument. `default_projections_path("x.db")` is
 `"x.projections.db"`. Writes here never touch the log, so ingest never waits on them.
 
@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Self
 
@@ -24,6 +24,8 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from store import EventStore
+
+from .framework import ReadModelUnavailable
 
 migrations = Migrations("ikledger.projections")
 # Pages of 16 KiB: a rebuild writes (and the next one drops) about 500 MB per million
@@ -117,14 +119,30 @@ def _cache(conn: sqlite3.Connection, kib: int) -> None:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection, mode: str = "") -> Iterator[sqlite3.Connection]:
-    """BEGIN [mode] … COMMIT, rolled back on any exception. mode: '', 'IMMEDIATE'."""
+    """BEGIN [mode] … COMMIT, rolled back on any exception. mode: '', 'IMMEDIATE'.
+
+    A COMMIT that fails (SQLITE_BUSY, a deferred constraint) leaves SQLite's
+    transaction open; it is rolled back too, so the connection is always left out of
+    any transaction and the error propagates.
+    """
     conn.execute(f"BEGIN {mode}")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):  # the first error is the one to report
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+
+
+@contextmanager
+def unavailable_on_error(what: str) -> Iterator[None]:
+    """Raise any SQLite error of the block as ReadModelUnavailable (cause kept)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise ReadModelUnavailable(f"{what}: {exc}") from exc
 
 
 class ProjectionDB:
@@ -138,21 +156,26 @@ class ProjectionDB:
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
-        setup = connect(self.path, timeout)
-        try:
-            setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
-            setup.execute("PRAGMA journal_mode=WAL")
-            migrations.apply(Database(setup))
-        finally:
-            setup.close()
+        with unavailable_on_error(f"cannot open the read models at {self.path}"):
+            setup = connect(self.path, timeout)
+            try:
+                setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
+                setup.execute("PRAGMA journal_mode=WAL")
+                migrations.apply(Database(setup))
+            finally:
+                setup.close()
 
     def conn(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use with a reader's page cache."""
+        """This thread's connection, opened on first use with a reader's page cache.
+
+        Raises ReadModelUnavailable once closed or when the file cannot be opened.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self._closed:
-                raise RuntimeError("the projections database is closed")
-            conn = connect(self.path, self.timeout, READER_CACHE_KIB)
+                raise ReadModelUnavailable("the projections database is closed")
+            with unavailable_on_error(f"cannot open the read models at {self.path}"):
+                conn = connect(self.path, self.timeout, READER_CACHE_KIB)
             self._local.conn = conn
             self._local.writer = False
             with self._lock:
@@ -161,8 +184,12 @@ class ProjectionDB:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: one consistent snapshot of meta rows and tables."""
-        with transaction(self.conn()) as conn:
+        """A read transaction: one consistent snapshot of meta rows and tables.
+
+        Any SQLite error inside it (a locked or unreadable file) is raised as
+        ReadModelUnavailable, so callers need not know the read models are SQLite.
+        """
+        with unavailable_on_error("cannot read the read models"), transaction(self.conn()) as conn:
             yield conn
 
     @contextmanager
@@ -170,6 +197,8 @@ class ProjectionDB:
         """A write transaction taken at once (BEGIN IMMEDIATE), so it never upgrades.
 
         The thread's connection keeps the writer's large page cache from then on.
+        SQLite errors propagate as they are: the engine classifies them (see
+        `failures`) before they leave this package.
         """
         conn = self.conn()
         if not self._local.writer:
@@ -193,11 +222,10 @@ class ProjectionDB:
         self.close()
 
 
-def open_projections(store: EventStore, path: str | os.PathLike | None = None) -> ProjectionDB:
-    """Open (creating if needed) the read models of `store`; path defaults beside the log."""
-    if path is None:
-        log_path = getattr(store, "path", None)
-        if log_path is None:
-            raise ValueError("give a projections path for a store that is not a file")
-        path = default_projections_path(log_path)
+def open_projections(store: EventStore, path: str | os.PathLike) -> ProjectionDB:
+    """Open (creating if needed) the read models of `store` in the SQLite file at `path`.
+
+    The caller chooses the path (the receiver's configuration defaults it beside a
+    SQLite log with `default_projections_path`): the store's contract names no file.
+    """
     return ProjectionDB(store, path)

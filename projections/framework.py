@@ -3,11 +3,13 @@
 A new read model (say for `upload.*` or `file.*`) is one new module that builds a
 `Projection` and is added to the list given to `ProjectionRunner`. The framework
 owns checkpoints, transactions, generations and rebuilds; a projection only says
-how to create, drop and fold into its tables, whose names it receives as `Tables`.
+how to create, drop and fold into its tables, whose names it declares and receives
+as `Tables`.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,44 @@ class UnknownProjection(ProjectionError):
     """A projection name that is not registered."""
 
 
+class ReadModelUnavailable(ProjectionError):
+    """The projections file cannot be read or written right now (locked, missing, full).
+
+    Transient: the log is untouched and the same call may succeed later, so a server
+    answers 503 with Retry-After. The SQLite error is the `__cause__`.
+    """
+
+
+class MalformedBody(ProjectionError, ValueError):
+    """An event's body that a projection cannot fold: the event is poison.
+
+    A projection raises it (or a type it lists in `Projection.poison`) from `apply`
+    or `load`; the framework then stops just before that event and reports it.
+    """
+
+
+class PoisonEvent(ProjectionError):
+    """A projection could not apply the event at `position`; it stopped just before it."""
+
+    def __init__(self, name: str, event: Event, cause: BaseException):
+        super().__init__(f"{name}: cannot apply event {event.id} at {event.position}: {cause!r}")
+        self.position = event.position
+        self.event_id = event.id
+        self.cause = cause
+
+
+class ProjectionDefect(ProjectionError):
+    """A failure that is neither transient nor an event's fault: a bug or a broken file.
+
+    Recorded in the meta row and retried only after a long backoff; the cause (the
+    original exception) is the `__cause__`.
+    """
+
+    def __init__(self, name: str, cause: BaseException):
+        super().__init__(f"{name}: {type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
 class RebuildFailed(ProjectionError):
     """A rebuild stopped (for instance on an event its projection cannot apply).
 
@@ -42,23 +82,35 @@ class RebuildFailed(ProjectionError):
     """
 
 
+class RebuildBusy(ProjectionError):
+    """Another rebuild of the same read models is running; this one did not start."""
+
+
 class Tables:
-    """Generation-suffixed table names: `Tables("timeline", 3).events == "timeline_events_g3"`."""
+    """A projection's declared table names, suffixed by generation.
 
-    __slots__ = ("generation", "prefix")
+    `Tables("timeline", 3, ("events",)).events == "timeline_events_g3"`; a name the
+    projection did not declare raises AttributeError instead of naming a new table.
+    """
 
-    def __init__(self, prefix: str, generation: int):
+    __slots__ = ("generation", "names", "prefix")
+
+    def __init__(self, prefix: str, generation: int, names: Sequence[str]):
         self.prefix = prefix
         self.generation = generation
+        self.names = tuple(names)
 
     def __getattr__(self, base: str) -> str:
-        if base.startswith("_"):
-            raise AttributeError(base)
-        return f"{self.prefix}_{base}_g{self.generation}"
+        # Called only when ordinary lookup fails, so never for a slot that is set.
+        if base not in Tables.__slots__ and base in self.names:
+            return f"{self.prefix}_{base}_g{self.generation}"
+        raise AttributeError(f"projection {self.prefix!r} declares no table {base!r}")
 
 
 Setup = Callable[[sqlite3.Connection, Tables], None]
 Apply = Callable[[sqlite3.Connection, Tables, Sequence[Event]], None]
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 def _no_finish(conn: sqlite3.Connection, tables: Tables) -> None:
@@ -69,25 +121,31 @@ def _no_finish(conn: sqlite3.Connection, tables: Tables) -> None:
 class Projection:
     """A deterministic fold of some event types into tables of the projections file.
 
+    - `table_names`: the base names of its tables (`("events", ...)`); `Tables` gives
+      only these, so a typo is an AttributeError, not a new table.
     - `setup(conn, tables)`: create the tables (idempotent: IF NOT EXISTS).
     - `reset(conn, tables)`: drop them.
     - `apply(conn, tables, events)`: fold events (all of a handled type, ascending
       position) into the tables. It runs inside the transaction that also moves the
       checkpoint; raising rolls both back. The result must not depend on how the log
       is cut into batches, nor on the order events arrive in within the log.
+    - `poison`: exception types (besides `MalformedBody`) by which `apply`/`load` say
+      an event's body cannot be folded. Any other exception is transient (a locked
+      file, an unavailable log) or a defect, never blamed on an event.
     - `load` / `finish`: the bulk path of a rebuild; `load` defaults to `apply` and
       `finish` (called once, in the last transaction of a rebuild) to a no-op. A
       projection may make `load` cheaper (no indexes, no aggregates) and settle
       everything in `finish`, as long as the tables end identical to `apply`'s.
     - `bulk_setup`: like `setup`, for the empty tables a rebuild fills with `load`.
     - `bulk_extract(conn, source, schema, after, until)` and `bulk_sql(conn, tables, schema)`:
-      optional, the SQL path of a rebuild over a SQLite log, split in two so that the
-      parsing can run on other threads. `bulk_extract` creates tables in `schema` from
-      the handled events of `source` (a log table readable from `conn`, any connection)
-      with after < position <= until, reading only; `bulk_sql` then does what `load`
-      would do for those events, from that schema attached to the projections
-      connection, and returns how many it applied. Both raise on a body they cannot
-      read; the rebuild then finds the poison event through `load`.
+      optional, the SQL path of a rebuild, split in two so that the parsing can run on
+      other threads. `bulk_extract` creates tables in `schema` from the handled events
+      of `source` (a relation readable from `conn` with the columns position, id,
+      type, created_at, body) with after < position <= until, reading only;
+      `bulk_sql` then does what `load` would do for those events, from that schema
+      attached to the projections connection, and returns how many it applied. Both
+      raise a poison error on a body they cannot read; the rebuild then finds the
+      poison event through `load`.
     """
 
     name: str
@@ -101,6 +159,13 @@ class Projection:
     bulk_setup: Setup | None = None
     bulk_extract: Callable[[sqlite3.Connection, str, str, int, int], None] | None = None
     bulk_sql: Callable[[sqlite3.Connection, Tables, str], int] | None = None
+    table_names: tuple[str, ...] = ()
+    poison: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        for base in (self.name, *self.table_names):
+            if not _NAME.match(base):
+                raise ValueError(f"not a table name part: {base!r}")
 
     def tables(self, generation: int) -> Tables:
-        return Tables(self.name, generation)
+        return Tables(self.name, generation, self.table_names)

@@ -1,15 +1,19 @@
 """Keep projections current: `ProjectionRunner(db, projections).start()` / `.stop()`.
 
 - `catch_up()`: synchronous, for the CLI and tests; returns events applied per name.
-- `start()`: a daemon thread polls the log every `poll_interval` seconds and applies
-  new events; `stop()` ends it and joins it.
+- `start()`: a daemon thread catches up, then sleeps on the store (`store.wait`)
+  until a new position is readable, at most `idle_wait` seconds so that `stop()`
+  and due retries are prompt; `stop()` ends it and joins it.
 - `rebuild(name=None, progress=None)`: rebuild one projection (or all) now.
 - `status()`: see `queries.projection_status`.
 
-On first use each projection is checked (`engine.ensure`) and rebuilt automatically
-when its code version changed or the log it was built from was replaced. A failing
-projection is retried with exponential backoff; the others keep going. Nothing here
-ever writes to the log, so ingest never waits on or fails because of a projection.
+On first use each projection is checked (`checkpoints.ensure`) and rebuilt
+automatically when its code version changed or the log it was built from was
+replaced. A failing projection is retried with exponential backoff and the others
+keep going: `backoff` after a poison event or a transient failure, the longer
+`defect_backoff` after a defect (see `failures`), which no quick retry would fix.
+Nothing here ever writes to the log, so ingest never waits on or fails because of
+a projection.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Self
 
-from . import engine
+from .catchup import catch_up_safely
+from .checkpoints import ensure, record_error
 from .db import ProjectionDB
+from .failures import Kind, classify
 from .framework import Projection, UnknownProjection
 from .queries import projection_status
+from .rebuild import ProgressFn, rebuild
 from .video_timeline import TIMELINE
 
 log = logging.getLogger(__name__)
@@ -39,16 +46,18 @@ class ProjectionRunner:
         db: ProjectionDB,
         projections: Sequence[Projection] = DEFAULT_PROJECTIONS,
         *,
-        poll_interval: float = 0.05,
+        idle_wait: float = 0.5,
         batch_size: int = 2000,
         backoff: tuple[float, float] = (0.1, 30.0),
+        defect_backoff: tuple[float, float] = (30.0, 600.0),
         clock: Callable[[], float] = time.monotonic,
     ):
         self.db = db
         self.projections = {p.name: p for p in projections}
-        self.poll_interval = poll_interval
+        self.idle_wait = idle_wait
         self.batch_size = batch_size
         self.backoff = backoff
+        self.defect_backoff = defect_backoff
         self.clock = clock
         self._ensured: set[str] = set()
         self._retry_at: dict[str, float] = {}
@@ -66,10 +75,10 @@ class ProjectionRunner:
     def _ensure(self, projection: Projection) -> None:
         if projection.name in self._ensured:
             return
-        reason = engine.ensure(self.db, projection)
+        reason = ensure(self.db, projection)
         if reason is not None:
             log.warning("rebuilding projection %s: %s", projection.name, reason)
-            engine.rebuild(self.db, projection)
+            rebuild(self.db, projection)
         self._ensured.add(projection.name)
 
     def _step(self, projection: Projection) -> int:
@@ -77,28 +86,43 @@ class ProjectionRunner:
         name = projection.name
         try:
             self._ensure(projection)
-            applied = engine.catch_up_safely(self.db, projection, batch_size=self.batch_size)
-        except engine.PoisonEvent as exc:
-            log.error("%s", exc)
-            self._fail(name)
-            return 0
-        except Exception as exc:  # noqa: BLE001 - transient or a bug: keep the others going
-            log.warning("projection %s failed: %r", name, exc)
-            self._fail(name)
-            try:
-                engine.record_error(self.db, name, f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("cannot record the failure of projection %s", name)
+            applied = catch_up_safely(self.db, projection, batch_size=self.batch_size)
+        except Exception as exc:  # noqa: BLE001 - recorded and retried; the others keep going
+            self._failed(projection, exc)
             return 0
         self._failures.pop(name, None)
         self._retry_at.pop(name, None)
         return applied
 
-    def _fail(self, name: str) -> None:
+    def _failed(self, projection: Projection, exc: Exception) -> None:
+        """Log, record and schedule the next try as the failure's kind says."""
+        name, kind = projection.name, classify(exc, projection)
+        if kind is Kind.POISON:  # catch-up recorded it, with the event
+            self._fail(name, self.backoff)
+            log.error("%s", exc)
+            return
+        if kind is Kind.TRANSIENT:
+            delay = self._fail(name, self.backoff)
+            log.warning("projection %s: %s; retrying in %.1f s", name, exc, delay)
+        else:
+            delay = self._fail(name, self.defect_backoff)
+            log.error("projection %s: defect; retrying in %.0f s", name, delay, exc_info=exc)
+        self._record(name, exc)
+
+    def _record(self, name: str, exc: Exception) -> None:
+        try:
+            record_error(self.db, name, f"{type(exc).__name__}: {exc}")
+        except Exception:
+            log.exception("cannot record the failure of projection %s", name)
+
+    def _fail(self, name: str, backoff: tuple[float, float]) -> float:
+        """Schedule the next try of `name`; returns the delay in seconds."""
         failures = self._failures.get(name, 0) + 1
         self._failures[name] = failures
-        first, cap = self.backoff
-        self._retry_at[name] = self.clock() + min(cap, first * 2 ** (failures - 1))
+        first, cap = backoff
+        delay = min(cap, first * 2 ** (failures - 1))
+        self._retry_at[name] = self.clock() + delay
+        return delay
 
     def catch_up(self) -> dict[str, int]:
         """Apply every event now in the log to every projection; errors are recorded.
@@ -119,26 +143,37 @@ class ProjectionRunner:
         return applied
 
     def rebuild(
-        self, name: str | None = None, *, progress: engine.ProgressFn | None = None
+        self, name: str | None = None, *, progress: ProgressFn | None = None
     ) -> dict[str, int]:
         """Rebuild one projection by name, or all; returns events applied per name."""
         chosen = [self._get(name)] if name is not None else list(self.projections.values())
         done = {}
         with self._lock:
             for projection in chosen:
-                done[projection.name] = engine.rebuild(self.db, projection, progress=progress)
+                done[projection.name] = rebuild(self.db, projection, progress=progress)
                 self._ensured.add(projection.name)
                 self._failures.pop(projection.name, None)
                 self._retry_at.pop(projection.name, None)
         return done
 
     def _run(self) -> None:
+        store = self.db.store
         while not self._stop.is_set():
             try:
+                # Read before the pass: an event appended during it wakes the wait at once.
+                seen = store.last_position()
                 self.poll_once()
-            except Exception:  # never let the thread die silently
+                store.wait(seen, self._idle_timeout())
+            except Exception:  # never let the thread die silently, nor spin
                 log.exception("projection runner pass failed")
-            self._stop.wait(self.poll_interval)
+                self._stop.wait(self.idle_wait)
+
+    def _idle_timeout(self) -> float:
+        """How long to sleep on the store: `idle_wait`, or less when a retry is due."""
+        due = min(self._retry_at.values(), default=None)
+        if due is None:
+            return self.idle_wait
+        return min(self.idle_wait, max(due - self.clock(), 0.0))
 
     def start(self) -> None:
         """Start the background catch-up thread (idempotent)."""

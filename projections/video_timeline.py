@@ -218,4 +218,6 @@ TIMELINE = Projection(
     bulk_setup=bulk_setup,
     bulk_extract=bulk_extract,
     bulk_sql=bulk_sql,
+    table_names=("events", "transformations", "assets", "stage"),
+    poison=(MalformedBody,),
 )

@@ -8,9 +8,9 @@ read-model failures of every route in `errors.add_failure_handlers`.
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from collections.abc import Callable
+from dataclasses import asdict
 
 import falcon
 
@@ -168,7 +168,7 @@ class EventResource:
             **event_summary(event),
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
-            "deliveries": [_delivery(d) for d in self.store.deliveries(event_id=event_id)],
+            "deliveries": [asdict(d) for d in self.store.deliveries(event_id=event_id)],
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
@@ -176,10 +176,6 @@ class EventResource:
         resp.data = self._event(event_id).body
         resp.content_type = falcon.MEDIA_JSON
 
-
-def _delivery(record) -> dict:
-    """A journal row as JSON: the contract's `Delivery` record (plain dicts from older stores)."""
-    return dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
 
 
 def add_query_error_handlers(app: falcon.App) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from projections import ProjectionRunner, open_projections
-from store import NewEvent, SQLiteStore
+from projections import MalformedBody, Projection, ProjectionRunner, open_projections
+from store import EventStore, NewEvent, SQLiteStore
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "imagekit" / "payloads"
 SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"
@@ -81,6 +81,34 @@ def poison_event(event_id: str, created_at: str) -> NewEvent:
     )
 
 
+# A projection counting `file.created` events: it says which positions it saw, once each.
+def _counter_setup(conn, t):
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.seen} (position INTEGER PRIMARY KEY)")
+
+
+def _counter_reset(conn, t):
+    conn.execute(f"DROP TABLE IF EXISTS {t.seen}")
+
+
+def _counter_apply(conn, t, events):
+    for event in events:
+        # PRIMARY KEY: applying an event twice fails loudly.
+        conn.execute(f"INSERT INTO {t.seen} (position) VALUES (?)", (event.position,))
+        if b"boom" in event.body:
+            raise MalformedBody("boom")
+
+
+COUNTER = Projection(
+    name="counter",
+    version=1,
+    handles=("file.created",),
+    setup=_counter_setup,
+    reset=_counter_reset,
+    apply=_counter_apply,
+    table_names=("seen",),
+)
+
+
 def table_rows(path: str, generation_of: str = "timeline") -> dict[str, list[tuple]]:
     """Every row of the served generation's tables, sorted, keyed by base table name."""
     conn = sqlite3.connect(path)
@@ -97,6 +125,42 @@ def table_rows(path: str, generation_of: str = "timeline") -> dict[str, list[tup
         conn.close()
 
 
+# What the layers above `store/` may use of a store: `store/contract.py`, nothing more.
+CONTRACT = {n for n in vars(EventStore) if not n.startswith("_")} | {"display_name"}
+
+
+class ContractOnly:
+    """A store seen through its contract only, optionally without `sqlite_source`.
+
+    Any other attribute (`path`, `backend`, …) raises AttributeError and is noted in
+    `violations`, so even a `getattr(store, "path", None)` is caught by the test.
+    Without `sqlite_source` a rebuild takes the generic path: staging from read_batches.
+    """
+
+    def __init__(self, store, *, sqlite_source: bool = True):
+        self._store = store
+        self._allowed = CONTRACT | ({"sqlite_source"} if sqlite_source else set())
+        self.violations: list[str] = []
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str):
+        if name not in self._allowed:
+            if name != "sqlite_source":  # asking whether the capability exists is allowed
+                self.violations.append(name)
+            raise AttributeError(name)
+        self.calls.append(name)
+        return getattr(self._store, name)
+
+
+# How a rebuild reads the log: the store's SQLite relation, or staging from read_batches.
+REBUILD_PATHS = ("sqlite-source", "staging")
+
+
+def through(store, path: str) -> ContractOnly:
+    """The store as a rebuild taking `path` (one of REBUILD_PATHS) sees it."""
+    return ContractOnly(store, sqlite_source=path == "sqlite-source")
+
+
 @pytest.fixture
 def log(tmp_path):
     store = SQLiteStore(tmp_path / "log.db")
@@ -105,14 +169,14 @@ def log(tmp_path):
 
 
 @pytest.fixture
-def pdb(log):
-    db = open_projections(log)
+def pdb(log, tmp_path):
+    db = open_projections(log, tmp_path / "log.projections.db")
     yield db
     db.close()
 
 
 @pytest.fixture
 def runner(pdb):
-    r = ProjectionRunner(pdb, poll_interval=0.02, backoff=(0.05, 0.2))
+    r = ProjectionRunner(pdb, idle_wait=0.02, backoff=(0.05, 0.2))
     yield r
     r.stop()

@@ -3,14 +3,17 @@
 import os
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections import ProjectionDB, ProjectionRunner, timeline
-from projections.engine import catch_up, ensure
+from projections import ProjectionDB, timeline
+from projections.catchup import catch_up
+from projections.checkpoints import ensure
+from projections.rebuild import rebuild
 from projections.video_timeline import TIMELINE
 from store import SQLiteStore
-from tests.projections_helpers import other_event, table_rows, video_event
+from tests.projections_helpers import REBUILD_PATHS, other_event, table_rows, through, video_event
 
 ASSETS = ["http://h/a.mp4", "https://h/a.mp4", "http://h/b.mp4"]
 TIMES = [f"2024-01-01T00:00:0{s}.000Z" for s in range(4)]  # few: ties are common
@@ -48,6 +51,7 @@ def _events(spec, duplicates):
     return built + [built[i % len(built)] for i in duplicates] if built else built
 
 
+@pytest.mark.parametrize("path", REBUILD_PATHS)
 @settings(
     max_examples=40,
     deadline=None,
@@ -58,13 +62,14 @@ def _events(spec, duplicates):
     duplicates=st.lists(st.integers(0, 30), max_size=4),
     cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8),
     batch_size=st.integers(1, 5),
+    chunk=st.integers(1, 30),
 )
-def test_rebuild_equals_incremental_catch_up(spec, duplicates, cuts, batch_size):
+def test_rebuild_equals_incremental_catch_up(path, spec, duplicates, cuts, batch_size, chunk):
     events = _events(spec, duplicates)
     with tempfile.TemporaryDirectory() as tmp:
         log = SQLiteStore(os.path.join(tmp, "log.db"))
         incremental = ProjectionDB(log, os.path.join(tmp, "inc.projections.db"))
-        rebuilt = ProjectionDB(log, os.path.join(tmp, "full.projections.db"))
+        rebuilt = ProjectionDB(through(log, path), os.path.join(tmp, "full.projections.db"))
         try:
             ensure(incremental, TIMELINE)
             start, i = 0, 0
@@ -73,7 +78,7 @@ def test_rebuild_equals_incremental_catch_up(spec, duplicates, cuts, batch_size)
                 log.append_many(events[start : start + size])
                 catch_up(incremental, TIMELINE, batch_size=batch_size)
                 start, i = start + size, i + 1
-            ProjectionRunner(rebuilt).rebuild()
+            rebuild(rebuilt, TIMELINE, chunk=chunk)
             assert table_rows(incremental.path) == table_rows(rebuilt.path)
             for asset in {a.replace("https:", "http:") for a in ASSETS}:
                 try:

@@ -1,6 +1,15 @@
-"""Rebuild: atomic swap, crash recovery, automatic rebuilds, replay as of a point."""
+"""Rebuild: atomic swap, crash recovery, automatic rebuilds, replay as of a point.
+
+Every test that rebuilds runs on both of a rebuild's paths: through the store's
+`sqlite_source` and through staging tables filled from `read_batches`.
+"""
 
 import dataclasses
+import select
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -8,21 +17,36 @@ from projections import (
     TIMELINE,
     ProjectionDB,
     ProjectionRunner,
+    RebuildBusy,
     projection_status,
     timeline,
 )
 from store import SQLiteStore
 from tests.projections_helpers import (
+    REBUILD_PATHS,
     SAMPLE,
     documented_events,
     log,
-    pdb,
+    poison_event,
     runner,
     table_rows,
+    through,
     video_event,
 )
 
-__all__ = ["log", "pdb", "runner"]  # fixtures
+__all__ = ["log", "runner"]  # fixtures
+
+
+@pytest.fixture(params=REBUILD_PATHS)
+def path(request):
+    return request.param
+
+
+@pytest.fixture
+def pdb(log, tmp_path, path):
+    db = ProjectionDB(through(log, path), tmp_path / "log.projections.db")
+    yield db
+    db.close()
 
 
 def _generation(db):
@@ -103,15 +127,15 @@ def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     assert timeline(pdb, SAMPLE) == before
 
 
-def test_replaced_log_rebuilds_on_start(tmp_path):
+def test_replaced_log_rebuilds_on_start(tmp_path, path):
     first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
-    path = str(tmp_path / "read.projections.db")
+    views = str(tmp_path / "read.projections.db")
     try:
         first.append_many(documented_events())
         second.append_many(_many(3))
-        with ProjectionDB(first, path) as db:
+        with ProjectionDB(through(first, path), views) as db:
             ProjectionRunner(db).catch_up()
-        with ProjectionDB(second, path) as db:
+        with ProjectionDB(through(second, path), views) as db:
             ProjectionRunner(db).catch_up()
             assert [t["request_id"] for t in timeline(db, SAMPLE)["transformations"]] == [
                 "q0",
@@ -149,3 +173,169 @@ def test_as_of_the_head_equals_the_served_timeline(log, pdb, runner):
     log.append_many(documented_events())
     runner.catch_up()
     assert timeline(pdb, SAMPLE, as_of=3) == timeline(pdb, SAMPLE)
+
+
+def test_projections_use_nothing_of_the_store_but_its_contract(log, pdb, runner, path):
+    log.append_many(documented_events() + _many(5))
+    runner.catch_up()
+    runner.rebuild()
+    timeline(pdb, SAMPLE, as_of=2)
+    projection_status(pdb)
+    runner.start()
+    runner.stop()
+    assert pdb.store.violations == []  # no path, no backend, nothing SQLite-shaped
+    assert ("sqlite_source" in pdb.store.calls) == (path == "sqlite-source")
+    assert "type_counts" in pdb.store.calls
+
+
+def test_rebuild_stops_before_a_poison_event_as_catch_up_does(log, pdb, runner, tmp_path):
+    log.append_many(
+        [*documented_events(), *_many(4), poison_event("bad", "2024-01-01T00:00:09.000Z")]
+    )
+    log.append_many(_many(3, start=10))
+    runner.catch_up()
+    incremental, before = table_rows(pdb.path), projection_status(pdb)[0]
+    runner.rebuild()
+    after = projection_status(pdb)[0]
+    assert table_rows(pdb.path) == incremental
+    assert (after["checkpoint"], after["error"]["position"]) == (7, 8)
+    assert after["error"]["message"] == before["error"]["message"]
+
+
+# -- one rebuild at a time ---------------------------------------------------------
+
+HOLD_LOCK = """
+import sys
+from projections.lease import rebuild_lock
+with rebuild_lock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def lock_holder(pdb):
+    """Another process holding the rebuild lock of `pdb`'s file until it is killed."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, pdb.path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 30)
+        assert ready and child.stdout.readline() == b"held\n"
+        yield child
+    finally:
+        child.kill()
+        child.wait(30)
+
+
+def test_a_second_rebuild_refuses_while_another_process_rebuilds(log, pdb, runner, lock_holder):
+    log.append_many(documented_events())
+    runner.catch_up()
+    before = table_rows(pdb.path)
+    with pytest.raises(
+        RebuildBusy, match=f"another rebuild .* is running \\(pid {lock_holder.pid}"
+    ):
+        runner.rebuild()
+    assert table_rows(pdb.path) == before
+    assert _generation(pdb) == 1
+    lock_holder.kill()  # the holder dies without releasing anything: the OS does
+    lock_holder.wait(30)
+    runner.rebuild()
+    assert table_rows(pdb.path) == before
+    assert _generation(pdb) == 2
+
+
+REBUILD_PAUSED = """
+import sys
+from projections import ProjectionDB, ProjectionRunner
+from store import SQLiteStore
+
+def pause(progress):
+    if progress.phase == "loading":
+        print("loading", flush=True)
+        sys.stdin.readline()
+
+store = SQLiteStore(sys.argv[1])
+with ProjectionDB(store, sys.argv[2]) as db:
+    print(ProjectionRunner(db).rebuild(progress=pause)["timeline"], flush=True)
+store.close()
+"""
+
+
+def test_two_rebuild_processes_one_refused_and_no_table_lost(log, tmp_path):
+    log.append_many(documented_events() + _many(20))
+    views = str(tmp_path / "shared.projections.db")
+    with ProjectionDB(log, views) as db:
+        ProjectionRunner(db).catch_up()
+        expected = table_rows(views)
+        child = subprocess.Popen(
+            [sys.executable, "-c", REBUILD_PAUSED, str(tmp_path / "log.db"), views],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        try:
+            ready, _, _ = select.select([child.stdout], [], [], 60)
+            assert ready and child.stdout.readline() == b"loading\n"  # mid-rebuild, lock held
+            with pytest.raises(RebuildBusy, match=f"pid {child.pid}"):
+                ProjectionRunner(db).rebuild()
+            out, _ = child.communicate(b"\n", timeout=60)
+        finally:
+            child.kill()
+            child.wait(30)
+        assert (child.returncode, out) == (0, b"23\n")
+        assert _generation(db) == 2
+        assert table_rows(views) == expected
+
+
+def test_an_automatic_rebuild_is_retried_once_the_running_one_ends(log, pdb, runner, lock_holder):
+    log.append_many(documented_events())
+    runner.catch_up()
+    newer = dataclasses.replace(TIMELINE, version=TIMELINE.version + 1)
+    starting = ProjectionRunner(pdb, [newer])
+    assert starting.catch_up() == {"timeline": 0}  # no crash, nothing applied with new code
+    status = projection_status(pdb)[0]
+    assert (status["version"], status["generation"]) == (TIMELINE.version, 1)
+    assert "another rebuild" in status["error"]["message"]
+    lock_holder.kill()
+    lock_holder.wait(30)
+    starting.catch_up()
+    status = projection_status(pdb)[0]
+    assert (status["version"], status["generation"], status["error"]) == (newer.version, 2, None)
+
+
+def test_two_rebuilds_in_threads_one_refused_and_no_table_lost(log, pdb, runner, tmp_path):
+    log.append_many(documented_events() + _many(20))
+    runner.catch_up()
+    expected = table_rows(pdb.path)
+    other = ProjectionDB(pdb.store, pdb.path)
+    first_loading, second_done = threading.Event(), threading.Event()
+    refused = []
+
+    def hold_while_loading(p):
+        if p.phase == "loading" and not first_loading.is_set():
+            first_loading.set()
+            assert second_done.wait(30)
+
+    def second():
+        assert first_loading.wait(30)
+        try:
+            ProjectionRunner(other).rebuild()
+        except RebuildBusy as exc:
+            refused.append(exc)
+        finally:
+            second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        runner.rebuild(progress=hold_while_loading)
+    finally:
+        thread.join(30)
+        other.close()
+    assert len(refused) == 1
+    assert _generation(pdb) == 2
+    assert table_rows(pdb.path) == expected

@@ -1,13 +1,15 @@
 """Catch-up: checkpoints, poison events, the background thread, several writers."""
 
+import dataclasses
 import sqlite3
 import threading
 import time
 
+import pytest
+
 from projections import (
     TIMELINE,
     AssetNotFound,
-    Projection,
     ProjectionDB,
     ProjectionRunner,
     asset_positions,
@@ -15,6 +17,7 @@ from projections import (
     timeline,
 )
 from tests.projections_helpers import (
+    COUNTER,
     SAMPLE,
     documented_events,
     log,
@@ -26,32 +29,6 @@ from tests.projections_helpers import (
 )
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
-
-
-def _counter_setup(conn, t):
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {t.seen} (position INTEGER PRIMARY KEY)")
-
-
-def _counter_reset(conn, t):
-    conn.execute(f"DROP TABLE IF EXISTS {t.seen}")
-
-
-def _counter_apply(conn, t, events):
-    for event in events:
-        # PRIMARY KEY: applying an event twice fails loudly.
-        conn.execute(f"INSERT INTO {t.seen} (position) VALUES (?)", (event.position,))
-        if b"boom" in event.body:
-            raise ValueError("boom")
-
-
-COUNTER = Projection(
-    name="counter",
-    version=1,
-    handles=("file.created",),
-    setup=_counter_setup,
-    reset=_counter_reset,
-    apply=_counter_apply,
-)
 
 
 def _seen(db: ProjectionDB) -> list[int]:
@@ -145,9 +122,7 @@ def test_background_thread_shows_new_events_within_a_second(log, pdb, runner):
 def test_two_runners_on_one_file_apply_each_event_once(log, tmp_path):
     path = str(tmp_path / "shared.projections.db")
     first, second = ProjectionDB(log, path), ProjectionDB(log, path)
-    runners = [
-        ProjectionRunner(db, [COUNTER, TIMELINE], poll_interval=0.001) for db in (first, second)
-    ]
+    runners = [ProjectionRunner(db, [COUNTER, TIMELINE], idle_wait=0.001) for db in (first, second)]
     try:
         for r in runners:
             r.start()
@@ -187,3 +162,62 @@ def test_catch_up_thread_survives_a_locked_projections_file(log, pdb, runner):
         blocker.close()
     runner.catch_up()
     assert timeline(pdb, SAMPLE)["position"] == 3
+
+
+class _Waits:
+    """The store, noting each `wait` the runner makes and what it returned."""
+
+    def __init__(self, store):
+        self._store = store
+        self.waits: list[tuple[int, float, int]] = []
+        self.woken = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def wait(self, after: int, timeout: float) -> int:
+        found = self._store.wait(after, timeout)
+        self.waits.append((after, timeout, found))
+        if found > after:
+            self.woken.set()
+        return found
+
+
+def test_background_thread_sleeps_on_the_store_until_an_event_arrives(log, tmp_path):
+    store = _Waits(log)
+    db = ProjectionDB(store, tmp_path / "views.db")
+    runner = ProjectionRunner(db, idle_wait=2.0)
+    try:
+        runner.start()
+        for i in range(10):  # an append while the runner sleeps in `wait` wakes it
+            log.append(other_event(f"f{i}", "file.created", "2024-01-01T00:00:00.000Z"))
+            if store.woken.wait(5):
+                break
+        assert store.woken.is_set(), "the runner never woke on the store"
+        head = log.last_position()
+        deadline = time.monotonic() + 30
+        while _status(db, "timeline")["checkpoint"] < head:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        runner.stop()
+        assert not runner.running
+    finally:
+        runner.stop()
+        db.close()
+    assert all(timeout <= 2.0 for _, timeout, _ in store.waits)  # stop() stays prompt
+    assert all(0 <= after <= head for after, _, _ in store.waits)
+
+
+def test_tables_name_only_what_a_projection_declares():
+    tables = TIMELINE.tables(3)
+    assert (tables.events, tables.assets) == ("timeline_events_g3", "timeline_assets_g3")
+    assert COUNTER.tables(1).seen == "counter_seen_g1"
+    with pytest.raises(AttributeError, match="declares no table 'evnets'"):
+        _ = tables.evnets
+    with pytest.raises(AttributeError):
+        _ = COUNTER.tables(1).events  # another projection's table is not this one's
+
+
+def test_a_projection_with_a_table_name_sql_cannot_hold_is_refused():
+    with pytest.raises(ValueError, match="not a table name part"):
+        dataclasses.replace(COUNTER, table_names=("seen; DROP TABLE x",))
