@@ -237,13 +237,13 @@ class SQLiteStore:
         sql = f"SELECT {JOURNAL_COLUMNS} FROM journal"
         params: list = []
         if event_id is not None:
-            # Every delivery of a stored event carries its position; refused ones may
-            # name the id without one. Selecting on the table's own columns first keeps
-            # the view's join to the few matching rows.
+            # Every delivery of a stored event carries its position (indexed); refusals
+            # only name the id, and their rows are capped (`rejected_keep`).
             sql += (
-                " WHERE seq IN (SELECT seq FROM deliveries"
-                " WHERE position = (SELECT position FROM events WHERE id = ?)"
-                " OR (position IS NULL AND event_id = ?))"
+                " WHERE seq IN (SELECT seq FROM deliveries WHERE position IS NOT NULL"
+                " AND position = (SELECT position FROM events WHERE id = ?)"
+                " UNION ALL SELECT seq FROM deliveries"
+                " WHERE outcome = 'rejected' AND event_id = ?)"
             )
             params += [event_id, event_id]
         sql += " ORDER BY seq DESC LIMIT ?"
