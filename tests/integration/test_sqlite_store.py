@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -253,8 +254,10 @@ def test_wait_sees_another_process_appending_by_polling(db_path, store):
     other = SQLiteStore(db_path)
     try:
         appender = threading.Thread(target=lambda: other.append(new("from-other")))
+        started = time.monotonic()
         appender.start()
-        assert store.wait(0, timeout=30.0) == 1  # no notification crosses stores: polled
+        assert store.wait(0, timeout=60.0) == 1  # no notification crosses stores: polled
+        assert time.monotonic() - started < 30.0, "wait() slept to its timeout"
         appender.join(30.0)
     finally:
         other.close()
