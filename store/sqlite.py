@@ -233,22 +233,66 @@ class SQLiteStore:
         """Journal rows, newest first, optionally for one event id.
 
         A `stored` row's time, status, event id, size and scheme come from its event.
+        For one id: its stored row (found by bisection), its redeliveries (indexed by
+        position) and the refusals naming it (capped by `rejected_keep`).
         """
-        sql = f"SELECT {JOURNAL_COLUMNS} FROM journal"
-        params: list = []
-        if event_id is not None:
-            # Every delivery of a stored event carries its position (indexed); refusals
-            # only name the id, and their rows are capped (`rejected_keep`).
-            sql += (
-                " WHERE seq IN (SELECT seq FROM deliveries WHERE position IS NOT NULL"
-                " AND position = (SELECT position FROM events WHERE id = ?)"
-                " UNION ALL SELECT seq FROM deliveries"
-                " WHERE outcome = 'rejected' AND event_id = ?)"
+        if event_id is None:
+            rows = self._query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY seq DESC LIMIT ?", (limit,)
             )
-            params += [event_id, event_id]
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(limit)
-        return [delivery(row) for row in self._query(sql, params)]
+            return [delivery(row) for row in rows]
+        found = self._query("SELECT position FROM events WHERE id = ?", (event_id,))
+        seqs = [
+            seq
+            for (seq,) in self._query(
+                "SELECT seq FROM deliveries WHERE outcome = 'rejected' AND event_id = ?",
+                (event_id,),
+            )
+        ]
+        if found:
+            position = found[0][0]
+            stored = self._stored_delivery(position)
+            seqs += [stored] if stored is not None else []
+            seqs += [
+                seq
+                for (seq,) in self._query(
+                    "SELECT seq FROM deliveries WHERE outcome != 'stored' AND position = ?",
+                    (position,),
+                )
+            ]
+        seqs = sorted(seqs, reverse=True)[:limit]
+        if not seqs:
+            return []
+        rows = self._query(
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq IN ({','.join('?' * len(seqs))}) "
+            "ORDER BY seq DESC",
+            seqs,
+        )
+        return [delivery(row) for row in rows]
+
+    def _stored_delivery(self, position: int) -> int | None:
+        """The seq of the `stored` journal row of `position`, found by bisection.
+
+        Stored rows are written in position order (one group commit after another,
+        under the write lock), so among them seq order is position order. About
+        log2(journal) probes, each stepping over the other rows after its start;
+        no index on every delivery, so the group commit writes no extra page.
+        """
+        lo, hi = position, self._query("SELECT coalesce(max(seq), 0) FROM deliveries")[0][0]
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            probe = self._query(
+                "SELECT seq, position FROM deliveries WHERE seq >= ? AND seq <= ? "
+                "AND outcome = 'stored' ORDER BY seq LIMIT 1",
+                (mid, hi),
+            )
+            if not probe or probe[0][1] > position:
+                hi = mid - 1
+            elif probe[0][1] < position:
+                lo = probe[0][0] + 1
+            else:
+                return probe[0][0]
+        return None
 
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
