@@ -37,7 +37,14 @@ from .encoding import utc_now
 from .migrations import TYPE_FOLD
 from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
 from .sqlite_conn import connect, translate, translated
-from .sqlite_rows import DELIVERY_COUNTS, JOURNAL_COLUMNS, TYPE_COUNTS, delivery, event
+from .sqlite_rows import (
+    DELIVERY_COUNTS,
+    JOURNAL_COLUMNS,
+    TYPE_COUNTS,
+    delivery,
+    event,
+    stored_delivery,
+)
 from .writer import REJECTED_KEEP, GroupWriter
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
@@ -251,7 +258,7 @@ class SQLiteStore:
         ]
         if found:
             position = found[0][0]
-            stored = self._stored_delivery(position)
+            stored = stored_delivery(self._query, position)
             seqs += [stored] if stored is not None else []
             seqs += [
                 seq
@@ -269,30 +276,6 @@ class SQLiteStore:
             seqs,
         )
         return [delivery(row) for row in rows]
-
-    def _stored_delivery(self, position: int) -> int | None:
-        """The seq of the `stored` journal row of `position`, found by bisection.
-
-        Stored rows are written in position order (one group commit after another,
-        under the write lock), so among them seq order is position order. About
-        log2(journal) probes, each stepping over the other rows after its start;
-        no index on every delivery, so the group commit writes no extra page.
-        """
-        lo, hi = position, self._query("SELECT coalesce(max(seq), 0) FROM deliveries")[0][0]
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            probe = self._query(
-                "SELECT seq, position FROM deliveries WHERE seq >= ? AND seq <= ? "
-                "AND outcome = 'stored' ORDER BY seq LIMIT 1",
-                (mid, hi),
-            )
-            if not probe or probe[0][1] > position:
-                hi = mid - 1
-            elif probe[0][1] < position:
-                lo = probe[0][0] + 1
-            else:
-                return probe[0][0]
-        return None
 
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
