@@ -139,6 +139,17 @@ def m006_delivery_counts(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_redeliveries_by_position(db: Database) -> None:
+    # The duplicates and conflicts of one event without scanning the journal. Only
+    # redeliveries are indexed: a new event's row costs no index page in the group
+    # commit (its stored row is found by bisection, see SQLiteStore.deliveries), and
+    # refusals are found through `deliveries_rejected`, capped by `rejected_keep`.
+    db.execute(
+        "CREATE INDEX deliveries_redelivered ON deliveries(position) WHERE outcome != 'stored'"
+    )
+
+
 def apply(db: Database) -> None:
     """Apply pending migrations; a no-op on an up-to-date database."""
     migrations.apply(db)

@@ -37,7 +37,14 @@ from .encoding import utc_now
 from .migrations import TYPE_FOLD
 from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
 from .sqlite_conn import connect, translate, translated
-from .sqlite_rows import DELIVERY_COUNTS, JOURNAL_COLUMNS, TYPE_COUNTS, delivery, event
+from .sqlite_rows import (
+    DELIVERY_COUNTS,
+    JOURNAL_COLUMNS,
+    TYPE_COUNTS,
+    delivery,
+    event,
+    stored_delivery,
+)
 from .writer import REJECTED_KEEP, GroupWriter
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
@@ -233,22 +240,42 @@ class SQLiteStore:
         """Journal rows, newest first, optionally for one event id.
 
         A `stored` row's time, status, event id, size and scheme come from its event.
+        For one id: its stored row (found by bisection), its redeliveries (indexed by
+        position) and the refusals naming it (capped by `rejected_keep`).
         """
-        sql = f"SELECT {JOURNAL_COLUMNS} FROM journal"
-        params: list = []
-        if event_id is not None:
-            # Every delivery of a stored event carries its position; refused ones may
-            # name the id without one. Selecting on the table's own columns first keeps
-            # the view's join to the few matching rows.
-            sql += (
-                " WHERE seq IN (SELECT seq FROM deliveries"
-                " WHERE position = (SELECT position FROM events WHERE id = ?)"
-                " OR (position IS NULL AND event_id = ?))"
+        if event_id is None:
+            rows = self._query(
+                f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY seq DESC LIMIT ?", (limit,)
             )
-            params += [event_id, event_id]
-        sql += " ORDER BY seq DESC LIMIT ?"
-        params.append(limit)
-        return [delivery(row) for row in self._query(sql, params)]
+            return [delivery(row) for row in rows]
+        found = self._query("SELECT position FROM events WHERE id = ?", (event_id,))
+        seqs = [
+            seq
+            for (seq,) in self._query(
+                "SELECT seq FROM deliveries WHERE outcome = 'rejected' AND event_id = ?",
+                (event_id,),
+            )
+        ]
+        if found:
+            position = found[0][0]
+            stored = stored_delivery(self._query, position)
+            seqs += [stored] if stored is not None else []
+            seqs += [
+                seq
+                for (seq,) in self._query(
+                    "SELECT seq FROM deliveries WHERE outcome != 'stored' AND position = ?",
+                    (position,),
+                )
+            ]
+        seqs = sorted(seqs, reverse=True)[:limit]
+        if not seqs:
+            return []
+        rows = self._query(
+            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq IN ({','.join('?' * len(seqs))}) "
+            "ORDER BY seq DESC",
+            seqs,
+        )
+        return [delivery(row) for row in rows]
 
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""

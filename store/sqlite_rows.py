@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .contract import Delivery, Event, StoreCorrupt
 from .encoding import decode_scheme, decode_time
@@ -16,6 +16,7 @@ __all__ = [
     "TYPE_COUNTS",
     "delivery",
     "event",
+    "stored_delivery",
 ]
 
 TYPE_COUNTS = (
@@ -68,3 +69,28 @@ def delivery(row: Sequence) -> Delivery:
         remote,
         decode_scheme(scheme),
     )
+
+
+def stored_delivery(query: Callable[..., list[tuple]], position: int) -> int | None:
+    """The seq of the `stored` journal row of `position`, found by bisection.
+
+    Stored rows are written in position order (one group commit after another,
+    under the write lock), so among them seq order is position order. About
+    log2(journal) probes, each stepping over the other rows after its start;
+    no index on every delivery, so the group commit writes no extra page.
+    """
+    lo, hi = position, query("SELECT coalesce(max(seq), 0) FROM deliveries")[0][0]
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        probe = query(
+            "SELECT seq, position FROM deliveries WHERE seq >= ? AND seq <= ? "
+            "AND outcome = 'stored' ORDER BY seq LIMIT 1",
+            (mid, hi),
+        )
+        if not probe or probe[0][1] > position:
+            hi = mid - 1
+        elif probe[0][1] < position:
+            lo = probe[0][0] + 1
+        else:
+            return probe[0][0]
+    return None
