@@ -17,7 +17,6 @@ from .admin import event_summary, export_events, import_events, select_events, v
 from .cli_common import (
     CONTEXT,
     db_option,
-    display_name,
     load_config,
     opened_store,
     read_model_failures,
@@ -94,7 +93,7 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    where = display_name(runtime.store, config)
+    where = runtime.store.display_name
     click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)
     try:
         waitress.serve(
@@ -130,7 +129,7 @@ def status(db: str | None, as_json: bool) -> None:
     config = load_config(db=db)
     with opened_store(config) as store:
         stats = store.stats()
-        where = display_name(store, config)
+        where = store.display_name
     report = {
         "database": where,
         "events": stats.events,

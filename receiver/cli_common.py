@@ -33,15 +33,6 @@ def load_config(**overrides) -> Config:
         raise click.UsageError(str(exc)) from None
 
 
-def display_name(store: EventStore, config: Config) -> str:
-    """The log's printable location (no password).
-
-    Falls back to the configured location only for a store that predates the
-    contract's `display_name` (to be dropped once every backend has it).
-    """
-    return getattr(store, "display_name", None) or config.db
-
-
 @contextmanager
 def opened_store(config: Config) -> Iterator[EventStore]:
     """The log, closed afterwards; store and admin failures end the command in one line."""

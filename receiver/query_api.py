@@ -177,7 +177,6 @@ class EventResource:
         resp.content_type = falcon.MEDIA_JSON
 
 
-
 def add_query_error_handlers(app: falcon.App) -> None:
     """Map read-side errors to HTTP, once for every query route."""
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 
-import projections
+from projections import ReadModelUnavailable
 
 
 def read_model_errors() -> tuple[type[Exception], ...]:
     """The exceptions that mean the read models' file cannot be read right now.
 
-    The projections package is getting a typed `ReadModelUnavailable`; until every
-    caller has it, a `sqlite3.Error` escaping it means the same (the store never lets
-    a driver error out, so above `store/` such an error can only be a read model's).
+    The projections package translates its SQLite errors into `ReadModelUnavailable`;
+    a `sqlite3.Error` that still escapes it (a query function that reads outside
+    `db.read()`) means the same: the store never lets a driver error out, so above
+    `store/` such an error can only be a read model's.
     """
-    typed = getattr(projections, "ReadModelUnavailable", None)
-    return (sqlite3.Error,) if typed is None else (typed, sqlite3.Error)
+    return (ReadModelUnavailable, sqlite3.Error)

@@ -74,7 +74,7 @@ class LogPage(Page):
                 "log.html",
                 stats=stats,
                 head=stats.head.hex(),
-                display_name=getattr(self.store, "display_name", ""),  # contract: being added
+                display_name=self.store.display_name,
                 models=projections.projection_status(self.views),
                 verify=self.extra["verifications"].last,
                 rebuild=self.extra["rebuilds"],

@@ -239,7 +239,7 @@ class FailuresPage(Page):
 
 
 def _delivery(row) -> dict:
-    return dataclasses.asdict(row) if dataclasses.is_dataclass(row) else dict(row)
+    return dataclasses.asdict(row)
 
 
 def _asset_of(body: bytes) -> str | None:
