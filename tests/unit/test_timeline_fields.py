@@ -15,12 +15,21 @@ import orjson
 import pytest
 
 from projections import ProjectionDB, timeline
-from projections.engine import catch_up, ensure, rebuild
+from projections.catchup import catch_up
+from projections.checkpoints import ensure
+from projections.rebuild import rebuild
 from projections.video_timeline import TIMELINE
 from store import NewEvent, SQLiteStore
-from tests.projections_helpers import SAMPLE, video_event
+from tests.projections_helpers import SAMPLE, ContractOnly, video_event
 
-PATHS = ["catch_up_each", "catch_up_once", "rebuild_sql", "rebuild_batches", "as_of"]
+PATHS = [
+    "catch_up_each",
+    "catch_up_once",
+    "rebuild_sql",
+    "rebuild_staging",
+    "rebuild_batches",
+    "as_of",
+]
 
 
 def ready(event_id: str, at: str, quality: int, encoding_ms: int) -> NewEvent:
@@ -43,10 +52,12 @@ def accepted(event_id: str, at: str, quality: int = 10) -> NewEvent:
 def fold(tmp_path, events, path: str) -> dict:
     """The sample asset's only transformation after `events` arrive in this order by `path`."""
     log = SQLiteStore(tmp_path / "log.db")
-    db = ProjectionDB(log, tmp_path / "log.projections.db")
+    # The staging path: the same SQL over a local copy, for a store without sqlite_source.
+    source = ContractOnly(log, sqlite_source=False) if path == "rebuild_staging" else log
+    db = ProjectionDB(source, tmp_path / "log.projections.db")
     try:
         log.append_many(events)
-        if path == "rebuild_sql":
+        if path in ("rebuild_sql", "rebuild_staging"):
             rebuild(db, TIMELINE)
         elif path == "rebuild_batches":  # the generic path: load + finish, no SQL bulk copy
             rebuild(db, dataclasses.replace(TIMELINE, bulk_extract=None, bulk_sql=None))
