@@ -204,6 +204,10 @@ def test_served_timeline_parses_to_the_same_dict_as_timeline(db_path):
             if served.json().get("position") == 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        with SQLiteStore(db_path) as store, projections.open_projections(store) as views:
+        views_path = projections.default_projections_path(db_path)
+        with (
+            SQLiteStore(db_path) as store,
+            projections.open_projections(store, views_path) as views,
+        ):
             assert orjson.loads(served.content) == timeline(views, SAMPLE)
     assert served.json()["position"] == 3
