@@ -125,8 +125,7 @@ def start(args: Sequence[str], *, env: dict | None = None, log: Path | None = No
         stdout=out,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
-        cwd=ROOT,
-        **kw,
+        **{"cwd": ROOT, **kw},
     )
     _children.append(proc)
     return proc

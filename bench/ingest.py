@@ -96,8 +96,8 @@ def run(plan) -> tuple[list[Figure], dict]:
         Figure("1 ingest", "server CPU per acknowledged request", "µs",
                spread([r["cpu_us_per_2xx"] for r in ik]), spread([r["cpu_us_per_2xx"] for r in bare]),
                "bare endpoint, same measure", "max_ratio", 2.0,
-               "user+system CPU of the server's whole process tree (psutil) over the measured "
-               "wrk run / its 2xx answers",
+               "user+system CPU of the server's whole process tree (psutil), from just before "
+               "the measured wrk run until /healthz shows the read models caught up, / its 2xx",
                extra={"cpu_seconds": [r["cpu_seconds"] for r in ik]}),
         Figure("1 ingest", "ingest non-2xx + socket errors", "responses",
                spread([r["non2xx"] + r["errors"] for r in ik]),
