@@ -29,7 +29,7 @@ def _ingest(plan, folder: Path) -> dict:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     out = folder / "ingest.txt"
     with servers.ikledger(db, threads=plan.server_threads, log=folder / "ingest.log") as port:
-        pid = harness._children[-1].pid
+        pid = servers.pid(port)
         spy = record(pid, SECONDS, out, gil=True)
         wrk(port, req, mode="post", connections=plan.connections, seconds=SECONDS + 1)
         spy.wait(30)
@@ -57,7 +57,7 @@ def _query(plan, folder: Path, big: Path, probes: dict) -> dict:
     req.write_text("\n".join(path_for(u) for _, u in sorted(probes.items())) + "\n")
     out = folder / "query.txt"
     with servers.ikledger(big, threads=plan.server_threads, log=folder / "query.log") as port:
-        pid = harness._children[-1].pid
+        pid = servers.pid(port)
         spy = record(pid, SECONDS, out, gil=True)
         wrk(port, req, mode="get", connections=READERS, seconds=SECONDS + 1)
         spy.wait(30)

@@ -16,12 +16,13 @@ def _num(x) -> str:
     return f"{x:.2f}"
 
 
-def _cell(stat: dict | None) -> str:
+def _cell(stat: dict | None, which: str = "median") -> str:
     if stat is None:
         return "–"
     if len(stat["runs"]) == 1:
-        return _num(stat["median"])
-    return f"{_num(stat['median'])} ({_num(stat['min'])}–{_num(stat['max'])})"
+        return _num(stat[which])
+    label = "" if which == "median" else f"{which} "
+    return f"{label}{_num(stat[which])} ({_num(stat['min'])}–{_num(stat['max'])})"
 
 
 def _target(f: dict) -> str:
@@ -60,18 +61,20 @@ def markdown(r: dict) -> str:
         f"- {m['platform']}; Python {m['python']}; SQLite {m['sqlite']}; {m['wrk'] or 'wrk missing'}",
         f"- Libraries: {libs}",
         "",
-        "Every figure is the median of the runs with (min–max); its baseline ran in the same "
-        "harness run, interleaved with it, on this machine. Ratio = figure median / baseline median.",
+        "Every figure is the median of the runs with (min–max), unless it says max (a bound "
+        "that must hold in every run); its baseline ran in the same harness run, interleaved "
+        "with it, on this machine. Ratio = figure / baseline, same statistic.",
         "",
         "| # | Figure | Unit | Measured | Baseline | Ratio | Target | Result |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for f in r["figures"]:
-        base = _cell(f["baseline"])
+        which = f.get("stat", "median")
+        base = _cell(f["baseline"], which)
         if f["baseline_name"]:
             base += f"<br><sub>{f['baseline_name']}</sub>"
         lines.append(
-            f"| {f['bench']} | {f['name']} | {f['unit']} | {_cell(f['value'])} | {base} | "
+            f"| {f['bench']} | {f['name']} | {f['unit']} | {_cell(f['value'], which)} | {base} | "
             f"{_num(f['ratio'])} | {_target(f)} | {_verdict(f)} |"
         )
     notes = [f for f in r["figures"] if f["note"]]

@@ -11,34 +11,45 @@ from .load import SECRET
 
 IKLEDGER = harness.VENV_BIN / "ikledger"
 
+_pids: dict[int, int] = {}  # port -> pid of the server running on it
+
+
+def pid(port: int) -> int:
+    """Process id of the server this module started on `port` (root of its process tree)."""
+    return _pids[port]
+
 
 @contextlib.contextmanager
-def ikledger(db: Path, *, threads: int, env: dict | None = None, log: Path | None = None) -> Iterator[int]:
-    """`ikledger serve` on a free port over `db`; yields the port, stops it on exit."""
+def _serving(args: list[str], *, env: dict | None, log: Path | None) -> Iterator[int]:
     port = harness.free_port()
-    proc = harness.start(
-        [str(IKLEDGER), "serve", "--host", harness.HOST, "--port", str(port), "--db", str(db),
-         "--threads", str(threads)],
+    proc = harness.start([*args, "--port", str(port)], env=env, log=log)
+    _pids[port] = proc.pid
+    try:
+        harness.wait_ready(port, proc)
+        yield port
+    finally:
+        _pids.pop(port, None)
+        harness.stop(proc)
+
+
+def ikledger(db: Path, *, threads: int, env: dict | None = None, log: Path | None = None):
+    """`ikledger serve` on a free port over `db`; yields the port, stops it on exit."""
+    return _serving(
+        [str(IKLEDGER), "serve", "--host", harness.HOST, "--db", str(db), "--threads", str(threads)],
         env={"IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})},
         log=log or db.with_suffix(".log"),
     )
-    try:
-        harness.wait_ready(port, proc)
-        yield port
-    finally:
-        harness.stop(proc)
 
 
-@contextlib.contextmanager
-def bare(*, threads: int, log: Path | None = None) -> Iterator[int]:
-    """The bare Falcon+waitress baseline on a free port; yields the port."""
-    port = harness.free_port()
-    proc = harness.start(
-        [harness.sys.executable, "-m", "bench.bare_app", "--port", str(port), "--threads", str(threads)],
+def bare(*, threads: int, log: Path | None = None, answers: Path | None = None):
+    """The bare Falcon+waitress baseline on a free port; yields the port.
+
+    With `answers` (a file written by `bare_app.write_answers`), `GET /timeline` sends
+    the recorded bytes for each recorded asset instead of the fixed small document.
+    """
+    extra = ["--answers", str(answers)] if answers else []
+    return _serving(
+        [harness.sys.executable, "-m", "bench.bare_app", "--threads", str(threads), *extra],
+        env=None,
         log=log,
     )
-    try:
-        harness.wait_ready(port, proc)
-        yield port
-    finally:
-        harness.stop(proc)
