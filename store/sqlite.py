@@ -1,7 +1,8 @@
 """The embedded SQLite backend of the event log.
 
-Writes go through one group-commit writer thread (`writer.py`). Reads use one
-connection per thread and never wait for the writer.
+Writes go through the backend-neutral group-commit writer (`writer.py`), which hands
+each group to `SQLiteCommit` (`sqlite_commit.py`). Reads use one connection per thread
+and never wait for the writer.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from .contract import (
     chain_link,
 )
 from .encoding import decode_scheme, decode_time, utc_now
-from .writer import EVENT_COLUMNS, TYPE_FOLD, GroupWriter, connect, describe
+from .sqlite_commit import EVENT_COLUMNS, TYPE_FOLD, SQLiteCommit
+from .sqlite_conn import connect, describe
+from .writer import GroupWriter
 
 REJECTED_KEEP = 10_000
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
@@ -77,7 +80,12 @@ class SQLiteStore:
             setup.execute("PRAGMA journal_mode=WAL")
             migrations.apply(Database(setup))
             setup.close()
-            self._writer = GroupWriter(self.path, timeout, rejected_keep)
+            # The lock wait gets half the time an append may take, so that a locked
+            # file is reported as locked rather than as a timeout of the whole append.
+            self._committer = SQLiteCommit(
+                self.path, busy_timeout=timeout / 2, rejected_keep=rejected_keep
+            )
+            self._writer = GroupWriter(self._committer, timeout=timeout, name="ikledger-writer")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
 
@@ -302,7 +310,8 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        if self._writer.close():
+            self._committer.close()  # else a stuck commit still uses it: left to the thread
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

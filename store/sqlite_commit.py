@@ -1,0 +1,180 @@
+"""The SQLite backend's `commit`: one group of appends in one write transaction.
+
+Every append of a group is made durable by the transaction's single fsync (WAL,
+synchronous=FULL). Positions are assigned inside the write transaction (BEGIN
+IMMEDIATE), so they are gap-free and in commit order even when several processes
+write to the same file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .contract import (
+    GENESIS,
+    AppendResult,
+    NewEvent,
+    Outcome,
+    Rejection,
+    body_digest,
+    chain_link,
+)
+from .encoding import encode_scheme, encode_time, now_ms, utc_now
+from .sqlite_conn import connect, translate
+
+# `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
+# below the head, folded in by the group that crosses it; readers count the rest (fewer
+# than TYPE_FOLD rows). So most groups write no counter page at all.
+TYPE_FOLD = 1024
+
+EVENT_COLUMNS = "position, id, type, created_at, received_at, scheme, chain, body"
+
+
+class SQLiteCommit:
+    """The writer's `commit` for one SQLite file; owns the only write connection."""
+
+    def __init__(self, path: str, *, busy_timeout: float, rejected_keep: int):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.rejected_keep = rejected_keep
+        self._reopen = False  # set by a failed transaction: the next one starts afresh
+        self._conn = connect(path, busy_timeout)
+
+    def __call__(
+        self, events: list[NewEvent], rejections: list[tuple[int, Rejection]], probe: bool
+    ) -> list[AppendResult]:
+        """Commit one group; on any failure roll back and raise (StoreError when translated)."""
+        try:
+            if self._reopen:
+                # A connection that failed may stay failed: opened read-only, or after an
+                # I/O error. Opened before the old one is closed, which SQLite would
+                # otherwise keep open (for the readers' locks) and hand back to it.
+                fresh = connect(self.path, self.busy_timeout)
+                self._conn.close()
+                self._conn = fresh
+                self._reopen = False
+            return self._commit(self._conn, events, rejections, probe)
+        except sqlite3.Error as exc:
+            self._abandon()
+            raise translate(exc) from exc
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        self._reopen = True
+
+    def _commit(self, conn, events, rejections, probe) -> list[AppendResult]:
+        conn.execute("BEGIN IMMEDIATE")
+        if probe:
+            conn.execute(
+                "INSERT INTO write_probe (id, checked_at) VALUES (1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
+                (utc_now(),),
+            )
+        position, chain = 0, GENESIS
+        ids = list({e.id for e in events})
+        known: dict[str, tuple[int, bytes]] = {}
+        if ids:
+            # The head (id NULL) and the events already holding these ids, in one statement.
+            # The head is read inside the write transaction, so another process's
+            # appends are always seen.
+            marks = ",".join("?" * len(ids))
+            for event_id, pos, data in conn.execute(
+                "SELECT NULL, position, chain FROM "
+                "(SELECT position, chain FROM events ORDER BY position DESC LIMIT 1) "
+                f"UNION ALL SELECT id, position, body FROM events WHERE id IN ({marks})",
+                ids,
+            ):
+                if event_id is None:
+                    position, chain = pos, data
+                else:
+                    known[event_id] = (pos, body_digest(data))
+        now = now_ms()
+        # Refused deliveries never wait, so those queued are older than this group's appends.
+        head = position
+        event_rows, results = [], []
+        delivery_rows = [_rejection_row(at, rejection) for at, rejection in rejections]
+        for event in events:
+            digest = body_digest(event.body)
+            received_at = encode_time(event.received_at) if event.received_at else now
+            scheme = encode_scheme(event.scheme)
+            seen = known.get(event.id)
+            if seen is None:
+                position += 1
+                chain = chain_link(chain, event.id, digest)
+                known[event.id] = (position, digest)
+                event_rows.append(
+                    (
+                        position,
+                        event.id,
+                        event.type,
+                        event.created_at,
+                        received_at,
+                        scheme,
+                        chain,
+                        event.body,
+                    )
+                )
+                outcome, at, kept = Outcome.STORED, position, None
+            elif seen[1] == digest:
+                outcome, at, kept = Outcome.DUPLICATE, seen[0], None
+            else:
+                outcome, at, kept = Outcome.CONFLICT, seen[0], event.body
+            results.append(AppendResult(outcome, event.id, at))
+            if outcome is Outcome.STORED:  # the rest is in the event's row
+                row = (None, "stored", None, None, None, at, None, None, event.remote_addr)
+                delivery_rows.append((*row, None, None))
+            else:
+                row = (received_at, outcome.value, 200, None, event.id, at, digest)
+                delivery_rows.append((*row, len(event.body), event.remote_addr, scheme, kept))
+        if event_rows:
+            conn.executemany(
+                f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", event_rows
+            )
+            folded, due = head // TYPE_FOLD * TYPE_FOLD, position // TYPE_FOLD * TYPE_FOLD
+            if due > folded:
+                conn.execute(
+                    "INSERT INTO type_counts (type, events) SELECT type, count(*) FROM events "
+                    "WHERE position > ? AND position <= ? GROUP BY type "
+                    "ON CONFLICT(type) DO UPDATE SET events = events + excluded.events",
+                    (folded, due),
+                )
+        if delivery_rows:
+            conn.executemany(
+                "INSERT INTO deliveries (received_at, outcome, status, reason, event_id, position, "
+                "body_sha256, size, remote_addr, scheme, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                delivery_rows,
+            )
+        if rejections:
+            conn.execute(
+                "DELETE FROM deliveries WHERE outcome = 'rejected' AND seq <= ("
+                "SELECT seq FROM deliveries WHERE outcome = 'rejected' "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (self.rejected_keep,),
+            )
+        conn.execute("COMMIT")
+        return results
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _rejection_row(at: int, rejection: Rejection) -> tuple:
+    return (
+        at,
+        Outcome.REJECTED.value,
+        rejection.status,
+        rejection.reason,
+        rejection.event_id,
+        None,
+        rejection.body_sha256,
+        rejection.size,
+        rejection.remote_addr,
+        encode_scheme(rejection.scheme),
+        None,
+    )
