@@ -7,9 +7,7 @@ from importlib import resources
 from psycopg import sql
 
 
-def receiver_role_sql(
-    role: str, password: str, *, database: str, schema: str = "public"
-) -> str:
+def receiver_role_sql(role: str, password: str, *, database: str, schema: str = "public") -> str:
     """`role.sql` with its names quoted in: run it as the schema's owner (e.g. with psql).
 
     The statements are whole and readable; nothing is executed here.

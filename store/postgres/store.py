@@ -309,8 +309,8 @@ class PostgresStore:
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
-        self._committer.close()
+        if self._writer.close():  # else a commit is stuck: leave its connection be
+            self._committer.close()
         self._listener.close()
         self._pool.close()
 
