@@ -207,7 +207,9 @@ class LocalCluster(Cluster):
         command = [str(self.bindir / program), *args]
         if self.as_root:
             command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/")
+        result = subprocess.run(
+            command, check=False, capture_output=True, text=True, timeout=120, cwd="/"
+        )
         if check and result.returncode != 0:
             raise RuntimeError(
                 f"{program} failed ({result.returncode}): {result.stderr.strip()}\n"
