@@ -297,8 +297,11 @@ def test_append_waiting_on_a_held_head_lock_is_refused_not_hung(
         holder.execute("SELECT * FROM log_head FOR UPDATE")
         with pytest.raises(StoreUnavailable):
             store.append(new_event("blocked"))
+        # The server gives up too (lock_timeout), rather than commit once the lock frees.
+        eventually(lambda: not waiting_backends(holder, postgres_db, "Lock"), what="lock_timeout")
         holder.execute("ROLLBACK")
     assert eventually(lambda: _append_or_none(store, new_event("after")), what="recovery") == 1
+    assert store.get("blocked") is None
 
 
 def test_read_waiting_on_a_table_lock_is_refused_not_hung(postgres_cluster, postgres_db, open_pg):
