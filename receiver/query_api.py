@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from dataclasses import asdict
 
 import falcon
 
@@ -159,7 +160,7 @@ class EventResource:
             **event_summary(event),
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
-            "deliveries": self.store.deliveries(event_id=event_id),
+            "deliveries": [asdict(d) for d in self.store.deliveries(event_id=event_id)],
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:

@@ -1,35 +1,45 @@
-"""The append-only, hash-chained event log and its backends."""
+"""The append-only, hash-chained event log and its backends.
+
+Backends are imported only when used: `import store` loads the contract and
+`open_store`; `SQLiteStore` is loaded on first access (or by `open_store`).
+"""
 
 from .contract import (
     GENESIS,
     AppendResult,
+    Delivery,
     Event,
     EventStore,
     NewEvent,
     Outcome,
     Rejection,
+    SQLiteSource,
     Stats,
     StoreClosed,
+    StoreCorrupt,
     StoreError,
     StoreUnavailable,
     VerifyReport,
     body_digest,
     chain_link,
 )
+from .encoding import utc_now
 from .open import open_store
-from .sqlite import SQLiteStore, utc_now
 
 __all__ = [
     "GENESIS",
     "AppendResult",
+    "Delivery",
     "Event",
     "EventStore",
     "NewEvent",
     "Outcome",
     "Rejection",
+    "SQLiteSource",
     "SQLiteStore",
     "Stats",
     "StoreClosed",
+    "StoreCorrupt",
     "StoreError",
     "StoreUnavailable",
     "VerifyReport",
@@ -38,3 +48,11 @@ __all__ = [
     "open_store",
     "utc_now",
 ]
+
+
+def __getattr__(name: str):
+    if name == "SQLiteStore":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module 'store' has no attribute {name!r}")

@@ -56,8 +56,9 @@ def encode_scheme(name: str | None) -> int | str | None:
 
 
 def decode_scheme(value: int | str | None) -> str | None:
-    if isinstance(value, int) and 0 <= value < len(SCHEMES):
-        return SCHEMES[value]
+    """A scheme code as its name; a name without a code passes through as text."""
+    if isinstance(value, int):
+        return SCHEMES[value] if 0 <= value < len(SCHEMES) else str(value)
     return value
 
 

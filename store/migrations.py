@@ -7,6 +7,11 @@ from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("ikledger.store")
 
+# Both counter tables (`type_counts`, `delivery_counts`) hold the rows up to the last
+# multiple of their fold at or below the newest one; readers count the rest.
+TYPE_FOLD = 1024
+DELIVERY_FOLD = 1024
+
 
 @migrations()
 def m001_events(db: Database) -> None:
@@ -39,13 +44,12 @@ def m001_events(db: Database) -> None:
     )
 
 
-@migrations()
-def m002_deliveries(db: Database) -> None:
+def _create_deliveries(db: Database, name: str, scheme_type: type) -> None:
     # One row per POST. A `stored` row holds only what its event row does not: outcome,
     # position and remote address; its time, status (200), event id, size and scheme are
     # those of the event (`SQLiteStore.deliveries` joins them back). Times and schemes
     # are encoded as in `events`.
-    db["deliveries"].create(
+    db[name].create(
         {
             "seq": int,
             "received_at": int,
@@ -57,12 +61,15 @@ def m002_deliveries(db: Database) -> None:
             "body_sha256": bytes,
             "size": int,
             "remote_addr": str,
-            "scheme": str,
+            "scheme": scheme_type,
             "body": bytes,  # kept only for conflicting redeliveries
         },
         pk="seq",
         not_null={"outcome"},
     )
+
+
+def _create_journal_view(db: Database) -> None:
     # Partial index: pruning rejected rows must not cost an index on every delivery.
     db.execute("CREATE INDEX deliveries_rejected ON deliveries(seq) WHERE outcome = 'rejected'")
     # The journal as it reads: every column filled in, a stored row's from its event.
@@ -78,8 +85,15 @@ def m002_deliveries(db: Database) -> None:
 
 
 @migrations()
+def m002_deliveries(db: Database) -> None:
+    # As first shipped: `scheme` TEXT, which turned the integer codes into "0"/"1" (m005).
+    _create_deliveries(db, "deliveries", str)
+    _create_journal_view(db)
+
+
+@migrations()
 def m003_type_counts(db: Database) -> None:
-    # Counts of the events up to the last multiple of `sqlite.TYPE_FOLD` positions; the
+    # Counts of the events up to the last multiple of `TYPE_FOLD` positions; the
     # store adds the few events after it when asked (see SQLiteStore.stats).
     db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
 
@@ -89,6 +103,40 @@ def m004_write_probe(db: Database) -> None:
     # One row, rewritten by `SQLiteStore.check_writable`: a real committed write, so a
     # full disk or a read-only file fails it just as it fails an append.
     db["write_probe"].create({"id": int, "checked_at": str}, pk="id", not_null={"checked_at"})
+
+
+@migrations()
+def m005_deliveries_scheme_is_a_code(db: Database) -> None:
+    # `deliveries.scheme` was TEXT, so SQLite stored the integer scheme codes as "0"/"1"
+    # and the journal showed them undecoded. The table is copied into one whose
+    # `scheme` is INTEGER (a name the store has no code for stays text), codes restored.
+    _create_deliveries(db, "deliveries_new", int)
+    db.execute(
+        "INSERT INTO deliveries_new SELECT seq, received_at, outcome, status, reason, "
+        "event_id, position, body_sha256, size, remote_addr, "
+        "CASE WHEN scheme IN ('0', '1') THEN CAST(scheme AS INTEGER) ELSE scheme END, body "
+        "FROM deliveries"
+    )
+    db.execute("DROP VIEW journal")
+    db.execute("DROP TABLE deliveries")
+    db.execute("ALTER TABLE deliveries_new RENAME TO deliveries")
+    _create_journal_view(db)
+
+
+@migrations()
+def m006_delivery_counts(db: Database) -> None:
+    # Journal rows by outcome up to the last multiple of `DELIVERY_FOLD` seqs, folded in
+    # by the group commit that crosses it and lowered when rejected rows are pruned; the
+    # store adds the few rows after it when asked (see SQLiteStore.stats).
+    db["delivery_counts"].create(
+        {"outcome": str, "deliveries": int}, pk="outcome", not_null={"deliveries"}
+    )
+    db.execute(
+        "INSERT INTO delivery_counts (outcome, deliveries) SELECT outcome, count(*) "
+        "FROM deliveries WHERE seq <= "
+        f"(SELECT coalesce(max(seq), 0) / {DELIVERY_FOLD} * {DELIVERY_FOLD} FROM deliveries) "
+        "GROUP BY outcome"
+    )
 
 
 def apply(db: Database) -> None:

@@ -1,25 +1,37 @@
-"""Choose a backend from a location string."""
+"""Choose a backend from a location string; a backend is imported only when selected."""
 
 from __future__ import annotations
 
 from .contract import EventStore, StoreError
-from .sqlite import REJECTED_KEEP, SQLiteStore
+
+POSTGRES_HINT = (
+    "PostgreSQL support needs the store.postgres backend and its driver "
+    "(pip install psycopg[binary] psycopg_pool)"
+)
+REJECTED_KEEP = 10_000  # the journal keeps this many refused deliveries (newest)
 
 
 def open_store(
     location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
 ) -> EventStore:
-    """Open the log at `location`: a SQLite file path, or `sqlite:///path`.
+    """Open the log at `location`: a SQLite file path, `sqlite:///path`, or `postgresql://…`.
 
-    Other schemes (a future `postgresql://`) raise StoreError naming what is supported.
+    `postgres://` is accepted as `postgresql://`. Other schemes raise StoreError naming
+    what is supported; no message repeats the location (it may hold a password).
     """
-    if "://" not in location:
-        return SQLiteStore(location, timeout=timeout, rejected_keep=rejected_keep)
-    scheme, _, rest = location.partition("://")
-    if scheme == "sqlite":
-        return SQLiteStore(
-            rest.removeprefix("/") if rest.startswith("//") else rest,
-            timeout=timeout,
-            rejected_keep=rejected_keep,
-        )
-    raise StoreError(f"unsupported database location {scheme}://…; use a SQLite file path")
+    scheme, sep, rest = location.partition("://")
+    if not sep or scheme == "sqlite":
+        from .sqlite import SQLiteStore
+
+        path = location if not sep else rest.removeprefix("/") if rest.startswith("//") else rest
+        return SQLiteStore(path, timeout=timeout, rejected_keep=rejected_keep)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(f"{POSTGRES_HINT}: {exc}") from exc
+        return PostgresStore(location, timeout=timeout, rejected_keep=rejected_keep)
+    raise StoreError(
+        f"unsupported database location {scheme}://…; "
+        "use a SQLite file path, sqlite:///path or postgresql://…"
+    )

@@ -2,7 +2,7 @@
 
 Writes go through the backend-neutral group-commit writer (`writer.py`), which hands
 each group to `SQLiteCommit` (`sqlite_commit.py`). Reads use one connection per thread
-and never wait for the writer.
+and never wait for the writer. Every driver error is translated in `sqlite_conn.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Self
 
 from sqlite_utils import Database
@@ -19,77 +22,110 @@ from . import migrations
 from .contract import (
     GENESIS,
     AppendResult,
+    Delivery,
     Event,
     NewEvent,
     Rejection,
     Stats,
     StoreClosed,
-    StoreUnavailable,
+    StoreCorrupt,
+    StoreError,
     VerifyReport,
     body_digest,
     chain_link,
 )
 from .encoding import decode_scheme, decode_time, utc_now
-from .sqlite_commit import EVENT_COLUMNS, TYPE_FOLD, SQLiteCommit
-from .sqlite_conn import connect, describe
+from .migrations import DELIVERY_FOLD, TYPE_FOLD
+from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
+from .sqlite_conn import connect, translate, translated
 from .writer import GroupWriter
 
 REJECTED_KEEP = 10_000
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
 PAGE_SIZE = 8192
+# `wait` wakes at once on this process's commits; another process's are seen by polling.
+WAIT_POLL = 0.05
 
-_EVENT_COLUMNS = EVENT_COLUMNS
+__all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
-__all__ = ["REJECTED_KEEP", "SQLiteStore", "utc_now"]
+_TYPE_COUNTS = (
+    "SELECT type, sum(n) FROM (SELECT type, events AS n FROM type_counts UNION ALL "
+    "SELECT type, count(*) FROM events WHERE position > "
+    f"(SELECT max(position) / {TYPE_FOLD} * {TYPE_FOLD} FROM events) GROUP BY type) "
+    "GROUP BY type ORDER BY type"
+)
+_DELIVERY_COUNTS = (
+    "SELECT outcome, sum(n) FROM (SELECT outcome, deliveries AS n FROM delivery_counts "
+    "UNION ALL SELECT outcome, count(*) FROM deliveries WHERE seq > "
+    f"(SELECT max(seq) / {DELIVERY_FOLD} * {DELIVERY_FOLD} FROM deliveries) GROUP BY outcome) "
+    "GROUP BY outcome HAVING sum(n) > 0 ORDER BY outcome"
+)
+_JOURNAL_COLUMNS = (
+    "seq, received_at, outcome, status, reason, event_id, position, size, remote_addr, scheme"
+)
 
 
 def _event(row: Sequence) -> Event:
-    """An `events` row (in `_EVENT_COLUMNS` order) as the read API's record."""
+    """An `events` row (in `EVENT_COLUMNS` order) as the read API's record.
+
+    Raises StoreCorrupt for a row that does not hold what the store wrote (a body that
+    is not bytes, a time that is no time): reading it again would fail again.
+    """
     position, event_id, type_, created_at, received_at, scheme, chain, body = row
+    if type(body) is not bytes or type(event_id) is not str or type(chain) is not bytes:
+        raise StoreCorrupt(f"the event at position {position} has columns of the wrong type")
+    try:
+        received = decode_time(received_at)
+    except (OverflowError, ValueError) as exc:
+        raise StoreCorrupt(f"the event at position {position} has no readable time") from exc
     return Event(
-        position,
-        event_id,
-        type_,
-        created_at,
-        decode_time(received_at),
-        decode_scheme(scheme),
-        chain,
-        body,
+        position, event_id, type_, created_at, received, decode_scheme(scheme), chain, body
     )
 
 
 class SQLiteStore:
     """The append-only log in one SQLite file (see the module docstring)."""
 
-    backend = "sqlite"
+    backend = "sqlite"  # for the layers above until they use only the contract
 
     def __init__(
         self, path: str | os.PathLike, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
     ):
-        self.path = os.fspath(path)
+        self.path = os.fspath(path)  # store-internal: nothing above `store/` reads it
+        self.display_name = "sqlite://" + os.path.abspath(self.path)
         self.timeout = timeout
         self.rejected_keep = rejected_keep
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
-        try:
+        self._appended = threading.Condition()  # notified after each commit that appends
+        self._commits = 0
+        with translated(f"cannot open {self.display_name}"):
             setup = connect(self.path, timeout)
-            setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file exists
-            setup.execute("PRAGMA journal_mode=WAL")
-            migrations.apply(Database(setup))
-            setup.close()
+            try:
+                setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file exists
+                setup.execute("PRAGMA journal_mode=WAL")
+                migrations.apply(Database(setup))
+            finally:
+                setup.close()
             # The lock wait gets half the time an append may take, so that a locked
             # file is reported as locked rather than as a timeout of the whole append.
             self._committer = SQLiteCommit(
                 self.path, busy_timeout=timeout / 2, rejected_keep=rejected_keep
             )
-            self._writer = GroupWriter(self._committer, timeout=timeout, name="ikledger-writer")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._writer = GroupWriter(self._commit, timeout=timeout, name="ikledger-writer")
 
     # -- writing (see writer.py) -------------------------------------------
+
+    def _commit(self, events, rejections, probe) -> list[AppendResult]:
+        results = self._committer(events, rejections, probe)
+        if events:
+            with self._appended:
+                self._commits += 1
+                self._appended.notify_all()
+        return results
 
     def append(self, event: NewEvent) -> AppendResult:
         return self._writer.append_many([event])[0]
@@ -97,8 +133,8 @@ class SQLiteStore:
     def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
         """Append events in order; returns only after they are durable.
 
-        Raises StoreUnavailable when the group they were in could not commit;
-        then none of them was stored.
+        Raises StoreUnavailable when their group could not commit (none stored) or
+        did not finish within `timeout` (outcome unknown; a retry is recognised by id).
         """
         return self._writer.append_many(events)
 
@@ -118,6 +154,10 @@ class SQLiteStore:
     def last_write_error_at(self) -> float | None:
         return self._writer.last_write_error_at
 
+    @property
+    def rejections_dropped(self) -> int:
+        return self._writer.rejections_dropped
+
     # -- reading ------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
@@ -125,11 +165,9 @@ class SQLiteStore:
         if conn is None:
             if self._closed:
                 raise StoreClosed("the store is closed")
-            try:
+            with translated(f"cannot open {self.display_name}"):
                 conn = connect(self.path, self.timeout)
                 conn.execute("PRAGMA query_only=ON")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(describe(exc)) from exc
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -139,7 +177,18 @@ class SQLiteStore:
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StoreUnavailable(describe(exc)) from exc
+            if self._closed:
+                raise StoreClosed("the store is closed") from exc
+            raise translate(exc) from exc
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Run several reads in one read transaction, so they see one state of the log."""
+        self._query("BEGIN")
+        try:
+            yield
+        finally:
+            self._query("COMMIT")
 
     def read_batches(
         self,
@@ -162,7 +211,7 @@ class SQLiteStore:
             where.append(f"type IN ({','.join('?' * len(types))})")
             params.extend(types)
         sql = (
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
             "ORDER BY position LIMIT ?"
         )
         while True:
@@ -175,7 +224,7 @@ class SQLiteStore:
             params[0] = rows[-1][0]
 
     def get(self, event_id: str) -> Event | None:
-        rows = self._query(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
+        rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
         return _event(rows[0]) if rows else None
 
     def get_positions(self, positions: Sequence[int]) -> list[Event]:
@@ -186,7 +235,7 @@ class SQLiteStore:
             chunk = positions[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._query(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position IN ({marks}) ORDER BY position",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position IN ({marks}) ORDER BY position",
                 chunk,
             )
             found.extend(_event(row) for row in rows)
@@ -197,15 +246,30 @@ class SQLiteStore:
         rows = self._query("SELECT max(position) FROM events")
         return rows[0][0] or 0
 
-    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[dict]:
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until a position above `after` is readable or `timeout` passes.
+
+        Wakes at once when this process appends; another process's appends are seen
+        by polling the head every WAIT_POLL seconds. Returns `last_position()`.
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            with self._appended:
+                seen = self._commits
+            position = self.last_position()
+            remaining = deadline - time.monotonic()
+            if position > after or remaining <= 0:
+                return position
+            with self._appended:
+                if self._commits == seen:  # no commit since the head was read
+                    self._appended.wait(min(remaining, WAIT_POLL))
+
+    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first, optionally for one event id.
 
         A `stored` row's time, status, event id, size and scheme come from its event.
         """
-        sql = (
-            "SELECT seq, received_at, outcome, status, reason, event_id, position, size, "
-            "remote_addr, scheme FROM journal"
-        )
+        sql = f"SELECT {_JOURNAL_COLUMNS} FROM journal"
         params: list = []
         if event_id is not None:
             # Every delivery of a stored event carries its position; refused ones may
@@ -219,15 +283,38 @@ class SQLiteStore:
             params += [event_id, event_id]
         sql += " ORDER BY seq DESC LIMIT ?"
         params.append(limit)
-        names = ("seq", "received_at", "outcome", "status", "reason", "event_id", "position")
-        names += ("size", "remote_addr", "scheme")
-        rows = []
-        for row in self._query(sql, params):
-            item = dict(zip(names, row, strict=True))
-            item["received_at"] = decode_time(item["received_at"])
-            item["scheme"] = decode_scheme(item["scheme"])
-            rows.append(item)
-        return rows
+        found = []
+        for (
+            seq,
+            received_at,
+            outcome,
+            status,
+            reason,
+            id_,
+            position,
+            size,
+            remote,
+            scheme,
+        ) in self._query(sql, params):
+            found.append(
+                Delivery(
+                    seq,
+                    decode_time(received_at),
+                    outcome,
+                    status,
+                    reason,
+                    id_,
+                    position,
+                    size,
+                    remote,
+                    decode_scheme(scheme),
+                )
+            )
+        return found
+
+    def type_counts(self) -> dict[str, int]:
+        """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
+        return dict(self._query(_TYPE_COUNTS))
 
     def verify(self, *, batch_size: int = 5000) -> VerifyReport:
         """Recompute the chain from the first event and compare every stored link.
@@ -264,18 +351,12 @@ class SQLiteStore:
             after = rows[-1][0]
 
     def stats(self) -> Stats:
-        head = self._query("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
+        """Head, counts by type and by outcome from the folded counters; one snapshot."""
+        with self._snapshot():
+            head = self._query("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
+            types = dict(self._query(_TYPE_COUNTS))
+            outcomes = dict(self._query(_DELIVERY_COUNTS))
         last, chain = head[0] if head else (0, GENESIS)
-        outcomes = dict(self._query("SELECT outcome, count(*) FROM deliveries GROUP BY outcome"))
-        # One statement, so the folded counts and the tail are read from one snapshot.
-        types = dict(
-            self._query(
-                "SELECT type, sum(n) FROM (SELECT type, events AS n FROM type_counts UNION ALL "
-                "SELECT type, count(*) FROM events WHERE position > "
-                f"(SELECT max(position) / {TYPE_FOLD} * {TYPE_FOLD} FROM events) GROUP BY type) "
-                "GROUP BY type ORDER BY type"
-            )
-        )
         size = 0
         for suffix in ("", "-wal"):
             try:
@@ -284,6 +365,33 @@ class SQLiteStore:
                 pass
         return Stats(last, last, chain, outcomes, types, size)
 
+    # -- copies -------------------------------------------------------------
+
+    def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
+        """ATTACH the log file read-only to `conn` as `schema`; returns a TEMP view of it.
+
+        The view `temp."<schema>_events"` has the columns position, id, type,
+        created_at, body. Call it outside a transaction of `conn`; calling it again on
+        the same connection reuses both.
+        """
+        if not schema.isidentifier():
+            raise StoreError(f"not a schema name: {schema!r}")
+        location = os.path.abspath(self.path)
+        view = f"{schema}_events"
+        with translated(f"cannot attach {self.display_name}"):
+            attached = {name: file for _, name, file in conn.execute("PRAGMA database_list")}
+            if schema not in attached:
+                uri = f"file:{urllib.parse.quote(location)}?mode=ro"
+                conn.execute(f'ATTACH DATABASE ? AS "{schema}"', (uri,))
+                attached[schema] = location
+            if attached[schema] != location:
+                raise StoreError(f"schema {schema!r} is attached to another file")
+            conn.execute(
+                f'CREATE TEMP VIEW IF NOT EXISTS "{view}" AS '
+                f'SELECT position, id, type, created_at, body FROM "{schema}".events'
+            )
+        return f'temp."{view}"'
+
     def backup(self, path: str | os.PathLike) -> int:
         """Copy the whole database to `path` with SQLite's online backup API.
 
@@ -291,27 +399,24 @@ class SQLiteStore:
         number of events it holds. An existing file at `path` is replaced.
         """
         target = os.fspath(path)
-        try:
+        with translated(f"backup to {target} failed"):
             destination = sqlite3.connect(target, isolation_level=None)
             try:
                 self._reader().backup(destination)
                 return destination.execute("SELECT count(*) FROM events").fetchone()[0]
             finally:
                 destination.close()
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"backup to {target} failed: {describe(exc)}") from exc
-
-    @property
-    def rejections_dropped(self) -> int:
-        return self._writer.rejections_dropped
 
     def close(self) -> None:
-        """Finish queued writes, stop the writer and close every connection. Idempotent."""
+        """Finish queued writes, stop the writer and close every connection. Idempotent.
+
+        Never hangs: a stuck commit is given a bounded time, then left to its thread.
+        """
         if self._closed:
             return
         self._closed = True
         if self._writer.close():
-            self._committer.close()  # else a stuck commit still uses it: left to the thread
+            self._committer.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

@@ -20,12 +20,13 @@ from .contract import (
     chain_link,
 )
 from .encoding import encode_scheme, encode_time, now_ms, utc_now
+from .migrations import DELIVERY_FOLD, TYPE_FOLD
 from .sqlite_conn import connect, translate
 
 # `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
-# below the head, folded in by the group that crosses it; readers count the rest (fewer
-# than TYPE_FOLD rows). So most groups write no counter page at all.
-TYPE_FOLD = 1024
+# below the head, `delivery_counts` the journal rows up to the last multiple of
+# DELIVERY_FOLD seqs; the group that crosses a multiple folds the rows before it in, and
+# readers count the rest (fewer than a fold). So most groups write no counter page.
 
 EVENT_COLUMNS = "position, id, type, created_at, received_at, scheme, chain, body"
 
@@ -36,7 +37,8 @@ class SQLiteCommit:
     def __init__(self, path: str, *, busy_timeout: float, rejected_keep: int):
         self.path = path
         self.busy_timeout = busy_timeout
-        self.rejected_keep = rejected_keep
+        # At least one: the newest journal row is never pruned, so seqs only grow.
+        self.rejected_keep = max(1, rejected_keep)
         self._reopen = False  # set by a failed transaction: the next one starts afresh
         self._conn = connect(path, busy_timeout)
 
@@ -76,24 +78,30 @@ class SQLiteCommit:
                 "ON CONFLICT(id) DO UPDATE SET checked_at = excluded.checked_at",
                 (utc_now(),),
             )
-        position, chain = 0, GENESIS
+        position, chain, seq = 0, GENESIS, 0
         ids = list({e.id for e in events})
         known: dict[str, tuple[int, bytes]] = {}
-        if ids:
-            # The head (id NULL) and the events already holding these ids, in one statement.
-            # The head is read inside the write transaction, so another process's
-            # appends are always seen.
-            marks = ",".join("?" * len(ids))
-            for event_id, pos, data in conn.execute(
-                "SELECT NULL, position, chain FROM "
-                "(SELECT position, chain FROM events ORDER BY position DESC LIMIT 1) "
-                f"UNION ALL SELECT id, position, body FROM events WHERE id IN ({marks})",
-                ids,
-            ):
-                if event_id is None:
-                    position, chain = pos, data
-                else:
-                    known[event_id] = (pos, body_digest(data))
+        # The head (kind 0), the newest journal row (kind 1) and the events already
+        # holding these ids (kind: their id, text), in one statement. It runs inside
+        # the write transaction, so another process's appends are always seen.
+        marks = ",".join("?" * len(ids))
+        for kind, pos, data in conn.execute(
+            "SELECT 0, position, chain FROM "
+            "(SELECT position, chain FROM events ORDER BY position DESC LIMIT 1) "
+            "UNION ALL SELECT 1, max(seq), NULL FROM deliveries"
+            + (
+                f" UNION ALL SELECT id, position, body FROM events WHERE id IN ({marks})"
+                if ids
+                else ""
+            ),
+            ids,
+        ):
+            if kind == 0:
+                position, chain = pos, data
+            elif kind == 1:
+                seq = pos or 0
+            else:
+                known[kind] = (pos, body_digest(data))
         now = now_ms()
         # Refused deliveries never wait, so those queued are older than this group's appends.
         head = position
@@ -150,15 +158,40 @@ class SQLiteCommit:
                 "body_sha256, size, remote_addr, scheme, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 delivery_rows,
             )
-        if rejections:
+        # Under the write lock the new rows took seq + 1 ... seq + n.
+        folded = seq // DELIVERY_FOLD * DELIVERY_FOLD
+        due = (seq + len(delivery_rows)) // DELIVERY_FOLD * DELIVERY_FOLD
+        if due > folded:
             conn.execute(
-                "DELETE FROM deliveries WHERE outcome = 'rejected' AND seq <= ("
-                "SELECT seq FROM deliveries WHERE outcome = 'rejected' "
-                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (self.rejected_keep,),
+                "INSERT INTO delivery_counts (outcome, deliveries) SELECT outcome, count(*) "
+                "FROM deliveries WHERE seq > ? AND seq <= ? GROUP BY outcome "
+                "ON CONFLICT(outcome) DO UPDATE SET deliveries = deliveries + excluded.deliveries",
+                (folded, due),
             )
+        if rejections:
+            self._prune_rejections(conn, due)
         conn.execute("COMMIT")
         return results
+
+    def _prune_rejections(self, conn: sqlite3.Connection, folded: int) -> None:
+        """Keep the newest `rejected_keep` rejected rows; the counters lose the folded ones."""
+        cut = conn.execute(
+            "SELECT seq FROM deliveries WHERE outcome = 'rejected' "
+            "ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (self.rejected_keep,),
+        ).fetchone()
+        if cut is None:
+            return
+        (gone,) = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE outcome = 'rejected' AND seq <= ?",
+            (min(cut[0], folded),),
+        ).fetchone()
+        conn.execute("DELETE FROM deliveries WHERE outcome = 'rejected' AND seq <= ?", (cut[0],))
+        if gone:
+            conn.execute(
+                "UPDATE delivery_counts SET deliveries = deliveries - ? WHERE outcome = 'rejected'",
+                (gone,),
+            )
 
     def close(self) -> None:
         self._conn.close()

@@ -146,6 +146,12 @@ class GroupWriter:
             f"the writer took no group within {self.timeout:g} s; nothing was stored"
         )
 
+    @property
+    def queued(self) -> int:
+        """Callers waiting for a group to take them (not counting the one committing)."""
+        with self._cond:
+            return len(self._appends)
+
     def check_writable(self, *, max_age: float = 1.0) -> str | None:
         """Why appends would fail now, or None; probes with a real write when in doubt.
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
-from store import Outcome, Rejection, SQLiteStore, StoreUnavailable
+from store import Outcome, Rejection, SQLiteStore, StoreUnavailable, open_store
 from tests.support import event_body
 from tests.support import new_event as new
 
@@ -129,3 +130,140 @@ def test_events_by_type_are_exact_across_fold_boundaries_and_writers(db_path):
             expected = dict(raw(db_path, "SELECT type, count(*) FROM events GROUP BY type"))
             assert one.stats().events_by_type == expected
             assert two.stats().events_by_type == expected
+
+
+def test_delivery_counts_are_exact_across_fold_boundaries_pruning_and_writers(db_path):
+    """Folded journal counters plus the tail equal a full count, whoever wrote, after pruning."""
+    from store.migrations import DELIVERY_FOLD
+
+    def full_count() -> dict:
+        return dict(raw(db_path, "SELECT outcome, count(*) FROM deliveries GROUP BY outcome"))
+
+    with (
+        SQLiteStore(db_path, rejected_keep=300) as one,
+        SQLiteStore(db_path, rejected_keep=300) as two,
+    ):
+        n = 0
+        for round_, size in enumerate((1, DELIVERY_FOLD - 2, 5, 400, DELIVERY_FOLD + 7, 3)):
+            writer = one if round_ % 2 else two
+            batch = [new(f"e{n + i}") for i in range(size)]
+            writer.append_many(batch)
+            writer.append_many(batch[: size // 2])  # duplicates
+            for i in range(size // 3):
+                writer.record_rejection(Rejection(reason=f"r{i}", status=401))
+            writer.append(new(f"flush{round_}"))  # commits the queued refusals
+            n += size
+            assert one.stats().deliveries == full_count()
+            assert two.stats().deliveries == full_count()
+    assert full_count()["rejected"] == 300  # pruning happened, the counts followed it
+
+
+def test_old_journal_with_scheme_codes_as_text_reads_scheme_names_after_migration(db_path):
+    from sqlite_utils import Database
+
+    from store import migrations
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.migrations.apply(Database(conn), stop_before="m005_deliveries_scheme_is_a_code")
+    conn.execute(
+        "INSERT INTO events VALUES (1, 'e1', 't', '2024-01-01T00:00:00.000Z', 0, 1, ?, x'7B7D')",
+        (b"\0" * 32,),
+    )
+    conn.executemany(
+        "INSERT INTO deliveries (received_at, outcome, status, event_id, position, scheme) "
+        "VALUES (?, ?, ?, 'e1', ?, ?)",
+        [(None, "stored", None, 1, None), (5, "duplicate", 200, 1, 1)]
+        + [
+            (6, "conflict", 200, 1, 0),
+            (7, "rejected", 401, None, 1),
+            (8, "rejected", 401, None, "legacy-x"),
+        ],
+    )
+    conn.close()
+    before = raw(db_path, "SELECT DISTINCT typeof(scheme) FROM deliveries WHERE scheme NOT NULL")
+    assert before == [("text",)]  # the defect: codes stored as "0"/"1"
+    with SQLiteStore(db_path) as store:
+        rows = store.deliveries(event_id="e1")
+        assert [(d.outcome, d.scheme) for d in rows] == [
+            ("rejected", "legacy-x"),
+            ("rejected", "x-ik-signature"),
+            ("conflict", "standard-webhooks"),
+            ("duplicate", "x-ik-signature"),
+            ("stored", "x-ik-signature"),
+        ]
+        assert store.stats().deliveries == {
+            "conflict": 1,
+            "duplicate": 1,
+            "rejected": 2,
+            "stored": 1,
+        }
+    kinds = raw(db_path, "SELECT seq, typeof(scheme) FROM deliveries ORDER BY seq")
+    assert kinds == [(1, "null"), (2, "integer"), (3, "integer"), (4, "integer"), (5, "text")]
+
+
+def test_display_name_is_the_absolute_path_and_opens_the_same_log(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with SQLiteStore("relative.db") as store:
+        store.append(new("e1"))
+        assert store.display_name == f"sqlite://{tmp_path / 'relative.db'}"
+        again = open_store(store.display_name)
+        try:
+            assert again.get("e1") is not None and again.display_name == store.display_name
+        finally:
+            again.close()
+
+
+def test_sqlite_source_is_a_read_only_relation_of_the_log(store, tmp_path):
+    for number in range(5):
+        store.append(new(f"e{number}", type_="file.created"))
+    conn = sqlite3.connect(tmp_path / "elsewhere.db", isolation_level=None)
+    try:
+        relation = store.sqlite_source(conn, "log")
+        assert store.sqlite_source(conn, "log") == relation  # idempotent on one connection
+        rows = conn.execute(
+            f"SELECT position, id, type, created_at, body FROM {relation} WHERE position > 2"
+        ).fetchall()
+        assert [r[:3] for r in rows] == [(3, "e2", "file.created"), (4, "e3", "file.created")] + [
+            (5, "e4", "file.created")
+        ]
+        assert rows[0][4] == store.get("e2").body
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("INSERT INTO log.type_counts VALUES ('x', 1)")
+        store.append(new("e5"))  # visible to the next read of the relation
+        assert conn.execute(f"SELECT max(position) FROM {relation}").fetchone() == (6,)
+    finally:
+        conn.close()
+
+
+def test_unreadable_row_raises_store_corrupt_not_unavailable(store, db_path):
+    from store import StoreCorrupt
+
+    for number in range(3):
+        store.append(new(f"e{number}"))
+    tamper(db_path, "UPDATE events SET body = CAST(body AS TEXT) WHERE position = 2")
+    with pytest.raises(StoreCorrupt, match="position 2"):
+        list(store.read_batches(0))
+    with pytest.raises(StoreCorrupt, match="position 2"):
+        store.get("e1")
+    assert store.get("e0").position == 1  # the rest stays readable
+    assert store.verify().first_bad_position == 2
+
+
+def test_wait_sees_another_process_appending_by_polling(db_path, store):
+    other = SQLiteStore(db_path)
+    try:
+        appender = threading.Thread(target=lambda: other.append(new("from-other")))
+        appender.start()
+        assert store.wait(0, timeout=30.0) == 1  # no notification crosses stores: polled
+        appender.join(30.0)
+    finally:
+        other.close()
+
+
+def test_not_a_database_raises_store_corrupt(tmp_path):
+    from store import StoreCorrupt
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a SQLite database, just text" * 200)
+    with pytest.raises(StoreCorrupt, match="SQLITE_NOTADB"):
+        SQLiteStore(garbage)

@@ -1,39 +1,70 @@
-"""The store contract, run against every backend (SQLite now; PostgreSQL slots in here)."""
+"""The store contract (`store/contract.py`), one suite run against every backend.
+
+Backends come from `tests/backends.py`; every test here uses only what the contract
+declares, so a new backend passes by registering a factory there. Tampering with a
+log is backend specific and lives beside each backend (`test_sqlite_store.py`).
+"""
 
 from __future__ import annotations
 
 import io
+import re
 import threading
+import time
 
 import pytest
 
 from receiver.admin import export_events, import_events
 from receiver.validation import parse_event
-from store import NewEvent, Outcome, SQLiteStore
+from store import (
+    GENESIS,
+    NewEvent,
+    Outcome,
+    Rejection,
+    StoreClosed,
+    body_digest,
+    chain_link,
+    open_store,
+)
+from tests import backends
 from tests.support import event_body, payload, payload_names
 from tests.support import new_event as new
 
-BACKENDS = {"sqlite": lambda tmp_path, name: SQLiteStore(tmp_path / f"{name}.db")}
+make_store = backends.make_store  # the fixtures, parametrised over every backend
+store = backends.store
+
+BOUND = 60.0  # seconds any helper thread may take before the test calls it a hang
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def open_backend(request, tmp_path):
-    """Opens stores of the parametrised backend; closes them all afterwards."""
-    opened = []
-
-    def factory(name: str = "log"):
-        store = BACKENDS[request.param](tmp_path, name)
-        opened.append(store)
-        return store
-
-    yield factory
-    for store in opened:
-        store.close()
+def all_events(store) -> list:
+    return [event for batch in store.read_batches(0, batch_size=64) for event in batch]
 
 
-@pytest.fixture
-def store(open_backend):
-    return open_backend()
+def run_threads(targets) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(BOUND)
+        assert not thread.is_alive(), "a thread hung"
+
+
+def journal(store, event_id: str, *, flushed: int = 0) -> list:
+    """The deliveries of `event_id`, once at least `flushed` of them are journalled.
+
+    Refusals are journalled best effort with a later group, so the test appends and
+    waits (bounded) for them instead of assuming when they land.
+    """
+    deadline = time.monotonic() + BOUND
+    while True:
+        rows = store.deliveries(event_id=event_id)
+        if len(rows) >= flushed:
+            return rows
+        assert time.monotonic() < deadline, f"only {len(rows)} deliveries journalled"
+        store.append(new(f"flush-{time.monotonic_ns()}"))
+
+
+# -- appending ------------------------------------------------------------------
 
 
 def test_duplicate_delivery_keeps_first_body_and_position(store):
@@ -45,6 +76,39 @@ def test_duplicate_delivery_keeps_first_body_and_position(store):
     assert store.last_position() == 1
 
 
+def test_duplicates_inside_one_batch_and_across_batches_give_the_original_position(store):
+    a, b, c, d = (new(name) for name in "abcd")
+    store.append_many([a, b])
+    results = store.append_many([c, b, c, a, d])
+    assert [(r.outcome, r.id, r.position) for r in results] == [
+        (Outcome.STORED, "c", 3),
+        (Outcome.DUPLICATE, "b", 2),
+        (Outcome.DUPLICATE, "c", 3),
+        (Outcome.DUPLICATE, "a", 1),
+        (Outcome.STORED, "d", 4),
+    ]
+    assert [e.id for e in all_events(store)] == ["a", "b", "c", "d"]
+
+
+def test_conflicting_redelivery_is_journalled_and_never_overwrites(store):
+    original = event_body("e1")
+    other = original.replace(b"accepted", b"ready")
+    store.append(new("e1", original))
+    second = event_body("e2")
+    inside = store.append_many([new("e2", second), new("e2", second + b" ")])
+    result = store.append(new("e1", other))
+    assert (result.outcome, result.position) == (Outcome.CONFLICT, 1)
+    assert [r.outcome for r in inside] == [Outcome.STORED, Outcome.CONFLICT]
+    assert store.get("e1").body == original
+    assert store.last_position() == 2
+    rows = store.deliveries(event_id="e1")
+    assert [(d.outcome, d.position, d.size) for d in rows] == [
+        ("conflict", 1, len(other)),
+        ("stored", 1, len(original)),
+    ]
+    assert store.verify().ok
+
+
 def test_raw_bytes_are_kept_exactly(store):
     for index, name in enumerate(payload_names()):
         body = payload(name)
@@ -54,26 +118,95 @@ def test_raw_bytes_are_kept_exactly(store):
         assert store.get(f"id{index}").body == body
 
 
-def test_positions_are_gap_free_under_concurrent_appends(store):
-    def worker(prefix: str) -> None:
-        for number in range(50):
-            event = new(f"{prefix}-{number}")
-            store.append(event)
-            store.append(event)  # a redelivery never takes a position
+def test_chain_links_every_event_to_the_one_before_from_genesis(store):
+    store.append_many([new(f"e{n}") for n in range(5)])
+    chain = GENESIS
+    for event in all_events(store):
+        chain = chain_link(chain, event.id, body_digest(event.body))
+        assert event.chain == chain
+    assert store.verify().head == chain == store.stats().head
 
-    threads = [threading.Thread(target=worker, args=(f"t{n}",)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    positions = [e.position for batch in store.read_batches(0, batch_size=64) for e in batch]
-    assert positions == list(range(1, 401))
+
+def test_positions_are_gap_free_under_concurrent_appends(store):
+    def worker(prefix: str):
+        def run() -> None:
+            for number in range(50):
+                event = new(f"{prefix}-{number}")
+                store.append(event)
+                store.append(event)  # a redelivery never takes a position
+
+        return run
+
+    run_threads([worker(f"t{n}") for n in range(8)])
+    assert [e.position for e in all_events(store)] == list(range(1, 401))
     assert store.verify().ok
+
+
+def test_reader_sees_only_contiguous_prefixes_while_four_writers_append(store):
+    """The visibility promise: once N is readable, so is every position below N."""
+    writers, per_writer = 4, 60
+    total = writers * per_writer
+    finished = threading.Event()
+    problems: list[str] = []
+    observed: list[int] = []
+
+    def writer(prefix: str):
+        def run() -> None:
+            number = 0
+            while number < per_writer:
+                size = min(1 + number % 3, per_writer - number)
+                store.append_many([new(f"{prefix}-{number + k}") for k in range(size)])
+                number += size
+
+        return run
+
+    def reader() -> None:
+        deadline = time.monotonic() + BOUND
+        previous = 0
+        while time.monotonic() < deadline and not problems:
+            done = finished.is_set()
+            head = store.last_position()
+            below = [e.position for e in store.get_positions(range(1, head + 1))]
+            if below != list(range(1, head + 1)):
+                problems.append(f"head {head} readable but not all below it: {below}")
+            positions = [e.position for e in all_events(store)]
+            if positions != list(range(1, len(positions) + 1)) or len(positions) < previous:
+                problems.append(f"a read that is no prefix: {positions}")
+            previous = len(positions)
+            observed.append(previous)
+            if done and previous == total:
+                return
+        problems.append(f"the reader stopped at {previous} of {total}")
+
+    reading = threading.Thread(target=reader)
+    reading.start()
+    run_threads([writer(f"w{n}") for n in range(writers)])
+    finished.set()
+    reading.join(BOUND)
+    assert not reading.is_alive()
+    assert problems == []
+    assert observed[-1] == total
+
+
+def test_append_after_close_raises_store_closed(make_store):
+    closed = make_store()
+    closed.close()
+    with pytest.raises(StoreClosed):
+        closed.append(new("late"))
+
+
+def test_healthy_store_is_writable(store):
+    assert store.check_writable() is None
+
+
+# -- reading --------------------------------------------------------------------
 
 
 def test_empty_log_verifies_and_reports_position_zero(store):
     assert store.verify().ok and store.verify().events == 0
     assert store.last_position() == 0
+    assert store.type_counts() == {}
+    assert store.deliveries() == []
 
 
 def test_read_batches_streams_in_order_with_type_filter(store):
@@ -89,37 +222,6 @@ def test_read_batches_streams_in_order_with_type_filter(store):
     assert [len(b) for b in store.read_batches(0, batch_size=10, until=23)] == [10, 10, 3]
 
 
-def test_export_then_import_reproduces_events_and_chain(store, open_backend):
-    for name in payload_names():
-        parsed = parse_event(payload(name))
-        store.append(
-            NewEvent(parsed.id, parsed.type, parsed.created_at, payload(name), "x-ik-signature")
-        )
-    exported = io.BytesIO()
-    assert export_events(store, exported) == len(payload_names())
-    copy = open_backend("copy")
-    lines = exported.getvalue().splitlines()
-    assert import_events(copy, lines).stored == len(lines)
-    assert import_events(copy, lines).duplicate == len(lines)  # idempotent
-    original = [e for b in store.read_batches() for e in b]
-    imported = [e for b in copy.read_batches() for e in b]
-    assert [(e.position, e.id, e.body, e.chain, e.received_at) for e in imported] == [
-        (e.position, e.id, e.body, e.chain, e.received_at) for e in original
-    ]
-    assert copy.verify().head == store.verify().head
-
-
-def test_backup_is_a_verifying_copy(store, open_backend, tmp_path):
-    for number in range(30):
-        store.append(new(f"e{number}"))
-    assert store.backup(str(tmp_path / "backup.db")) == 30
-    copy = SQLiteStore(tmp_path / "backup.db")
-    try:
-        assert copy.verify().ok and copy.verify().head == store.verify().head
-    finally:
-        copy.close()
-
-
 def test_get_positions_and_stats(store):
     for number in range(5):
         store.append(
@@ -130,4 +232,124 @@ def test_get_positions_and_stats(store):
     assert stats.events == stats.last_position == 5
     assert stats.events_by_type == {"file.created": 2, "video.transformation.ready": 3}
     assert stats.deliveries == {"stored": 5}
+    assert stats.size_bytes > 0
     assert store.get("missing") is None
+
+
+def test_deliveries_of_an_event_name_every_delivery_and_refusal_newest_first(store):
+    body = event_body("e1")
+    store.append(new("e1", body))
+    store.append(NewEvent("e1", "file.created", "2024-01-01T00:00:00.000Z", body, "x-ik-signature"))
+    store.append(new("e1", body.replace(b"accepted", b"ready")))
+    store.record_rejection(
+        Rejection("bad_signature", 401, event_id="e1", scheme="x-ik-signature", size=9)
+    )
+    store.record_rejection(Rejection("bad_signature", 401, event_id="other"))
+    rows = journal(store, "e1", flushed=4)
+    assert [(d.outcome, d.status, d.position, d.scheme) for d in rows] == [
+        ("rejected", 401, None, "x-ik-signature"),
+        ("conflict", 200, 1, "standard-webhooks"),
+        ("duplicate", 200, 1, "x-ik-signature"),
+        ("stored", 200, 1, "standard-webhooks"),
+    ]
+    assert all(d.event_id == "e1" and d.received_at.endswith("Z") for d in rows)
+    assert rows[0].reason == "bad_signature" and rows[0].size == 9
+    assert [d.seq for d in rows] == sorted((d.seq for d in rows), reverse=True)
+    assert store.deliveries(event_id="never-seen") == []
+    newest = store.deliveries(limit=2)
+    assert len(newest) == 2 and newest[0].seq > newest[1].seq
+
+
+def test_type_counts_equal_a_count_of_the_events_read(store):
+    types = ("video.transformation.accepted", "video.transformation.ready", "file.created")
+    events = [new(f"e{n}", type_=types[n % 3]) for n in range(70)]
+    store.append_many(events[:50])
+    store.append_many(events[40:])  # 10 redeliveries
+    counted: dict[str, int] = {}
+    for event in all_events(store):
+        counted[event.type] = counted.get(event.type, 0) + 1
+    assert store.type_counts() == counted == store.stats().events_by_type
+    assert sum(counted.values()) == 70
+
+
+def test_stats_count_deliveries_by_outcome_as_the_journal_holds_them(store):
+    events = [new(f"e{n}") for n in range(6)]
+    store.append_many(events)
+    store.append_many(events[:4])
+    store.append(new("e0", b'{"other": "bytes"}'))
+    store.record_rejection(Rejection("bad_signature", 401, event_id="refused"))
+    journal(store, "refused", flushed=1)
+    counted: dict[str, int] = {}
+    for delivery in store.deliveries(limit=1000):
+        counted[delivery.outcome] = counted.get(delivery.outcome, 0) + 1
+    assert store.stats().deliveries == counted
+    assert (counted["duplicate"], counted["conflict"], counted["rejected"]) == (4, 1, 1)
+
+
+def test_wait_returns_promptly_when_another_thread_appends(store):
+    store.append(new("e0"))
+    go = threading.Event()
+
+    def append_later() -> None:
+        assert go.wait(BOUND)
+        store.append(new("e1"))
+
+    appender = threading.Thread(target=append_later)
+    appender.start()
+    started = time.monotonic()
+    go.set()
+    position = store.wait(1, timeout=BOUND)
+    woke_after = time.monotonic() - started
+    appender.join(BOUND)
+    assert position == 2
+    assert woke_after < BOUND / 2, "wait() slept to its timeout instead of waking"
+
+
+def test_wait_returns_after_its_timeout_when_nothing_comes(store):
+    store.append(new("e0"))
+    assert store.wait(0, timeout=BOUND) == 1  # already above: at once
+    started = time.monotonic()
+    assert store.wait(1, timeout=0.3) == 1
+    waited = time.monotonic() - started
+    assert 0.3 <= waited < BOUND / 2
+
+
+# -- copies and names -------------------------------------------------------------
+
+
+def test_export_then_import_reproduces_events_and_chain(store, make_store):
+    for name in payload_names():
+        parsed = parse_event(payload(name))
+        store.append(
+            NewEvent(parsed.id, parsed.type, parsed.created_at, payload(name), "x-ik-signature")
+        )
+    exported = io.BytesIO()
+    assert export_events(store, exported) == len(payload_names())
+    copy = make_store()
+    lines = exported.getvalue().splitlines()
+    assert import_events(copy, lines).stored == len(lines)
+    assert import_events(copy, lines).duplicate == len(lines)  # idempotent
+    assert [(e.position, e.id, e.body, e.chain, e.received_at) for e in all_events(copy)] == [
+        (e.position, e.id, e.body, e.chain, e.received_at) for e in all_events(store)
+    ]
+    assert copy.verify().head == store.verify().head
+
+
+def test_backup_writes_a_sqlite_log_that_open_store_verifies_with_the_same_head(store, tmp_path):
+    store.append_many([new(f"e{number}") for number in range(30)])
+    target = tmp_path / "backup.db"
+    assert store.backup(str(target)) == 30
+    copy = open_store(str(target))
+    try:
+        report = copy.verify()
+        assert report.ok and report.events == 30 and report.head == store.verify().head
+        assert [(e.id, e.body, e.chain) for e in all_events(copy)] == [
+            (e.id, e.body, e.chain) for e in all_events(store)
+        ]
+    finally:
+        copy.close()
+
+
+def test_display_name_names_the_log_without_a_password(store):
+    assert isinstance(store.display_name, str) and store.display_name
+    assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
