@@ -14,7 +14,7 @@ from store.postgres import PostgresStore, receiver_role_sql
 from store.postgres.connect import Target
 from store.postgres.schema import migrations
 from tests.postgres.helpers import eventually
-from tests.support import new_event, payload, payload_names
+from tests.support import event_body, new_event, payload, payload_names, run_cli
 
 
 def test_five_stores_starting_at_once_migrate_once(postgres_url, pg_admin):
@@ -219,3 +219,32 @@ def test_verify_names_the_first_changed_or_removed_position(pg_store, pg_admin):
     pg_admin.execute("UPDATE events SET body = body || '\\x20'::bytea WHERE position = 4")
     report = pg_store.verify()
     assert (report.ok, report.first_bad_position) == (False, 4)
+
+
+def test_a_sqlite_log_moves_to_postgresql_with_the_same_events_and_head(postgres_url, tmp_path):
+    lite = tmp_path / "old.db"
+    with SQLiteStore(lite) as old:
+        old.append_many(
+            [
+                NewEvent(
+                    f"m{n}",
+                    "video.transformation.accepted",
+                    "2024-01-02T03:04:05.678Z",  # what event_body writes
+                    event_body(f"m{n}"),
+                    "standard-webhooks",
+                )
+                for n in range(40)
+            ]
+        )
+        old_events = [(e.position, e.id, e.body, e.chain) for b in old.read_batches(0) for e in b]
+    exported = tmp_path / "export.jsonl"
+    assert run_cli("export", "-o", str(exported), db=lite).returncode == 0
+    moved = run_cli("import", str(exported), "--db", postgres_url)
+    assert moved.returncode == 0, moved.stderr.decode()
+    for location in (str(lite), postgres_url):
+        checked = run_cli("verify", "--db", location)
+        assert checked.returncode == 0 and old_events[-1][3].hex() in checked.stdout.decode()
+    with PostgresStore(postgres_url, timeout=3) as new:
+        assert [(e.position, e.id, e.body, e.chain) for b in new.read_batches(0) for e in b] == (
+            old_events
+        )
