@@ -104,6 +104,18 @@ class PostgresStore:
     def check_writable(self, *, max_age: float = 1.0) -> str | None:
         return self._writer.check_writable(max_age=max_age)
 
+    @property
+    def last_write_error(self) -> str | None:
+        return self._writer.last_write_error
+
+    @property
+    def last_write_error_at(self) -> float | None:
+        return self._writer.last_write_error_at
+
+    @property
+    def rejections_dropped(self) -> int:
+        return self._writer.rejections_dropped
+
     # -- reading ------------------------------------------------------------------
 
     def _query(self, sql: str, params: Sequence = (), *, action: str = "read") -> list[tuple]:
