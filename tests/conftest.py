@@ -31,9 +31,7 @@ def postgres_cluster():
 
     cluster = pgc.start_cluster()
     if isinstance(cluster, str):
-        if pgc.required():
-            pytest.fail(cluster, pytrace=False)
-        pytest.skip(cluster)
+        pgc.missing(cluster)
     yield cluster
     cluster.close()
 

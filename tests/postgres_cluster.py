@@ -53,6 +53,15 @@ def required() -> bool:
     )
 
 
+def missing(reason: str) -> None:
+    """Skip the calling test with `reason`, or fail it where a server is required."""
+    import pytest
+
+    if required():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

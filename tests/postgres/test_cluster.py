@@ -36,3 +36,22 @@ def test_cluster_survives_a_crash_and_restart(postgres_cluster, postgres_db):
     postgres_cluster.start()
     with postgres_cluster.admin(postgres_db) as conn:
         assert conn.execute("SELECT n FROM kept").fetchall() == [(1,)]
+
+
+def test_missing_server_skips_with_the_install_hint_and_fails_in_ci(monkeypatch):
+    from tests import postgres_cluster as pgc
+
+    monkeypatch.delenv("IKLEDGER_TEST_POSTGRES_DSN", raising=False)
+    monkeypatch.setattr(pgc, "find_binaries", lambda: None)
+    reason = pgc.start_cluster()
+    assert reason == pgc.INSTALL_HINT and "apt-get install postgresql" in reason
+    for variable, value, outcome in (
+        ("CI", "false", pytest.skip.Exception),
+        ("CI", "true", pytest.fail.Exception),
+        ("IKLEDGER_REQUIRE_POSTGRES", "1", pytest.fail.Exception),
+    ):
+        monkeypatch.delenv("CI", raising=False)
+        monkeypatch.delenv("IKLEDGER_REQUIRE_POSTGRES", raising=False)
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(outcome, match="PostgreSQL server not found"):
+            pgc.missing(reason)
