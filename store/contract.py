@@ -33,7 +33,15 @@ Definitions the backends share:
   it, honestly, as a duplicate).
 - `timeout` (IKLEDGER_DB_TIMEOUT) bounds every wait of one operation: connecting, a lock,
   a statement, and an append waiting for its group; past it the operation raises
-  `StoreUnavailable`, never hangs.
+  `StoreUnavailable`, never hangs. An append whose group was already committing when
+  its time ran out has an unknown outcome, as over a network (SQLite gives the lock
+  wait half of `timeout`, so a locked file is reported as locked).
+- Errors: `StoreUnavailable` is transient (busy, locked, full, I/O, read-only, cannot
+  connect, writer thread dead); `StoreCorrupt` is not (a row or file no retry will
+  read); any other `StoreError` is a bug in the store, also not worth retrying.
+- The group-commit writer (`store/writer.py`, `GroupWriter`) is backend neutral: a
+  backend supplies only "commit this group" and gets queueing, grouping, timeouts,
+  dead-writer detection (replaced by a fresh thread) and a bounded close.
 - `display_name` is the log's location with any password removed: the only form of it
   that may appear in a log line, an error, `status` or `/metrics`.
 """
@@ -158,7 +166,9 @@ class StoreError(Exception):
 class StoreUnavailable(StoreError):
     """The store cannot make an event durable right now (locked, full, read-only).
 
-    The caller should answer 503 so that the sender retries; nothing was committed.
+    The caller should answer 503 so that the sender retries. Nothing was committed, or
+    (a lost connection, a commit still running at the timeout) the outcome is unknown
+    and the retry is recognised by id.
     """
 
 
@@ -200,7 +210,8 @@ class EventStore(Protocol):
         """Append several events in one durable transaction, in order.
 
         Raises StoreUnavailable when they could not be committed in `timeout`; then
-        none of them is stored, or (over a network) the outcome is unknown.
+        none of them is stored, or (over a network, or a commit still running when the
+        time ran out) the outcome is unknown and a retry is recognised by id.
         """
         ...
 

@@ -139,6 +139,17 @@ def m006_delivery_counts(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_deliveries_by_position(db: Database) -> None:
+    # The deliveries of one event (stored, duplicate, conflict) without scanning the
+    # journal. Positions only grow, so a group commit appends to the index's last page.
+    # Refusals carry no position; they are found through `deliveries_rejected`, whose
+    # size is capped by `rejected_keep`.
+    db.execute(
+        "CREATE INDEX deliveries_position ON deliveries(position) WHERE position IS NOT NULL"
+    )
+
+
 def apply(db: Database) -> None:
     """Apply pending migrations; a no-op on an up-to-date database."""
     migrations.apply(db)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .contract import EventStore, StoreError
+from .writer import REJECTED_KEEP
 
 POSTGRES_HINT = (
     "PostgreSQL support needs the store.postgres backend and its driver "
     "(pip install psycopg[binary] psycopg_pool)"
 )
-REJECTED_KEEP = 10_000  # the journal keeps this many refused deliveries (newest)
 
 
 def open_store(

@@ -28,19 +28,18 @@ from .contract import (
     Rejection,
     Stats,
     StoreClosed,
-    StoreCorrupt,
     StoreError,
     VerifyReport,
     body_digest,
     chain_link,
 )
-from .encoding import decode_scheme, decode_time, utc_now
-from .migrations import DELIVERY_FOLD, TYPE_FOLD
+from .encoding import utc_now
+from .migrations import TYPE_FOLD
 from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
 from .sqlite_conn import connect, translate, translated
-from .writer import GroupWriter
+from .sqlite_rows import DELIVERY_COUNTS, JOURNAL_COLUMNS, TYPE_COUNTS, delivery, event
+from .writer import REJECTED_KEEP, GroupWriter
 
-REJECTED_KEEP = 10_000
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
 PAGE_SIZE = 8192
@@ -48,40 +47,6 @@ PAGE_SIZE = 8192
 WAIT_POLL = 0.05
 
 __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
-
-_TYPE_COUNTS = (
-    "SELECT type, sum(n) FROM (SELECT type, events AS n FROM type_counts UNION ALL "
-    "SELECT type, count(*) FROM events WHERE position > "
-    f"(SELECT max(position) / {TYPE_FOLD} * {TYPE_FOLD} FROM events) GROUP BY type) "
-    "GROUP BY type ORDER BY type"
-)
-_DELIVERY_COUNTS = (
-    "SELECT outcome, sum(n) FROM (SELECT outcome, deliveries AS n FROM delivery_counts "
-    "UNION ALL SELECT outcome, count(*) FROM deliveries WHERE seq > "
-    f"(SELECT max(seq) / {DELIVERY_FOLD} * {DELIVERY_FOLD} FROM deliveries) GROUP BY outcome) "
-    "GROUP BY outcome HAVING sum(n) > 0 ORDER BY outcome"
-)
-_JOURNAL_COLUMNS = (
-    "seq, received_at, outcome, status, reason, event_id, position, size, remote_addr, scheme"
-)
-
-
-def _event(row: Sequence) -> Event:
-    """An `events` row (in `EVENT_COLUMNS` order) as the read API's record.
-
-    Raises StoreCorrupt for a row that does not hold what the store wrote (a body that
-    is not bytes, a time that is no time): reading it again would fail again.
-    """
-    position, event_id, type_, created_at, received_at, scheme, chain, body = row
-    if type(body) is not bytes or type(event_id) is not str or type(chain) is not bytes:
-        raise StoreCorrupt(f"the event at position {position} has columns of the wrong type")
-    try:
-        received = decode_time(received_at)
-    except (OverflowError, ValueError) as exc:
-        raise StoreCorrupt(f"the event at position {position} has no readable time") from exc
-    return Event(
-        position, event_id, type_, created_at, received, decode_scheme(scheme), chain, body
-    )
 
 
 class SQLiteStore:
@@ -218,14 +183,14 @@ class SQLiteStore:
             rows = self._query(sql, [*params, batch_size])
             if not rows:
                 return
-            yield [_event(row) for row in rows]
+            yield [event(row) for row in rows]
             if len(rows) < batch_size:
                 return
             params[0] = rows[-1][0]
 
     def get(self, event_id: str) -> Event | None:
         rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
-        return _event(rows[0]) if rows else None
+        return event(rows[0]) if rows else None
 
     def get_positions(self, positions: Sequence[int]) -> list[Event]:
         """The events at these positions, in position order (missing ones skipped)."""
@@ -238,7 +203,7 @@ class SQLiteStore:
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE position IN ({marks}) ORDER BY position",
                 chunk,
             )
-            found.extend(_event(row) for row in rows)
+            found.extend(event(row) for row in rows)
         return found
 
     def last_position(self) -> int:
@@ -269,52 +234,25 @@ class SQLiteStore:
 
         A `stored` row's time, status, event id, size and scheme come from its event.
         """
-        sql = f"SELECT {_JOURNAL_COLUMNS} FROM journal"
+        sql = f"SELECT {JOURNAL_COLUMNS} FROM journal"
         params: list = []
         if event_id is not None:
-            # Every delivery of a stored event carries its position; refused ones may
-            # name the id without one. Selecting on the table's own columns first keeps
-            # the view's join to the few matching rows.
+            # Every delivery of a stored event carries its position (indexed); refusals
+            # only name the id, and their rows are capped (`rejected_keep`).
             sql += (
-                " WHERE seq IN (SELECT seq FROM deliveries"
-                " WHERE position = (SELECT position FROM events WHERE id = ?)"
-                " OR (position IS NULL AND event_id = ?))"
+                " WHERE seq IN (SELECT seq FROM deliveries WHERE position IS NOT NULL"
+                " AND position = (SELECT position FROM events WHERE id = ?)"
+                " UNION ALL SELECT seq FROM deliveries"
+                " WHERE outcome = 'rejected' AND event_id = ?)"
             )
             params += [event_id, event_id]
         sql += " ORDER BY seq DESC LIMIT ?"
         params.append(limit)
-        found = []
-        for (
-            seq,
-            received_at,
-            outcome,
-            status,
-            reason,
-            id_,
-            position,
-            size,
-            remote,
-            scheme,
-        ) in self._query(sql, params):
-            found.append(
-                Delivery(
-                    seq,
-                    decode_time(received_at),
-                    outcome,
-                    status,
-                    reason,
-                    id_,
-                    position,
-                    size,
-                    remote,
-                    decode_scheme(scheme),
-                )
-            )
-        return found
+        return [delivery(row) for row in self._query(sql, params)]
 
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
-        return dict(self._query(_TYPE_COUNTS))
+        return dict(self._query(TYPE_COUNTS))
 
     def verify(self, *, batch_size: int = 5000) -> VerifyReport:
         """Recompute the chain from the first event and compare every stored link.
@@ -354,8 +292,8 @@ class SQLiteStore:
         """Head, counts by type and by outcome from the folded counters; one snapshot."""
         with self._snapshot():
             head = self._query("SELECT position, chain FROM events ORDER BY position DESC LIMIT 1")
-            types = dict(self._query(_TYPE_COUNTS))
-            outcomes = dict(self._query(_DELIVERY_COUNTS))
+            types = dict(self._query(TYPE_COUNTS))
+            outcomes = dict(self._query(DELIVERY_COUNTS))
         last, chain = head[0] if head else (0, GENESIS)
         size = 0
         for suffix in ("", "-wal"):

@@ -34,6 +34,7 @@ from .encoding import now_ms
 log = logging.getLogger("ikledger.store")
 
 MAX_GROUP = 512  # events per transaction; bounds the time one commit holds the lock
+REJECTED_KEEP = 10_000  # refused deliveries a journal keeps by default (the newest)
 _REJECT_QUEUE_MAX = 10_000  # a flood of refused requests never grows memory past this
 
 Commit = Callable[[list[NewEvent], list[tuple[int, Rejection]], bool], list[AppendResult]]

@@ -44,6 +44,8 @@ def sqlite_store(tmp_path: Path) -> Iterator[EventStore]:
 
 
 register("sqlite", sqlite_store)
+# Other backends register here, above the fixtures (their params are read at import):
+# register("postgresql", postgres_store, needs=("postgres_server",)).
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -253,8 +254,10 @@ def test_wait_sees_another_process_appending_by_polling(db_path, store):
     other = SQLiteStore(db_path)
     try:
         appender = threading.Thread(target=lambda: other.append(new("from-other")))
+        started = time.monotonic()
         appender.start()
-        assert store.wait(0, timeout=30.0) == 1  # no notification crosses stores: polled
+        assert store.wait(0, timeout=60.0) == 1  # no notification crosses stores: polled
+        assert time.monotonic() - started < 30.0, "wait() slept to its timeout"
         appender.join(30.0)
     finally:
         other.close()
@@ -267,3 +270,29 @@ def test_not_a_database_raises_store_corrupt(tmp_path):
     garbage.write_bytes(b"this is not a SQLite database, just text" * 200)
     with pytest.raises(StoreCorrupt, match="SQLITE_NOTADB"):
         SQLiteStore(garbage)
+
+
+class WriterKilled(BaseException):
+    """Escapes `except Exception`, as a thread death does."""
+
+
+class KillingId(str):
+    """An id whose hashing raises inside the write transaction (after BEGIN IMMEDIATE)."""
+
+    def __hash__(self):
+        raise WriterKilled("injected inside the transaction")
+
+
+def test_writer_killed_inside_a_transaction_releases_the_lock_and_is_replaced(db_path):
+    from store import NewEvent
+
+    with SQLiteStore(db_path, timeout=5.0) as store, SQLiteStore(db_path, timeout=5.0) as other:
+        store.append(new("before"))
+        killer = NewEvent(KillingId("k"), "t", "2024-01-01T00:00:00.000Z", b"{}", "x-ik-signature")
+        with pytest.raises(StoreUnavailable, match="died"):
+            store.append(killer)
+        assert "WriterKilled" in store.check_writable()
+        assert other.append(new("other")).position == 2  # the write lock was released
+        assert store.append(new("after")).position == 3  # a fresh writer thread
+        assert store.check_writable(max_age=0) is None
+        assert store.verify().ok
