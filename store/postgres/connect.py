@@ -56,9 +56,14 @@ class Target:
         millis = max(1, round(timeout * 1000))
         # Every connection bounds its waits by the store's timeout, and reads and writes
         # at READ COMMITTED whatever the server's default (the append function's lock
-        # then always sees the newest head).
+        # then always sees the newest head). The server gives up on a lock at half the
+        # timeout and on a statement at 4/5 of it, before the group writer's waiter
+        # does: a lock wait is reported as one, and a slow append is cancelled rather
+        # than committed after its caller was told 503 (the COMMIT itself is not timed:
+        # a commit slower than the rest of the timeout still has an unknown outcome).
         options = (
-            f"-c lock_timeout={millis} -c statement_timeout={millis} "
+            f"-c lock_timeout={max(1, millis // 2)} "
+            f"-c statement_timeout={max(1, millis * 4 // 5)} "
             f"-c idle_in_transaction_session_timeout={millis} "
             r"-c default_transaction_isolation=read\ committed"
         )

@@ -96,7 +96,7 @@ def test_connection_waits_are_bounded_by_the_store_timeout(postgres_url):
             " current_setting('idle_in_transaction_session_timeout'),"
             " current_setting('default_transaction_isolation')"
         ).fetchone()
-    assert settings == ("2500ms", "2500ms", "2500ms", "read committed")
+    assert settings == ("1250ms", "2s", "2500ms", "read committed")
 
 
 def test_a_silent_server_fails_the_connect_within_the_timeout():

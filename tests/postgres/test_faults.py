@@ -310,7 +310,7 @@ def test_read_waiting_on_a_table_lock_is_refused_not_hung(postgres_cluster, post
     with postgres_cluster.admin(postgres_db) as holder:
         holder.execute("BEGIN")
         holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
-        with pytest.raises(StoreUnavailable, match="timeout"):
+        with pytest.raises(StoreUnavailable, match="lock timeout"):
             store.get("x")
         holder.execute("ROLLBACK")
     assert store.get("x") is not None
