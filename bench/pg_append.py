@@ -91,9 +91,7 @@ def run_peer(cluster, events: list, threads: int) -> float:
     )
     recorder = PostgresApplicationRecorder(datastore)
     recorder.create_table()
-    items = [
-        [StoredEvent(uuid.uuid5(uuid.NAMESPACE_URL, d.id), 1, d.type, d.body)] for d in events
-    ]
+    items = [[StoredEvent(uuid.uuid5(uuid.NAMESPACE_URL, d.id), 1, d.type, d.body)] for d in events]
     try:
         elapsed = _hammer(recorder.insert_events, items, threads)
         assert recorder.max_notification_id() == len(items), "the peer did not store every event"

@@ -51,7 +51,7 @@ def run_once(cluster, events: list, writers: int) -> float:
         try:
             for group in mine:
                 store.append_many(group)
-        except BaseException as exc:  # surfaced below
+        except BaseException as exc:  # noqa: BLE001 -- surfaced below
             errors.append(exc)
 
     threads = [
