@@ -4,7 +4,10 @@ redaction, equal chains with SQLite, the receiver role, backup, wake-ups."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 import psycopg
 import pytest
@@ -14,7 +17,7 @@ from store.postgres import PostgresStore, receiver_role_sql
 from store.postgres.connect import Target
 from store.postgres.schema import migrations
 from tests.postgres.helpers import eventually
-from tests.support import event_body, new_event, payload, payload_names, run_cli
+from tests.support import ROOT, event_body, new_event, payload, payload_names, run_cli
 
 
 def test_five_stores_starting_at_once_migrate_once(postgres_url, pg_admin):
@@ -41,6 +44,36 @@ def test_five_stores_starting_at_once_migrate_once(postgres_url, pg_admin):
     finally:
         for store in stores:
             store.close()
+
+
+_RECEIVER_START = """
+import sys, time
+from store.postgres import PostgresStore
+from tests.support import new_event
+url, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))  # all processes open the store at once
+with PostgresStore(url, timeout=20) as store:
+    store.append(new_event(name))
+"""
+
+
+def test_five_receiver_processes_starting_at_once_migrate_once(postgres_url, pg_admin):
+    start = time.time() + 2.0
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER_START, postgres_url, f"r{n}", str(start)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(5)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err.decode()[-2000:]
+    applied = pg_admin.execute("SELECT version FROM ikledger_schema ORDER BY 1").fetchall()
+    assert [row[0] for row in applied] == [version for version, _, _ in migrations()]
+    events = pg_admin.execute("SELECT position FROM events ORDER BY 1").fetchall()
+    assert [row[0] for row in events] == [1, 2, 3, 4, 5]
 
 
 def test_same_events_give_byte_identical_chains_on_sqlite_and_postgresql(pg_store, tmp_path):
