@@ -48,6 +48,24 @@ register("sqlite", sqlite_store)
 # register("postgresql", postgres_store, needs=("postgres_server",)).
 
 
+@contextmanager
+def postgresql_store(tmp_path: Path, postgres_cluster) -> Iterator[EventStore]:
+    """A fresh database on the session's PostgreSQL server (tests/postgres_cluster.py)."""
+    postgres_cluster.ensure_running()
+    name = postgres_cluster.create_database()
+    try:
+        store = open_store(postgres_cluster.url(name), timeout=5.0)
+        try:
+            yield store
+        finally:
+            store.close()
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+register("postgresql", postgresql_store, needs=("postgres_cluster",))
+
+
 @pytest.fixture(params=sorted(BACKENDS))
 def make_store(request, tmp_path) -> Iterator[Callable[[], EventStore]]:
     """A factory of fresh, empty stores of the parametrised backend; closes them all."""

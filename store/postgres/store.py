@@ -1,0 +1,333 @@
+"""The PostgreSQL backend of the event log: one shared log for several receivers.
+
+Writes go through the backend-neutral group writer (`store/writer.py`); each group is
+one call of the server-side function `ikledger_append` (`migrations/002_append.sql`),
+which serialises appenders on the head row. Reads use a connection pool.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Self
+
+import psycopg
+
+from ..contract import (
+    GENESIS,
+    AppendResult,
+    Delivery,
+    Event,
+    NewEvent,
+    Rejection,
+    Stats,
+    StoreClosed,
+    StoreCorrupt,
+    StoreError,
+    VerifyReport,
+    body_digest,
+    chain_link,
+)
+from ..writer import GroupWriter
+from . import schema
+from .append import GroupCommitter
+from .connect import Target
+from .listen import Listener
+
+REJECTED_KEEP = 10_000
+EVENT_COLUMNS = "position, id, type, created_at, received_at, scheme, chain, body"
+_DELIVERY_COLUMNS = (
+    "seq, received_at, outcome, status, reason, event_id, position, size, remote_addr, scheme"
+)
+
+
+def check_durable(conn: psycopg.Connection) -> None:
+    """Refuse a connection on which a commit would not be durable before it returns."""
+    sync, fsync, encoding = conn.execute(
+        "SELECT current_setting('synchronous_commit'), current_setting('fsync'), "
+        "current_setting('server_encoding')"
+    ).fetchone()
+    if sync == "off":
+        raise StoreError(
+            "synchronous_commit is off for this connection, so a commit could return before "
+            "it is durable; set it on (ALTER ROLE … SET synchronous_commit = on, or in "
+            "postgresql.conf) -- a function-level SET does not cover the commit"
+        )
+    if fsync == "off":
+        raise StoreError("the server runs with fsync off: nothing it commits is durable")
+    if encoding != "UTF8":
+        raise StoreError(f"the database's encoding is {encoding}; ikledger needs UTF8")
+
+
+def _remove(database: Path) -> None:
+    """Remove a SQLite file and its companions, if there."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(database) + suffix).unlink(missing_ok=True)
+
+
+class PostgresStore:
+    """The append-only log in a PostgreSQL database (see the module docstring)."""
+
+    def __init__(self, location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP):
+        self._target = Target(location, timeout)
+        self.display_name = self._target.display_name
+        self.timeout = timeout
+        self._closed = False
+        with self._target.translated("starting"):
+            conn = self._target.connect()
+            try:
+                check_durable(conn)
+                schema.apply(conn)
+            finally:
+                conn.close()
+        self._pool = self._target.pool()
+        self._listener = Listener(self._target)
+        self._committer = GroupCommitter(self._target, rejected_keep, check_durable)
+        self._writer = GroupWriter(self._committer, timeout=timeout, name=self.display_name)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.display_name}>"
+
+    # -- writing (store/writer.py, append.py) ------------------------------------
+
+    def append(self, event: NewEvent) -> AppendResult:
+        return self._writer.append_many([event])[0]
+
+    def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
+        return self._writer.append_many(events)
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        self._writer.record_rejection(rejection)
+
+    def check_writable(self, *, max_age: float = 1.0) -> str | None:
+        return self._writer.check_writable(max_age=max_age)
+
+    @property
+    def last_write_error(self) -> str | None:
+        return self._writer.last_write_error
+
+    @property
+    def last_write_error_at(self) -> float | None:
+        return self._writer.last_write_error_at
+
+    @property
+    def rejections_dropped(self) -> int:
+        return self._writer.rejections_dropped
+
+    # -- reading ------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Sequence = (), *, action: str = "read") -> list[tuple]:
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        with self._target.translated(action), self._pool.connection() as conn:
+            return conn.cursor(binary=True).execute(sql, params).fetchall()
+
+    def read_batches(
+        self,
+        after: int = 0,
+        *,
+        batch_size: int = 1000,
+        types: Sequence[str] | None = None,
+        until: int | None = None,
+    ) -> Iterator[list[Event]]:
+        """Events after a position, oldest first, `batch_size` at a time (a read each)."""
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
+            " AND (%s::bigint IS NULL OR position <= %s::bigint)"
+            " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
+            " ORDER BY position LIMIT %s"
+        )
+        names = list(types) if types is not None else None
+        while True:
+            rows = self._query(sql, (after, until, until, names, names, batch_size))
+            if not rows:
+                return
+            yield [Event(*row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            after = rows[-1][0]
+
+    def get(self, event_id: str) -> Event | None:
+        rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = %s", (event_id,))
+        return Event(*rows[0]) if rows else None
+
+    def get_positions(self, positions: Sequence[int]) -> list[Event]:
+        wanted = sorted({int(p) for p in positions})
+        if not wanted:
+            return []
+        rows = self._query(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE position = ANY(%s::bigint[]) "
+            "ORDER BY position",
+            (wanted,),
+        )
+        return [Event(*row) for row in rows]
+
+    def last_position(self) -> int:
+        """The head's position: committed appends only, so everything below is readable."""
+        return self._query("SELECT position FROM log_head")[0][0]
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until a position above `after` is readable or `timeout` passes.
+
+        Woken by NOTIFY; re-reads the head at least every `listen.POLL` seconds.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            mark = self._listener.mark()
+            last = self.last_position()
+            remaining = deadline - time.monotonic()
+            if last > after or remaining <= 0:
+                return last
+            self._listener.sleep(mark, remaining)
+
+    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Journal rows, newest first: all, or every delivery of one event id."""
+        if event_id is None:
+            sql = f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY seq DESC LIMIT %s"
+            params: tuple = (limit,)
+        else:
+            sql = (
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
+                " WHERE position = (SELECT position FROM events WHERE id = %s)"
+                " OR (position IS NULL AND event_id = %s) ORDER BY seq DESC LIMIT %s"
+            )
+            params = (event_id, event_id, limit)
+        return [Delivery(*row) for row in self._query(sql, params)]
+
+    def type_counts(self) -> dict[str, int]:
+        """Events by type, from the counters `ikledger_append` keeps."""
+        rows = self._query("SELECT type, events FROM type_counts WHERE events > 0 ORDER BY type")
+        return dict(rows)
+
+    def verify(self, *, batch_size: int = 5000) -> VerifyReport:
+        """Recompute the chain from GENESIS up to the head read first; name the first bad row.
+
+        Also catches rows removed from the end: the head table still names them.
+        """
+        head_position, head_chain = self._query("SELECT position, chain FROM log_head")[0]
+        sql = (
+            "SELECT position, id, chain, body FROM events WHERE position > %s AND position <= %s"
+            " ORDER BY position LIMIT %s"
+        )
+        expected, chain, count, after = 1, GENESIS, 0, 0
+        while True:
+            rows = self._query(sql, (after, head_position, batch_size), action="verify")
+            for position, event_id, stored, body in rows:
+                if position != expected:
+                    problem = f"position {expected} is missing (next is {position})"
+                    return VerifyReport(False, count, expected, problem, chain)
+                chain = chain_link(chain, event_id, body_digest(body))
+                if chain != stored:
+                    problem = f"chain mismatch at position {position}"
+                    return VerifyReport(False, count, position, problem, chain)
+                expected += 1
+                count += 1
+            if len(rows) < batch_size:
+                break
+            after = rows[-1][0]
+        if count != head_position:
+            problem = f"position {expected} is missing (the head is at {head_position})"
+            return VerifyReport(False, count, expected, problem, chain)
+        if chain != head_chain:
+            problem = f"the head's chain differs from the chain at position {count}"
+            return VerifyReport(False, count, count or None, problem, chain)
+        return VerifyReport(True, count, None, None, chain)
+
+    def stats(self) -> Stats:
+        """Head, counters and size: a handful of rows, whatever the log's length."""
+        sql = (
+            "SELECT h.position, h.chain,"
+            " (SELECT array_agg(outcome || '=' || deliveries) FROM delivery_counts),"
+            " (SELECT array_agg(type) FROM type_counts WHERE events > 0),"
+            " (SELECT array_agg(events) FROM type_counts WHERE events > 0),"
+            " pg_total_relation_size('events') + pg_total_relation_size('deliveries')"
+            " + pg_total_relation_size('log_head') + pg_total_relation_size('type_counts')"
+            " FROM log_head AS h"
+        )
+        position, chain, outcomes, types, counts, size = self._query(sql)[0]
+        deliveries = {}
+        for item in outcomes or ():
+            outcome, _, number = item.rpartition("=")
+            if int(number):
+                deliveries[outcome] = int(number)
+        by_type = dict(sorted(zip(types or (), counts or (), strict=True)))
+        return Stats(position, position, chain, dict(sorted(deliveries.items())), by_type, size)
+
+    # -- copies -------------------------------------------------------------------
+
+    def backup(self, path: str | os.PathLike, *, batch_size: int = 1000) -> int:
+        """Write one consistent snapshot of the log as a SQLite log file at `path`.
+
+        The snapshot is a REPEATABLE READ READ ONLY transaction; its events go through
+        the SQLite store's import path (the same events give the same chain), and the
+        copy must verify with the snapshot's head, else StoreCorrupt. The file appears
+        whole or not at all (written beside `path`, then renamed). The copy's journal
+        holds one `stored` delivery per event, not this log's journal.
+        """
+        from ..sqlite import SQLiteStore
+
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        _remove(partial)
+        copy = SQLiteStore(partial, timeout=self.timeout)
+        try:
+            position, chain = self._snapshot_into(copy, batch_size)
+            report = copy.verify()
+            if not report.ok or report.events != position or report.head != chain:
+                raise StoreCorrupt(
+                    f"backup of {self.display_name} does not verify with its head "
+                    f"({position} events): {report.problem or 'another head'}"
+                )
+        except BaseException:
+            copy.close()
+            _remove(partial)
+            raise
+        copy.close()
+        os.replace(partial, target)
+        _remove(partial)
+        return position
+
+    def _snapshot_into(self, copy, batch_size: int) -> tuple[int, bytes]:
+        """Append one REPEATABLE READ snapshot of the log to `copy`; returns its head."""
+        with (
+            self._target.translated("backup"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # The copy is written between fetches: the snapshot may stay open that long.
+            conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            position, chain = conn.execute("SELECT position, chain FROM log_head").fetchone()
+            cursor = conn.cursor(name="ikledger_backup", binary=True)
+            cursor.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position <= %s ORDER BY position",
+                (position,),
+            )
+            while rows := cursor.fetchmany(batch_size):
+                events = (Event(*row) for row in rows)
+                copy.append_many(
+                    [
+                        NewEvent(e.id, e.type, e.created_at, e.body, e.scheme, e.received_at)
+                        for e in events
+                    ]
+                )
+            cursor.close()
+        return position, chain
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer and the listener, close the pool."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer.close():  # else a commit is stuck: leave its connection be
+            self._committer.close()
+        self._listener.close()
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
