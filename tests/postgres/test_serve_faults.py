@@ -117,9 +117,6 @@ def test_receiver_answers_503_while_postgres_is_down_and_recovers_by_itself(
     _check_log(postgres_url, load)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="receiver/cli.py prints config.db, not store.display_name (the lead's)"
-)
 def test_serve_never_prints_the_database_password(postgres_url, tmp_path):
     env = {"IKLEDGER_PROJECTIONS_DB": str(tmp_path / "views.db")}
     with serve(tmp_path / "a.db", env=env, args=("--db", postgres_url)) as served:
