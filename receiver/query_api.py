@@ -16,7 +16,7 @@ import falcon
 
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
-from store import EventStore
+from store import MAX_POSITION, EventStore
 
 from .admin import event_summary, select_events
 from .errors import coded
@@ -127,7 +127,7 @@ class EventsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = _limit(req)
-        after = req.get_param_as_int("cursor", min_value=0) or 0
+        after = req.get_param_as_int("cursor", min_value=0, max_value=MAX_POSITION) or 0
         types = req.get_param_as_list("type") or []
         since = req.get_param("since")
         asset = req.get_param("asset")

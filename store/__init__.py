@@ -6,6 +6,7 @@ Backends are imported only when used: `import store` loads the contract and
 
 from .contract import (
     GENESIS,
+    MAX_POSITION,
     AppendResult,
     Delivery,
     Event,
@@ -28,6 +29,7 @@ from .open import open_store
 
 __all__ = [
     "GENESIS",
+    "MAX_POSITION",
     "AppendResult",
     "Delivery",
     "Event",

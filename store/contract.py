@@ -58,6 +58,14 @@ if TYPE_CHECKING:
     import sqlite3
 
 GENESIS = bytes(32)
+# Positions are 64-bit signed integers on every backend; a position argument outside
+# 0..MAX_POSITION selects nothing (it is never an error, never a driver overflow).
+MAX_POSITION = 2**63 - 1
+
+
+def clamp_position(position: int) -> int:
+    """`position` brought into 0..MAX_POSITION, for the backends' position arguments."""
+    return min(max(position, 0), MAX_POSITION)
 
 
 class Outcome(StrEnum):

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from . import migrations
 from .contract import (
     GENESIS,
+    MAX_POSITION,
     AppendResult,
     Delivery,
     Event,
@@ -32,6 +33,7 @@ from .contract import (
     VerifyReport,
     body_digest,
     chain_link,
+    clamp_position,
 )
 from .encoding import utc_now
 from .migrations import TYPE_FOLD
@@ -175,6 +177,8 @@ class SQLiteStore:
         Each batch is its own read, so a long iteration never pins the WAL. Yields
         nothing when there is nothing after `after`.
         """
+        after = clamp_position(after)
+        until = None if until is None else clamp_position(until)
         where, params = ["position > ?"], [after]
         if until is not None:
             where.append("position <= ?")
@@ -202,7 +206,7 @@ class SQLiteStore:
     def get_positions(self, positions: Sequence[int]) -> list[Event]:
         """The events at these positions, in position order (missing ones skipped)."""
         found: list[Event] = []
-        positions = sorted(set(positions))
+        positions = sorted({p for p in positions if 0 < p <= MAX_POSITION})
         for start in range(0, len(positions), 500):
             chunk = positions[start : start + 500]
             marks = ",".join("?" * len(chunk))

@@ -17,6 +17,7 @@ import psycopg
 
 from ..contract import (
     GENESIS,
+    MAX_POSITION,
     AppendResult,
     Delivery,
     Event,
@@ -29,6 +30,7 @@ from ..contract import (
     VerifyReport,
     body_digest,
     chain_link,
+    clamp_position,
 )
 from ..writer import GroupWriter
 from . import schema
@@ -133,6 +135,8 @@ class PostgresStore:
         until: int | None = None,
     ) -> Iterator[list[Event]]:
         """Events after a position, oldest first, `batch_size` at a time (a read each)."""
+        after = clamp_position(after)
+        until = None if until is None else clamp_position(until)
         sql = (
             f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
             " AND (%s::bigint IS NULL OR position <= %s::bigint)"
@@ -154,7 +158,7 @@ class PostgresStore:
         return Event(*rows[0]) if rows else None
 
     def get_positions(self, positions: Sequence[int]) -> list[Event]:
-        wanted = sorted({int(p) for p in positions})
+        wanted = sorted({int(p) for p in positions if 0 < p <= MAX_POSITION})
         if not wanted:
             return []
         rows = self._query(

@@ -97,6 +97,12 @@ def test_assets_paginate_newest_first(client):
     assert first["assets"][0]["last_activity"] >= second["assets"][0]["last_activity"]
 
 
+@pytest.mark.parametrize("cursor", [str(2**63), str(2**80), "-1"])
+def test_an_events_cursor_outside_64_bits_is_invalid_query_not_500(client, cursor):
+    answer = client.simulate_get("/events", params={"cursor": cursor})
+    assert answer.status_code == 400 and answer.json["code"] == "invalid_query"
+
+
 def test_events_filter_page_and_body(client):
     page = client.simulate_get("/events", params={"limit": 3}).json
     assert [e["position"] for e in page["events"]] == [1, 2, 3] and page["next_cursor"] == "3"

@@ -18,6 +18,7 @@ from receiver.admin import export_events, import_events
 from receiver.validation import parse_event
 from store import (
     GENESIS,
+    MAX_POSITION,
     NewEvent,
     Outcome,
     Rejection,
@@ -220,6 +221,15 @@ def test_read_batches_streams_in_order_with_type_filter(store):
     batches = list(store.read_batches(3, batch_size=7, types=["file.created"]))
     assert [e.position for b in batches for e in b] == [6, 11, 16, 21]
     assert [len(b) for b in store.read_batches(0, batch_size=10, until=23)] == [10, 10, 3]
+
+
+@pytest.mark.parametrize("far", [MAX_POSITION, MAX_POSITION + 1, 2**80])
+def test_positions_beyond_64_bits_select_nothing_and_never_fail(store, far):
+    store.append_many([new("a"), new("b")])
+    assert list(store.read_batches(far)) == []
+    assert [e.id for b in store.read_batches(0, until=far) for e in b] == ["a", "b"]
+    assert list(store.read_batches(-far)) == list(store.read_batches(0))
+    assert [e.id for e in store.get_positions([2, far, -far])] == ["b"]
 
 
 def test_get_positions_and_stats(store):
