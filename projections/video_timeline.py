@@ -78,13 +78,24 @@ class MalformedBody(ValueError):
     """A body SQLite's JSON functions cannot read: a poison event."""
 
 
-def _run(conn: sqlite3.Connection, statement: str, params: Sequence | dict = ()) -> None:
+def _run(conn: sqlite3.Connection, statement: str, params: dict, source: str) -> None:
+    """Run an extraction over `source`'s events in (after, until]; MalformedBody names a bad one.
+
+    SQLite reports a body its JSON functions cannot read as a plain SQLITE_ERROR, with no
+    code of its own, so the failure is explained by looking: the first event of the range
+    whose body `json_valid` refuses is poison; any other failure is re-raised unchanged.
+    """
     try:
         conn.execute(statement, params)
     except sqlite3.OperationalError as exc:
-        if "JSON" in str(exc):
-            raise MalformedBody(str(exc)) from None
-        raise
+        bad = conn.execute(
+            f"SELECT position FROM {source} WHERE position > :after AND position <= :until"
+            " AND NOT json_valid(CAST(body AS TEXT)) ORDER BY position LIMIT 1",
+            params,
+        ).fetchone()
+        if bad is None:
+            raise
+        raise MalformedBody(f"the body at position {bad[0]} is not JSON ({exc})") from None
 
 
 _BATCH = "timeline_batch"
@@ -107,6 +118,7 @@ def _extract_batch(conn: sqlite3.Connection, t: Tables, events: Sequence[Event])
         conn,
         "CREATE TEMP TABLE timeline_rows AS " + sql(ROWS, source=f"temp.{_BATCH}"),
         {"after": min(positions) - 1, "until": max(positions)},
+        f"temp.{_BATCH}",
     )
     conn.execute(
         sql("INSERT INTO {events} SELECT {columns} FROM temp.timeline_rows", t, columns=_EVENTS)
@@ -180,6 +192,7 @@ def bulk_extract(
         conn,
         "CREATE TEMP TABLE extracted AS " + sql(ROWS, source=source),
         {"after": int(after), "until": int(until)},
+        source,
     )
     conn.execute(f"CREATE TABLE {schema}.events {EVENTS_COLUMNS}")
     conn.execute(f"INSERT INTO {schema}.events SELECT {_EVENTS} FROM temp.extracted")

@@ -5,7 +5,6 @@ Test files import it as `tests.projections_helpers` and re-export the fixtures t
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import orjson
@@ -13,6 +12,7 @@ import pytest
 
 from projections import MalformedBody, Projection, ProjectionRunner, open_projections
 from store import EventStore, NewEvent, SQLiteStore
+from tests.support import table_rows  # noqa: F401 -- re-exported for the projection tests
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "imagekit" / "payloads"
 SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"
@@ -107,22 +107,6 @@ COUNTER = Projection(
     apply=_counter_apply,
     table_names=("seen",),
 )
-
-
-def table_rows(path: str, generation_of: str = "timeline") -> dict[str, list[tuple]]:
-    """Every row of the served generation's tables, sorted, keyed by base table name."""
-    conn = sqlite3.connect(path)
-    try:
-        (generation,) = conn.execute(
-            "SELECT generation FROM projection_meta WHERE name = ?", (generation_of,)
-        ).fetchone()
-        found = {}
-        for base in ("events", "transformations", "assets"):
-            table = f"{generation_of}_{base}_g{generation}"
-            found[base] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-        return found
-    finally:
-        conn.close()
 
 
 # What the layers above `store/` may use of a store: `store/contract.py`, nothing more.

@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 from tests.support import IKLEDGER, SECRET, free_port, run_cli, signed
+from tests.support import served_tables as table_rows  # (generation, rows), one transaction
 
 VIDEO = (
     "video.transformation.accepted",
@@ -293,22 +294,6 @@ def assert_log_holds(db: Path, bodies: dict[str, bytes], acked: dict[str, int]) 
     assert verified.returncode == 0, verified.stderr.decode()
     assert verified.stdout.decode().startswith(f"ok, {len(rows)} events")
     return len(rows)
-
-
-def table_rows(path: Path) -> tuple[int, dict[str, list]]:
-    """The served timeline generation and every row of its tables, sorted."""
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        (generation,) = conn.execute(
-            "SELECT generation FROM projection_meta WHERE name = 'timeline'"
-        ).fetchone()
-        found = {}
-        for base in ("events", "transformations", "assets"):
-            table = f"timeline_{base}_g{generation}"
-            found[base] = sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-        return generation, found
-    finally:
-        conn.close()
 
 
 def projections_path(db: Path) -> Path:

@@ -217,3 +217,24 @@ def test_keyset_pagination_visits_every_asset_once(log, pdb, runner):
 def test_bad_query_arguments_raise_invalid_query(pdb, kwargs):
     with pytest.raises(InvalidQuery):
         assets(pdb, **kwargs)
+
+
+def test_only_a_body_sqlite_cannot_read_is_malformed_not_any_sql_error():
+    """Poison is decided by looking at the bodies (json_valid), never by an error's text."""
+    import sqlite3
+
+    from projections.video_timeline import MalformedBody, _run
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE src (position INTEGER PRIMARY KEY, body BLOB)")
+    conn.executemany("INSERT INTO src VALUES (?, ?)", [(1, b'{"a": 1}'), (2, b'{"a": 2}')])
+    window = {"after": 0, "until": 2}
+    # A whole statement, as the extraction's CREATE TABLE … AS is (a SELECT steps one row).
+    reads = "SELECT count(json_extract(CAST(body AS TEXT), '$.a')) FROM src"
+    _run(conn, reads, window, "src")  # valid bodies: nothing raised
+    with pytest.raises(sqlite3.OperationalError, match="no such column") as failed:
+        _run(conn, "SELECT missing FROM src", window, "src")
+    assert not isinstance(failed.value, MalformedBody)
+    conn.execute("INSERT INTO src VALUES (3, ?)", (b"{not json",))
+    with pytest.raises(MalformedBody, match="position 3"):
+        _run(conn, reads, {"after": 0, "until": 3}, "src")
