@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -13,7 +12,6 @@ import orjson
 from store import StoreError
 
 from . import cli_read
-from .admin import event_summary, export_events, import_events, select_events, verify_log
 from .cli_common import (
     CONTEXT,
     db_option,
@@ -43,6 +41,8 @@ def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -167,6 +167,8 @@ def _pairs(counts: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
 def events(db, types, ids, since, until, after, limit, as_json) -> None:
     """List events in log order, filtered by type, id and created_at range."""
+    from .admin import event_summary, select_events
+
     with opened_store(load_config(db=db)) as store:
         rows = select_events(
             store, types=types, ids=ids, since=since, until=until, after=after, limit=limit
@@ -198,6 +200,8 @@ def show(db: str | None, event_id: str) -> None:
 @click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
 def verify(db: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
+    from .admin import verify_log
+
     with opened_store(load_config(db=db)) as store:
         report = verify_log(store)
     if not report.ok:
@@ -218,6 +222,8 @@ def verify(db: str | None, expect_head: str | None) -> None:
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
 def export(db: str | None, output) -> None:
     """Write every event as JSON Lines, raw bodies included."""
+    from .admin import export_events
+
     with opened_store(load_config(db=db)) as store:
         count = export_events(store, output)
     click.echo(f"exported {count} events", err=True)
@@ -228,6 +234,8 @@ def export(db: str | None, output) -> None:
 @click.argument("file", type=click.File("rb"))
 def import_(db: str | None, file) -> None:
     """Backfill events from an `ikledger export` file; safe to run again."""
+    from .admin import import_events
+
     with opened_store(load_config(db=db)) as store:
         report = import_events(store, file)
     click.echo(
