@@ -49,6 +49,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# Waitress 3 flushes from the worker thread on every write (send_bytes=1): the headers,
+# then the body, each a send() and a wake-up of the main loop. Buffering up to 256 KiB
+# (the largest timeline answer is ~200 KB) lets the main loop send the answer in one
+# flush (measured: CPU per GET /timeline -41% with the whole-answer cache).
+SEND_BYTES = 256 * 1024
+
+
+def _one_flush_per_answer() -> dict:
+    """`send_bytes`, deprecated since waitress 1.3 with no replacement: passed while the
+    installed waitress still has it, without its DeprecationWarning."""
+    import warnings
+
+    from waitress.adjustments import Adjustments
+
+    if not hasattr(Adjustments, "send_bytes"):
+        return {}
+    warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
+    return {"send_bytes": SEND_BYTES}
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
@@ -114,6 +134,7 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
             # waitress's poll(), which re-registers every channel each time round.
             asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
             _quiet=True,
+            **_one_flush_per_answer(),
         )
     except KeyboardInterrupt:
         pass
