@@ -17,12 +17,9 @@ Projections without SQL functions are loaded batch by batch through `load`.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from store import EventStore
@@ -94,6 +91,11 @@ def load_in_sql(
 ) -> tuple[int, Poison | None]:
     """Load positions 1..head by SQL, `chunk` positions a task; returns events applied
     and the poison met, if any."""
+    # Imported here: a rebuild's modules, not every command's start-up.
+    import shutil
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
     source = source_of(db.store, projection)
     done, poison = 0, None
     folder = tempfile.mkdtemp(prefix=".rebuild-", dir=os.path.dirname(os.path.abspath(db.path)))

@@ -12,6 +12,14 @@ The `stuck` flags depend on the time too: a transformation is stuck when it is
 also keeps the range of cutoffs its flags hold for, `(after, until]`: after the
 latest `last_at` of its stuck transformations, up to the earliest `last_at` of its
 accepted ones that are not stuck (None: unbounded). A cutoff outside it misses.
+
+In front of that, each reader thread keeps whole answers (`answer`/`keep_answer`):
+the document `GET /timeline` sends, position included, valid while its connection
+sees the file unchanged. The version is `PRAGMA data_version` (it changes when any
+other connection commits: a catch-up, a rebuild's swap) with the connection's own
+`total_changes` (its own commits), read in the transaction that built the answer;
+the same cutoff range applies. A hit costs no transaction, no meta or stamp query
+and no copy of the document.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ import threading
 from collections import OrderedDict
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_ANSWER_BYTES = 4 * 1024 * 1024  # per reader thread
+
+Version = tuple[int, int]  # (PRAGMA data_version, total_changes) of one connection
 
 Cutoffs = tuple[str | None, str | None]
 ALWAYS: Cutoffs = (None, None)
@@ -33,19 +44,28 @@ def _holds(cutoffs: Cutoffs, cutoff: str) -> bool:
 class TimelineCache:
     """A byte-bounded LRU of (url, transformations JSON) by (generation, asset); thread-safe.
 
-    `hits` and `misses` count the answers of `get`.
+    `hits` counts what was served from the cache (`answer_hits` of them whole),
+    `misses` what had to be read from the tables.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_BYTES, answer_bytes: int = DEFAULT_ANSWER_BYTES
+    ):
         self.max_bytes = max_bytes
+        self.answer_bytes = answer_bytes
+        self._threads = threading.local()  # .conn and .answers: see _answers
         self._entries: OrderedDict[tuple[int, str], tuple[int, Cutoffs, str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.answer_hits = 0
 
-    def get(self, generation: int, key: str, stamp: int, cutoff: str) -> tuple[str, bytes] | None:
-        """The asset's entry if it was stored with this stamp and holds at `cutoff`; else None."""
+    def get(
+        self, generation: int, key: str, stamp: int, cutoff: str
+    ) -> tuple[str, bytes, Cutoffs] | None:
+        """The asset's (url, transformations, cutoffs) if stored with this stamp and
+        holding at `cutoff`; else None."""
         with self._lock:
             entry = self._entries.get((generation, key))
             if entry is None or entry[0] != stamp or not _holds(entry[1], cutoff):
@@ -53,7 +73,7 @@ class TimelineCache:
                 return None
             self.hits += 1
             self._entries.move_to_end((generation, key))
-            return entry[2], entry[3]
+            return entry[2], entry[3], entry[1]
 
     def put(
         self,
@@ -77,3 +97,40 @@ class TimelineCache:
             while self._bytes > self.max_bytes:
                 _, (_, _, old_url, old_body) = self._entries.popitem(last=False)
                 self._bytes -= len(old_body) + len(old_url)
+
+    def _answers(self, conn: object) -> OrderedDict[str, tuple[Version, Cutoffs, bytes]]:
+        """This thread's answers, emptied when it reads through another connection
+        (versions of two connections do not compare)."""
+        local = self._threads
+        if getattr(local, "conn", None) is not conn:
+            local.conn, local.answers, local.bytes = conn, OrderedDict(), 0
+        return local.answers
+
+    def answer(self, conn: object, key: str, version: Version, cutoff: str) -> bytes | None:
+        """The whole answer this thread kept for the asset, if `conn` is still at
+        `version` and it holds at `cutoff`; else None (and nothing is counted)."""
+        answers = self._answers(conn)
+        entry = answers.get(key)
+        if entry is None or entry[0] != version or not _holds(entry[1], cutoff):
+            return None
+        answers.move_to_end(key)
+        with self._lock:
+            self.hits += 1
+            self.answer_hits += 1
+        return entry[2]
+
+    def keep_answer(
+        self, conn: object, key: str, version: Version, cutoffs: Cutoffs, document: bytes
+    ) -> None:
+        """Keep a whole answer built at `version` of `conn`, within this thread's budget."""
+        if len(document) > self.answer_bytes:
+            return
+        answers, local = self._answers(conn), self._threads
+        old = answers.pop(key, None)
+        if old is not None:
+            local.bytes -= len(old[2])
+        answers[key] = (version, cutoffs, document)
+        local.bytes += len(document)
+        while local.bytes > self.answer_bytes:
+            _, (_, _, dropped) = answers.popitem(last=False)
+            local.bytes -= len(dropped)

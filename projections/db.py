@@ -18,23 +18,22 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Self
-
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Self
 
 from store import EventStore
 
 from .framework import ReadModelUnavailable
 
-migrations = Migrations("ikledger.projections")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+MIGRATION_SET = "ikledger.projections"  # its name in `_sqlite_migrations`
 # Pages of 16 KiB: a rebuild writes (and the next one drops) about 500 MB per million
 # log events; a quarter of the pages means a quarter of the page reads, writes and
 # freelist entries (measured: the swap's DROP of the old generation 3.3 s → 1.3 s CPU).
 PAGE_SIZE = 16384
 
 
-@migrations()
 def m001_meta(db: Database) -> None:
     db["projection_meta"].create(
         {
@@ -54,6 +53,32 @@ def m001_meta(db: Database) -> None:
         pk="name",
         not_null={"version", "generation", "checkpoint", "next_generation"},
     )
+
+
+MIGRATIONS = (m001_meta,)  # in the order they apply
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the pending migrations; sqlite-utils is imported only when one is pending.
+
+    The check is plain sqlite3: opening up-to-date read models (every CLI query)
+    never pays for importing sqlite-utils.
+    """
+    try:
+        rows = conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (MIGRATION_SET,)
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table: a new file
+        rows = []
+    if {step.__name__ for step in MIGRATIONS} <= {name for (name,) in rows}:
+        return
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for step in MIGRATIONS:
+        migrations()(step)
+    migrations.apply(Database(conn))
 
 
 def default_projections_path(log_path: str | os.PathLike) -> str:
@@ -161,7 +186,7 @@ class ProjectionDB:
             try:
                 setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
                 setup.execute("PRAGMA journal_mode=WAL")
-                migrations.apply(Database(setup))
+                migrate(setup)
             finally:
                 setup.close()
 

@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import orjson
 
-from .cache import ALWAYS, TimelineCache
-from .db import ProjectionDB
+from .cache import ALWAYS, Cutoffs, TimelineCache, Version
+from .db import ProjectionDB, unavailable_on_error
 from .fields import STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
@@ -135,11 +135,18 @@ def timeline_json(
 
     With a `cache`, the current timeline (no `as_of`) is reused while the asset has no
     new event in the served generation and no `stuck` flag would change; `position`
-    is always the current checkpoint.
+    is always the current checkpoint. The whole answer is reused while nothing at all
+    was committed to the read models since it was built (see `cache`).
     """
     key = asset_key(asset_url)
     until, moment = _as_of_point(as_of) if as_of is not None else (None, None)
     cutoff = stuck_cutoff(now if now is not None else moment, stuck_after)
+    if as_of is None and cache is not None:
+        conn = db.conn()
+        with unavailable_on_error("cannot read the read models"):
+            kept = cache.answer(conn, key, _version(conn), cutoff)
+        if kept is not None:
+            return kept
     with db.read() as conn:
         found = served(conn)
         if found is None:
@@ -149,7 +156,11 @@ def timeline_json(
             current = _current(conn, tables, key, cutoff, cache)
             if current is None:
                 raise AssetNotFound(asset_url)
-            return _document(current[0], checkpoint, current[1])
+            url, transformations, cutoffs = current
+            document = _document(url, checkpoint, transformations)
+            if cache is not None:  # the version of the snapshot it was built from
+                cache.keep_answer(conn, key, _version(conn), cutoffs, document)
+            return document
         if not has_asset(conn, tables, key):
             raise AssetNotFound(asset_url)
         if until is not None:
@@ -166,16 +177,24 @@ def timeline_json(
     return _document(url, checkpoint, transformations)
 
 
+def _version(conn: sqlite3.Connection) -> Version:
+    """Changes when anything is committed to the file: by another connection
+    (data_version) or by this one (total_changes)."""
+    return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
+
 def _current(
     conn: sqlite3.Connection,
     tables: Tables,
     key: str,
     cutoff: str,
     cache: TimelineCache | None,
-) -> tuple[str, bytes] | None:
-    """read_timeline through the cache, stamped with the asset's event count (a PK lookup)."""
+) -> tuple[str, bytes, Cutoffs] | None:
+    """read_timeline through the cache, stamped with the asset's event count (a PK lookup);
+    with the range of cutoffs its stuck flags hold for."""
     if cache is None:
-        return read_timeline(conn, tables, key, cutoff)
+        found = read_timeline(conn, tables, key, cutoff)
+        return None if found is None else (*found, (cutoff, cutoff))  # an empty range: unused
     row = conn.execute(
         f"SELECT events, pending FROM {tables.assets} WHERE asset = ?", (key,)
     ).fetchone()
@@ -193,7 +212,7 @@ def _current(
         params = {"asset": key, "cutoff": cutoff}
         cutoffs = conn.execute(query(STUCK_CUTOFFS, tables), params).fetchone()
     cache.put(tables.generation, key, events, *found, cutoffs)
-    return found
+    return (*found, cutoffs)
 
 
 def _refold(key: str, events, cutoff: str) -> Timeline | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import sys
@@ -13,7 +12,6 @@ import orjson
 from store import StoreError
 
 from . import cli_read
-from .admin import event_summary, export_events, import_events, select_events, verify_log
 from .cli_common import (
     CONTEXT,
     db_option,
@@ -43,10 +41,32 @@ def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# Waitress 3 flushes from the worker thread on every write (send_bytes=1): the headers,
+# then the body, each a send() and a wake-up of the main loop. Buffering up to 256 KiB
+# (the largest timeline answer is ~200 KB) lets the main loop send the answer in one
+# flush (measured: CPU per GET /timeline -41% with the whole-answer cache).
+SEND_BYTES = 256 * 1024
+
+
+def _one_flush_per_answer() -> dict:
+    """`send_bytes`, deprecated since waitress 1.3 with no replacement: passed while the
+    installed waitress still has it, without its DeprecationWarning."""
+    import warnings
+
+    from waitress.adjustments import Adjustments
+
+    if not hasattr(Adjustments, "send_bytes"):
+        return {}
+    warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
+    return {"send_bytes": SEND_BYTES}
 
 
 @cli.command(context_settings=CONTEXT)
@@ -114,6 +134,7 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
             # waitress's poll(), which re-registers every channel each time round.
             asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
             _quiet=True,
+            **_one_flush_per_answer(),
         )
     except KeyboardInterrupt:
         pass
@@ -167,6 +188,8 @@ def _pairs(counts: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
 def events(db, types, ids, since, until, after, limit, as_json) -> None:
     """List events in log order, filtered by type, id and created_at range."""
+    from .admin import event_summary, select_events
+
     with opened_store(load_config(db=db)) as store:
         rows = select_events(
             store, types=types, ids=ids, since=since, until=until, after=after, limit=limit
@@ -198,6 +221,8 @@ def show(db: str | None, event_id: str) -> None:
 @click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
 def verify(db: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
+    from .admin import verify_log
+
     with opened_store(load_config(db=db)) as store:
         report = verify_log(store)
     if not report.ok:
@@ -218,6 +243,8 @@ def verify(db: str | None, expect_head: str | None) -> None:
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
 def export(db: str | None, output) -> None:
     """Write every event as JSON Lines, raw bodies included."""
+    from .admin import export_events
+
     with opened_store(load_config(db=db)) as store:
         count = export_events(store, output)
     click.echo(f"exported {count} events", err=True)
@@ -228,6 +255,8 @@ def export(db: str | None, output) -> None:
 @click.argument("file", type=click.File("rb"))
 def import_(db: str | None, file) -> None:
     """Backfill events from an `ikledger export` file; safe to run again."""
+    from .admin import import_events
+
     with opened_store(load_config(db=db)) as store:
         report = import_events(store, file)
     click.echo(

@@ -11,10 +11,8 @@ import click
 
 from store import EventStore, StoreError, open_store
 
-from .admin import AdminError
 from .config import Config, ConfigError
 from .read_models import read_model_errors
-from .validation import InvalidEvent
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -42,10 +40,19 @@ def opened_store(config: Config) -> Iterator[EventStore]:
         raise click.ClickException(str(exc)) from None
     try:
         yield store
-    except (StoreError, AdminError) as exc:
+    except StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    except InvalidEvent as exc:
-        raise click.UsageError(exc.message) from None
+    except Exception as exc:
+        # The commands that can raise these import them; the query commands never load
+        # them (start-up time), so they are looked at only once something failed.
+        from .admin import AdminError
+        from .validation import InvalidEvent
+
+        if isinstance(exc, AdminError):
+            raise click.ClickException(str(exc)) from None
+        if isinstance(exc, InvalidEvent):
+            raise click.UsageError(exc.message) from None
+        raise
     finally:
         store.close()
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-migrations = Migrations("ikledger.store")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+SET = "ikledger.store"  # the migration set's name in `_sqlite_migrations`
+_STEPS: list[Callable[[Database], None]] = []  # in the order they apply
+
+
+def migration(step: Callable[[Database], None]) -> Callable[[Database], None]:
+    _STEPS.append(step)
+    return step
+
 
 # Both counter tables (`type_counts`, `delivery_counts`) hold the rows up to the last
 # multiple of their fold at or below the newest one; readers count the rest.
@@ -13,7 +24,7 @@ TYPE_FOLD = 1024
 DELIVERY_FOLD = 1024
 
 
-@migrations()
+@migration
 def m001_events(db: Database) -> None:
     # `chain` precedes `body` so reading the chain never walks past a large body.
     # `received_at` is epoch milliseconds and `scheme` a small code (store/encoding.py);
@@ -84,28 +95,28 @@ def _create_journal_view(db: Database) -> None:
     )
 
 
-@migrations()
+@migration
 def m002_deliveries(db: Database) -> None:
     # As first shipped: `scheme` TEXT, which turned the integer codes into "0"/"1" (m005).
     _create_deliveries(db, "deliveries", str)
     _create_journal_view(db)
 
 
-@migrations()
+@migration
 def m003_type_counts(db: Database) -> None:
     # Counts of the events up to the last multiple of `TYPE_FOLD` positions; the
     # store adds the few events after it when asked (see SQLiteStore.stats).
     db["type_counts"].create({"type": str, "events": int}, pk="type", not_null={"events"})
 
 
-@migrations()
+@migration
 def m004_write_probe(db: Database) -> None:
     # One row, rewritten by `SQLiteStore.check_writable`: a real committed write, so a
     # full disk or a read-only file fails it just as it fails an append.
     db["write_probe"].create({"id": int, "checked_at": str}, pk="id", not_null={"checked_at"})
 
 
-@migrations()
+@migration
 def m005_deliveries_scheme_is_a_code(db: Database) -> None:
     # `deliveries.scheme` was TEXT, so SQLite stored the integer scheme codes as "0"/"1"
     # and the journal showed them undecoded. The table is copied into one whose
@@ -123,7 +134,7 @@ def m005_deliveries_scheme_is_a_code(db: Database) -> None:
     _create_journal_view(db)
 
 
-@migrations()
+@migration
 def m006_delivery_counts(db: Database) -> None:
     # Journal rows by outcome up to the last multiple of `DELIVERY_FOLD` seqs, folded in
     # by the group commit that crosses it and lowered when rejected rows are pruned; the
@@ -139,7 +150,7 @@ def m006_delivery_counts(db: Database) -> None:
     )
 
 
-@migrations()
+@migration
 def m007_redeliveries_by_position(db: Database) -> None:
     # The duplicates and conflicts of one event without scanning the journal. Only
     # redeliveries are indexed: a new event's row costs no index page in the group
@@ -150,6 +161,29 @@ def m007_redeliveries_by_position(db: Database) -> None:
     )
 
 
-def apply(db: Database) -> None:
-    """Apply pending migrations; a no-op on an up-to-date database."""
-    migrations.apply(db)
+def pending(conn: sqlite3.Connection) -> bool:
+    """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
+
+    Opening an up-to-date log then never imports sqlite-utils (a third of a CLI
+    command's start-up).
+    """
+    try:
+        rows = conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (SET,)
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table: a new file
+        return True
+    return not {step.__name__ for step in _STEPS} <= {name for (name,) in rows}
+
+
+def apply(db: Database, **options) -> None:
+    """Apply pending migrations with sqlite-utils; a no-op on an up-to-date database.
+
+    `options` go to `Migrations.apply` (`stop_before=` builds an old schema in tests).
+    """
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(SET)
+    for step in _STEPS:
+        migrations()(step)
+    migrations.apply(db, **options)

@@ -16,8 +16,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Self
 
-from sqlite_utils import Database
-
 from . import migrations
 from .contract import (
     GENESIS,
@@ -81,7 +79,10 @@ class SQLiteStore:
             try:
                 setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file exists
                 setup.execute("PRAGMA journal_mode=WAL")
-                migrations.apply(Database(setup))
+                if migrations.pending(setup):
+                    from sqlite_utils import Database
+
+                    migrations.apply(Database(setup))
             finally:
                 setup.close()
             # The lock wait gets half the time an append may take, so that a locked

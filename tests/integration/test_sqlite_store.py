@@ -165,7 +165,7 @@ def test_old_journal_with_scheme_codes_as_text_reads_scheme_names_after_migratio
     from store import migrations
 
     conn = sqlite3.connect(db_path, isolation_level=None)
-    migrations.migrations.apply(Database(conn), stop_before="m005_deliveries_scheme_is_a_code")
+    migrations.apply(Database(conn), stop_before="m005_deliveries_scheme_is_a_code")
     conn.execute(
         "INSERT INTO events VALUES (1, 'e1', 't', '2024-01-01T00:00:00.000Z', 0, 1, ?, x'7B7D')",
         (b"\0" * 32,),
