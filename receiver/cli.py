@@ -12,7 +12,7 @@ import orjson
 
 from store import StoreError
 
-from . import cli_read
+from . import cli_db, cli_read
 from .admin import event_summary, export_events, import_events, select_events, verify_log
 from .cli_common import (
     CONTEXT,
@@ -290,6 +290,7 @@ def backup(db: str | None, path: str) -> None:
 
 for _command in cli_read.COMMANDS:
     cli.add_command(_command)
+cli.add_command(cli_db.db_role)
 
 
 def main() -> None:
