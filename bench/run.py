@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage")
+BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "pg")
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,15 @@ class Plan:
     query_seconds: int = 5
     query_sequential: int = 20
     fresh_seconds: int = 8
+    pg_capacity_events: int = 40_000
+    pg_rebuild_events: int = 1_000_000
     profile: bool = True
 
 
 QUICK = Plan(
     ingest_seconds=1, ingest_requests=8_000, ingest_warmup_requests=500, warmup_seconds=0, append_events=2_000,
     big_events=20_000, small_events=2_000, query_seconds=1, query_sequential=5, fresh_seconds=2,
-    profile=False,
+    pg_capacity_events=4_000, pg_rebuild_events=20_000, profile=False,
 )
 
 
@@ -149,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
                     results["errors"]["freshness"] = "needs the ingest benchmark's maximum (run with ingest)"
                 else:
                     figures += attempt("freshness", lambda: freshness.run(plan, small, small_probes, context["max_rps"])) or []
+
+    if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
+        def postgres():
+            from . import pg_suite
+
+            try:
+                return pg_suite.run(plan)
+            except pg_suite.PartialRun as partial:
+                results["errors"].update({f"pg {k}": v for k, v in partial.errors.items()})
+                return partial.figures
+
+        figures += attempt("pg", postgres) or []
 
     results["figures"] = [f.as_dict() for f in figures]
     missed = [f for f in figures if f.passed is False]
