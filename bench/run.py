@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default bench/ for the full suite, bench/work/quick/ for --quick)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                         help="py-spy profiles of missed targets (default: on, off with --quick)")
+    parser.add_argument("--merge", action="store_true", help="keep the rows of OUT/results.json "
+                        "for the benchmarks not selected (e.g. --only pg --merge)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
@@ -171,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
         attempt("profiles", lambda: profiles.run(plan, missed, results, context))
     results["duration_s"] = time.perf_counter() - started
+    if args.merge and (out / "results.json").exists():
+        import json
+
+        results = report.merge(json.loads((out / "results.json").read_text()), results)
     report.write(results, out / "results.json", out / "RESULTS.md")
     print(f"\nwrote {out / 'results.json'} and {out / 'RESULTS.md'} in {results['duration_s']:.0f} s")
     for f in results["figures"]:
