@@ -173,6 +173,32 @@ def _check_gap_free(url: str, acknowledged: int) -> dict:
     return {"events": report.events, "last_position": last}
 
 
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
+def _postmaster(cluster) -> list[int]:
+    """The throwaway cluster's postmaster pid (its tree holds every backend); [] if external."""
+    data = getattr(cluster, "data", None)
+    try:
+        return [int((data / "postmaster.pid").read_text().split()[0])] if data else []
+    except (OSError, ValueError, IndexError):
+        return []
+
+
+def _tree_cpu(roots: list[int]) -> float:
+    return sum(harness.tree_cpu_seconds(pid) for pid in roots)
+
+
 def scale_out(plan, cluster) -> list[Figure]:
     folder = harness.WORK / "pg_scale"
     folder.mkdir(parents=True, exist_ok=True)
@@ -199,9 +225,13 @@ def scale_out(plan, cluster) -> list[Figure]:
                             replace(plan, ingest_seconds=plan.warmup_seconds),
                             half,
                         )
+                    roots = [servers.pid(p) for p in set(ports)] + _postmaster(cluster)
+                    cpu, busy = _tree_cpu(roots), _machine_busy()
                     runs = _parallel_wrk([(ports[k], files[k][0]) for k in (0, 1)], plan, half)
+                    busy = _busy_fraction(busy, _machine_busy())
                     for port in set(ports):
                         settle(port)
+                    cpu = _tree_cpu(roots) - cpu
                 ok = sum(r["requests"] - r["non2xx"] for r in runs)
                 check = _check_gap_free(url, ok)
             finally:
@@ -211,13 +241,16 @@ def scale_out(plan, cluster) -> list[Figure]:
                 "non2xx": sum(r["non2xx"] for r in runs),
                 "errors": sum(r["errors"] for r in runs),
                 "acknowledged": ok,
+                "machine_busy": busy,
+                "cpu_us_per_2xx": cpu / ok * 1e6 if ok else float("inf"),
                 **check,
             }
             results[name].append(result)
             print(
                 f"  pg scale-out {name} receiver(s) run {i + 1}: {result['rps']:.0f} req/s, "
                 f"non-2xx {result['non2xx']}, errors {result['errors']}, "
-                f"log 1..{check['last_position']} verified",
+                f"log 1..{check['last_position']} verified, machine CPU busy {busy:.0%}, "
+                f"receivers + PostgreSQL {result['cpu_us_per_2xx']:.0f} us CPU per 2xx",
                 flush=True,
             )
     one, two = results["one"], results["two"]
@@ -238,6 +271,30 @@ def scale_out(plan, cluster) -> list[Figure]:
             1.0,
             note,
             extra={"pairwise_ratios": [a["rps"] / b["rps"] for a, b in zip(two, one)]},
+        ),
+        Figure(
+            "9 pg scale-out",
+            "scale-out: machine CPU busy during the measured run",
+            "%",
+            spread([100 * r["machine_busy"] for r in two]),
+            spread([100 * r["machine_busy"] for r in one]),
+            "one receiver",
+            "info",
+            None,
+            "all cores, from /proc/stat, over the wrk run: what bounds the row above when it "
+            "is near 100 (receivers, PostgreSQL, wrk and other work share the cores)",
+        ),
+        Figure(
+            "9 pg scale-out",
+            "scale-out: CPU per acknowledged request, receivers + PostgreSQL",
+            "µs",
+            spread([r["cpu_us_per_2xx"] for r in two]),
+            spread([r["cpu_us_per_2xx"] for r in one]),
+            "one receiver",
+            "info",
+            None,
+            "user+system CPU of the receivers' and the PostgreSQL server's process trees "
+            "(psutil) from the wrk run's start until the read models caught up, / 2xx",
         ),
         Figure(
             "9 pg scale-out",
