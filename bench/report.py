@@ -53,7 +53,8 @@ def merge(previous: dict, current: dict) -> dict:
     ran = {_prefix(f) for f in current["figures"]} | {k.split()[0] for k in current["errors"]}
     kept = [f for f in previous["figures"] if _prefix(f) not in ran]
     for f in kept:
-        f.setdefault("run", f"`{previous['command']}` on {previous['started_at']}")
+        f.setdefault("run", f"`{previous['command']}` on {previous['started_at']}, "
+                            f"{previous['machine']['cpu']}")
     merged = dict(current)
     merged["figures"] = kept + list(current["figures"])
     merged["figures"].sort(key=lambda f: int(_prefix(f)) if _prefix(f).isdigit() else 99)
