@@ -9,7 +9,8 @@ run). Runs alternate ikledger, peer, ikledger, peer, …
     .venv/bin/python -m bench.pg_append [--events 20000] [--runs 3]
 
 Uses IKLEDGER_BENCH_POSTGRES_DSN when set (a superuser DSN; databases are created on
-it), else a throwaway cluster (tests/postgres_cluster.py). Not wired into bench.run.
+it), else a throwaway cluster (tests/postgres_cluster.py). `python -m bench.run --only pg`
+runs it as benchmark 7 (bench/pg_suite.py).
 """
 
 from __future__ import annotations

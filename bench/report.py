@@ -41,6 +41,29 @@ def _verdict(f: dict) -> str:
     return {True: "pass", False: "**FAIL**", None: "info"}[f["pass"]]
 
 
+def _prefix(f: dict) -> str:
+    return f["bench"].split()[0]
+
+
+def merge(previous: dict, current: dict) -> dict:
+    """`current`, plus the rows of `previous` for the benchmarks `current` did not run.
+
+    Each kept row names the run it came from; ratios stay within one run.
+    """
+    ran = {_prefix(f) for f in current["figures"]} | {k.split()[0] for k in current["errors"]}
+    kept = [f for f in previous["figures"] if _prefix(f) not in ran]
+    for f in kept:
+        f.setdefault("run", f"`{previous['command']}` on {previous['started_at']}, "
+                            f"{previous['machine']['cpu']}")
+    merged = dict(current)
+    merged["figures"] = kept + list(current["figures"])
+    merged["figures"].sort(key=lambda f: int(_prefix(f)) if _prefix(f).isdigit() else 99)
+    merged["merged_from"] = sorted({f["run"] for f in merged["figures"] if f.get("run")})
+    for key in ("profiles", "bounds"):
+        merged[key] = {**previous.get(key, {}), **current.get(key, {})}
+    return merged
+
+
 def write(results: dict, json_path: Path, md_path: Path) -> None:
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     md_path.write_text(markdown(results))
@@ -65,6 +88,11 @@ def markdown(r: dict) -> str:
         "that must hold in every run); its baseline ran in the same harness run, interleaved "
         "with it, on this machine. Ratio = figure / baseline, same statistic.",
         "",
+        *(
+            [f"Rows marked † come from an earlier run ({', '.join(r['merged_from'])}); "
+             "the others from this one.", ""]
+            if r.get("merged_from") else []
+        ),
         "| # | Figure | Unit | Measured | Baseline | Ratio | Target | Result |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -74,7 +102,7 @@ def markdown(r: dict) -> str:
         if f["baseline_name"]:
             base += f"<br><sub>{f['baseline_name']}</sub>"
         lines.append(
-            f"| {f['bench']} | {f['name']} | {f['unit']} | {_cell(f['value'], which)} | {base} | "
+            f"| {f['bench']}{' †' if f.get('run') else ''} | {f['name']} | {f['unit']} | {_cell(f['value'], which)} | {base} | "
             f"{_num(f['ratio'])} | {_target(f)} | {_verdict(f)} |"
         )
     notes = [f for f in r["figures"] if f["note"]]
@@ -106,3 +134,14 @@ def markdown(r: dict) -> str:
                 lines.append(f"| {a[1]} | `{a[0]}` | | {b[1]} | `{b[0]}` |")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m bench.report merge NEW.json [FOLDER]
+    import sys
+
+    new, folder = Path(sys.argv[2]), Path(sys.argv[3] if len(sys.argv) > 3 else "bench")
+    if sys.argv[1] != "merge":
+        raise SystemExit("usage: python -m bench.report merge NEW.json [FOLDER]")
+    old = json.loads((folder / "results.json").read_text())
+    write(merge(old, json.loads(new.read_text())), folder / "results.json", folder / "RESULTS.md")
+    print(f"merged {new} into {folder / 'results.json'} and {folder / 'RESULTS.md'}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage")
+BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "pg")
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,15 @@ class Plan:
     query_seconds: int = 5
     query_sequential: int = 20
     fresh_seconds: int = 8
+    pg_capacity_events: int = 40_000
+    pg_rebuild_events: int = 1_000_000
     profile: bool = True
 
 
 QUICK = Plan(
     ingest_seconds=1, ingest_requests=8_000, ingest_warmup_requests=500, warmup_seconds=0, append_events=2_000,
     big_events=20_000, small_events=2_000, query_seconds=1, query_sequential=5, fresh_seconds=2,
-    profile=False,
+    pg_capacity_events=4_000, pg_rebuild_events=20_000, profile=False,
 )
 
 
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default bench/ for the full suite, bench/work/quick/ for --quick)")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                         help="py-spy profiles of missed targets (default: on, off with --quick)")
+    parser.add_argument("--merge", action="store_true", help="keep the rows of OUT/results.json "
+                        "for the benchmarks not selected (e.g. --only pg --merge)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
@@ -150,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     figures += attempt("freshness", lambda: freshness.run(plan, small, small_probes, context["max_rps"])) or []
 
+    if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
+        def postgres():
+            from . import pg_suite
+
+            try:
+                return pg_suite.run(plan)
+            except pg_suite.PartialRun as partial:
+                results["errors"].update({f"pg {k}": v for k, v in partial.errors.items()})
+                return partial.figures
+
+        figures += attempt("pg", postgres) or []
+
     results["figures"] = [f.as_dict() for f in figures]
     missed = [f for f in figures if f.passed is False]
     if plan.profile and missed:
@@ -157,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
         attempt("profiles", lambda: profiles.run(plan, missed, results, context))
     results["duration_s"] = time.perf_counter() - started
+    if args.merge and (out / "results.json").exists():
+        import json
+
+        results = report.merge(json.loads((out / "results.json").read_text()), results)
     report.write(results, out / "results.json", out / "RESULTS.md")
     print(f"\nwrote {out / 'results.json'} and {out / 'RESULTS.md'} in {results['duration_s']:.0f} s")
     for f in results["figures"]:

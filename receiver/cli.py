@@ -11,7 +11,7 @@ import orjson
 
 from store import StoreError
 
-from . import cli_read
+from . import cli_db, cli_read
 from .cli_common import (
     CONTEXT,
     db_option,
@@ -319,6 +319,7 @@ def backup(db: str | None, path: str) -> None:
 
 for _command in cli_read.COMMANDS:
     cli.add_command(_command)
+cli.add_command(cli_db.db_role)
 
 
 def main() -> None:
