@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "pg")
+BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "ui", "pg")
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                     results["errors"]["freshness"] = "needs the ingest benchmark's maximum (run with ingest)"
                 else:
                     figures += attempt("freshness", lambda: freshness.run(plan, small, small_probes, context["max_rps"])) or []
+
+    if "ui" in selected:  # issue 10's page render time, in process
+        from . import ui
+
+        figures += attempt("ui", lambda: ui.run(plan)) or []
 
     if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
         def postgres():

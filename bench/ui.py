@@ -1,4 +1,4 @@
-"""Server-side render time of the timeline page (not wired into bench/run.py).
+"""Server-side render time of the timeline page (`python -m bench.run --only ui`).
 
 Builds a log with one asset of N transformations (accepted + ready, some errors and
 one stuck), catches the read models up, then renders `GET /ui/asset?url=…` in process
@@ -100,12 +100,56 @@ def main() -> None:
     print(json.dumps(report, indent=2))
 
 
-def measure(client, renders: int) -> dict:
-    params = {"url": ASSET}
+def run(plan) -> list:
+    """The page's render p99 under 8 readers beside the JSON API's, interleaved, `plan.runs` times.
+
+    The served figure is the page as served while the asset does not change (its picture
+    and table kept as rendered); the page drawn afresh every time is an info row.
+    """
+    from .harness import Figure, spread
+
+    renders = 200 if plan.query_seconds >= 5 else 40
+    page, fresh, api, size = [], [], [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(str(Path(tmp) / "log.db"))
+        views = projections.open_projections(store, str(Path(tmp) / "views.db"))
+        try:
+            fill(store, 200)
+            projections.ProjectionRunner(views).catch_up()
+            saved, fragments.MAX_ENTRIES = fragments.MAX_ENTRIES, 0
+            try:
+                uncached = falcon.testing.TestClient(create_app(Config(secrets=("s",)), store, views))
+            finally:
+                fragments.MAX_ENTRIES = saved
+            served = falcon.testing.TestClient(create_app(Config(secrets=("s",)), store, views))
+            for i in range(plan.runs):
+                api.append(measure(served, renders, "/timeline", {"asset": ASSET})["eight_readers"]["p99_ms"])
+                got = measure(served, renders)
+                size = got["page_bytes"]
+                page.append(got["eight_readers"]["p99_ms"])
+                fresh.append(measure(uncached, renders)["eight_readers"]["p99_ms"])
+                print(f"  ui run {i + 1}: page p99 {page[-1]:.1f} ms (drawn afresh {fresh[-1]:.1f}), "
+                      f"GET /timeline p99 {api[-1]:.1f} ms", flush=True)  # fmt: skip
+        finally:
+            views.close()
+            store.close()
+    note = (f"in process through the real app (no network), {renders} renders shared by 8 threads; "
+            f"asset of 200 transformations, page {size / 1000:.0f} kB")  # fmt: skip
+    return [
+        Figure("12 ui", "timeline page render p99, 8 readers", "ms", spread(page), spread(api),
+               "GET /timeline (JSON) p99, same app, same readers", "max_value", 50.0, note),
+        Figure("12 ui", "timeline page drawn afresh each time, p99, 8 readers", "ms",
+               spread(fresh), spread(page), "as served (picture kept while the asset is unchanged)",
+               "info", None, note),
+    ]  # fmt: skip
+
+
+def measure(client, renders: int, path: str = "/ui/asset", params: dict | None = None) -> dict:
+    params = {"url": ASSET} if params is None else params
 
     def render() -> float:
         began = time.perf_counter()
-        answer = client.simulate_get("/ui/asset", params=params)
+        answer = client.simulate_get(path, params=params)
         elapsed = (time.perf_counter() - began) * 1000
         assert answer.status_code == 200, answer.status
         return elapsed
@@ -127,7 +171,7 @@ def measure(client, renders: int) -> dict:
     for t in threads:
         t.join(timeout=600)
     return {
-        "page_bytes": len(client.simulate_get("/ui/asset", params=params).content),
+        "page_bytes": len(client.simulate_get(path, params=params).content),
         "one_reader": _percentiles(single),
         "eight_readers": _percentiles(shared),
     }
