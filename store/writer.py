@@ -116,6 +116,7 @@ class GroupWriter:
         # last took a group; 0 again whenever it finds the queue empty.
         self._peak = 0
         self.groups = 0  # groups handed to `commit`
+        self.grouped = 0  # appends (callers) in those groups
         self.lingered = 0  # of which the writer waited for a fuller group first
         self.rejections_dropped = 0
         self.restarts = 0  # writer threads replaced after dying
@@ -229,6 +230,14 @@ class GroupWriter:
                 return not self._thread.is_alive()
             self._closed = True
             self._cond.notify_all()
+        if self.groups:
+            log.info(
+                "%s: %d appends in %d groups (%d after lingering)",
+                self.name,
+                self.grouped,
+                self.groups,
+                self.lingered,
+            )
         self._thread.join(max(2 * self.timeout, 1.0))
         if not self._thread.is_alive():
             return True
@@ -286,6 +295,7 @@ class GroupWriter:
             self._inflight = group
             self._peak = len(self._appends) + len(group)
             self.groups += 1
+            self.grouped += len(group)
         return group, rejections
 
     def _linger(self) -> None:
