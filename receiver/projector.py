@@ -73,6 +73,9 @@ class Projector:
         try:
             self._proc = subprocess.Popen(args, env=env, pass_fds=(read_end,))
             self._started_at = time.monotonic()
+        except BaseException:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
         if self._pipe is not None:

@@ -63,7 +63,12 @@ def open_runtime(
     else:
         runner = projections.ProjectionRunner(views)
         app = create_app(config, store, views)
-    runner.start()
+    try:
+        runner.start()
+    except BaseException:  # a child that cannot be started: nothing is left open
+        views.close()
+        store.close()
+        raise
     return Runtime(config, store, views, runner, app)
 
 
