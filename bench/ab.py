@@ -39,12 +39,13 @@ def parse_variant(text: str) -> tuple[str, str, dict]:
 
 
 @contextlib.contextmanager
-def serve(tree: str, env: dict, db: Path, threads: int, log: Path):
+def serve(tree: str, env: dict, db: Path, threads: int | None, log: Path):
     root = Path(tree).resolve()
     port = harness.free_port()
+    extra = [] if threads is None else ["--threads", str(threads)]
     proc = harness.start(
         [sys.executable, "-m", "receiver", "serve", "--host", harness.HOST, "--port", str(port),
-         "--db", str(db), "--threads", str(threads)],
+         "--db", str(db), *extra],
         env={"IMAGEKIT_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(root), **env},
         log=log, cwd=root,
     )
@@ -59,9 +60,9 @@ def serve(tree: str, env: dict, db: Path, threads: int, log: Path):
 
 def server_for(tree: str, env: dict, db: Path, threads: int, log: Path, answers: Path | None = None):
     if tree == "bare":
-        return servers.bare(threads=threads, log=log)
+        return servers.bare(threads=threads or 8, log=log)
     if tree == "same":
-        return servers.bare(threads=threads, log=log, answers=answers)
+        return servers.bare(threads=threads or 8, log=log, answers=answers)
     return serve(tree, env, db, threads, log)
 
 
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variants", nargs="+", help="NAME=TREE[,KEY=VALUE...]")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="serve --threads (default: serve's own default; the bare app gets 8)")
     parser.add_argument("--requests", type=int, default=40_000, help="ingest: distinct deliveries")
     parser.add_argument("--events", type=int, default=1_000_000, help="query, cli: log size")
     args = parser.parse_args(argv)

@@ -88,7 +88,7 @@ def run(plan, small_log: Path, probes: dict, max_rps: float) -> list[Figure]:
             shutil.copyfile(proj, str(db).removesuffix(".db") + ".projections.db")
         req = folder / f"load-{i}.req"
         write_posts(req, deliveries, int(time.time()))
-        with servers.ikledger(db, threads=plan.server_threads, log=folder / f"fresh-{i}.log") as port:
+        with servers.ikledger(db, threads=None, log=folder / f"fresh-{i}.log") as port:
             status, _ = harness.http_get(port, path_for(probes[min(probes)]))
             if status != 200:
                 raise RuntimeError(f"GET /timeline answers {status} for a known asset; not served yet?")

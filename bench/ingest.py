@@ -1,6 +1,7 @@
 """Benchmark 1: signed, validated, durable ingest through `ikledger serve`, versus bare Falcon.
 
-Both servers run under waitress with the same thread count, one at a time, alternating
+The bare endpoint runs under waitress with `plan.server_threads` threads and `ikledger
+serve` at its default settings (the issue's definition), one at a time, alternating
 (bare, ikledger, bare, ikledger, …) so that drift on a shared machine hits both alike.
 Each run starts a fresh server (and, for ikledger, a fresh log), warms it up briefly
 with requests of its own, then takes a fixed-duration wrk run at 16 connections.
@@ -69,7 +70,7 @@ def run(plan) -> tuple[list[Figure], dict]:
                 db = folder / f"ingest-{i}.db"
                 for suffix in ("", "-wal", "-shm"):
                     harness.Path(f"{db}{suffix}").unlink(missing_ok=True)
-                server = servers.ikledger(db, threads=plan.server_threads, log=folder / f"ingest-{i}.log")
+                server = servers.ikledger(db, threads=None, log=folder / f"ingest-{i}.log")
             with server as port:
                 if plan.warmup_seconds:
                     wrk(port, warm_file, mode="post", connections=plan.connections,
@@ -82,7 +83,8 @@ def run(plan) -> tuple[list[Figure], dict]:
                   f"CPU {result['cpu_us_per_2xx']:.0f} us/2xx", flush=True)
     bare, ik = results["bare"], results["ikledger"]
     wrapped = sum(r["wrapped"] for r in ik)
-    note = f"{plan.connections} connections, waitress threads {plan.server_threads}, {plan.ingest_seconds} s per run"
+    note = (f"{plan.connections} connections, ikledger serve at its defaults, bare waitress "
+            f"threads {plan.server_threads}, {plan.ingest_seconds} s per run")
     if wrapped:
         note += f"; WARNING: ikledger runs resent {wrapped} ids (request list too short)"
     figures = [

@@ -28,7 +28,7 @@ def _ingest(plan, folder: Path) -> dict:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     out = folder / "ingest.txt"
-    with servers.ikledger(db, threads=plan.server_threads, log=folder / "ingest.log") as port:
+    with servers.ikledger(db, threads=None, log=folder / "ingest.log") as port:
         pid = servers.pid(port)
         spy = record(pid, SECONDS, out, gil=True)
         wrk(port, req, mode="post", connections=plan.connections, seconds=SECONDS + 1)

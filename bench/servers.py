@@ -32,10 +32,14 @@ def _serving(args: list[str], *, env: dict | None, log: Path | None) -> Iterator
         harness.stop(proc)
 
 
-def ikledger(db: Path, *, threads: int, env: dict | None = None, log: Path | None = None):
-    """`ikledger serve` on a free port over `db`; yields the port, stops it on exit."""
+def ikledger(db: Path, *, threads: int | None, env: dict | None = None, log: Path | None = None):
+    """`ikledger serve` on a free port over `db`; yields the port, stops it on exit.
+
+    `threads=None` leaves `serve` at its default thread count.
+    """
+    extra = [] if threads is None else ["--threads", str(threads)]
     return _serving(
-        [str(IKLEDGER), "serve", "--host", harness.HOST, "--db", str(db), "--threads", str(threads)],
+        [str(IKLEDGER), "serve", "--host", harness.HOST, "--db", str(db), *extra],
         env={"IMAGEKIT_WEBHOOK_SECRET": SECRET, **(env or {})},
         log=log or db.with_suffix(".log"),
     )

@@ -88,11 +88,13 @@ class HealthResource:
     delivery arrives to prove it. `unavailable`: the log cannot be read; `degraded`:
     it cannot be written, or the read models cannot be read. A projection stopped at
     a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
+    So does a catch-up child process that died (`projector`, restarted by `serve`).
     """
 
-    def __init__(self, store: EventStore, views: ProjectionDB | None = None):
+    def __init__(self, store: EventStore, views: ProjectionDB | None = None, projector=None):
         self.store = store
         self.views = views
+        self.projector = projector  # anything with `status() -> dict`, or None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body: dict = {"status": "ok"}
@@ -111,6 +113,8 @@ class HealthResource:
                 body["projections"] = projections.projection_status(self.views)
             except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
                 body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+        if self.projector is not None:
+            body["projector"] = self.projector.status()
         if body["status"] == "ok" and ("write_error" in body or "read_model_error" in body):
             body["status"] = "degraded"
         resp.media = body
@@ -141,11 +145,14 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     now: Callable[[], str | None] = lambda: None,
+    projector=None,
 ) -> falcon.App:
     """Build the WSGI app over an open store (and read models, for the query API).
 
     The caller owns and closes both. Without `views` only the ingest routes exist.
     `now` fixes the clock of the stuck-transformation queries (None: real time).
+    `projector` (the catch-up child's handle, see `receiver.projector`) is reported
+    by `/healthz`.
     """
     app = falcon.App(middleware=[RequestLog()])
     handler = _json_handler()
@@ -163,7 +170,7 @@ def create_app(
             clock=clock,
         ),
     )
-    app.add_route("/healthz", HealthResource(store, views))
+    app.add_route("/healthz", HealthResource(store, views, projector))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenAPIResource())
     add_failure_handlers(app)

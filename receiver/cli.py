@@ -72,7 +72,21 @@ def _one_flush_per_answer() -> dict:
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Waitress worker threads.")
+@click.option(
+    "--threads",
+    default=16,
+    show_default=True,
+    type=int,
+    help="Waitress worker threads (each request waits for its group's commit in one).",
+)
+@click.option(
+    "--catch-up",
+    "catch_up",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Keep the read models current from a child process, or from a thread of this one.",
+)
 @db_option
 @click.option(
     "--log-level",
@@ -81,12 +95,15 @@ def _one_flush_per_answer() -> dict:
     show_default=True,
     help="Logging level.",
 )
-def serve(host: str, port: int, threads: int, db: str | None, log_level: str) -> None:
+def serve(
+    host: str, port: int, threads: int, catch_up: str, db: str | None, log_level: str
+) -> None:
     """Run the receiver (POST /webhook) and the query API with waitress.
 
-    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
-    a path (X.db: X.projections.db), else ikledger.projections.db in the working
-    directory.
+    By default two processes run: this one answers requests, and a child it starts
+    (and restarts) keeps the read models current; the child exits with it. The read
+    models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as a path
+    (X.db: X.projections.db), else ikledger.projections.db in the working directory.
     """
     import waitress
 
@@ -109,7 +126,7 @@ def serve(host: str, port: int, threads: int, db: str | None, log_level: str) ->
 
     try:
         with read_model_failures(config):
-            runtime = open_runtime(config)
+            runtime = open_runtime(config, catch_up=catch_up, log_level=log_level.upper())
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

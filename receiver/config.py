@@ -35,7 +35,7 @@ class Config:
     stuck_after: int = 900
     host: str = "127.0.0.1"
     port: int = 8080
-    threads: int = 8
+    threads: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:

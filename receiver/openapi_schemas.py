@@ -35,6 +35,19 @@ SCHEMAS = {
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
             "projections": {"type": "array", "items": {"type": "object"}},
+            "projector": {
+                "type": "object",
+                "description": "`ikledger serve`'s catch-up child process (absent when the "
+                "read models are caught up by a thread of the server). It is restarted when "
+                "it dies; the status stays `ok` meanwhile.",
+                "properties": {
+                    "process": {"type": "string", "enum": ["child"]},
+                    "running": {"type": "boolean"},
+                    "pid": {"type": ["integer", "null"]},
+                    "restarts": {"type": "integer"},
+                    "last_exit": {"type": ["integer", "null"]},
+                },
+            },
         },
     },
     "EventSummary": {

@@ -1,12 +1,17 @@
-"""The production composition root: store, read models, catch-up thread and app from a Config.
+"""The production composition root: store, read models, catch-up and app from a Config.
 
 `ikledger serve` and `get_app()` (for any other WSGI server) both build through
-`open_runtime`, so they run the same wiring. Tests build apps with `create_app`.
+`open_runtime`, so they run the same wiring. They differ in where the read models
+are caught up: `serve` asks for a child process (`receiver.projector`), so the
+request process spends nothing on it; `get_app()` keeps a catch-up thread in the
+process, because a WSGI server may fork or start it several times and each copy
+would start a child of its own. Tests build apps with `create_app`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import falcon
 
@@ -15,6 +20,9 @@ from store import EventStore, open_store
 
 from .app import create_app
 from .config import Config
+from .projector import Projector
+
+CatchUp = Literal["process", "thread"]
 
 
 @dataclass
@@ -24,19 +32,23 @@ class Runtime:
     config: Config
     store: EventStore
     views: projections.ProjectionDB
-    runner: projections.ProjectionRunner
+    catch_up: projections.ProjectionRunner | Projector
     app: falcon.App
 
     def close(self) -> None:
-        """Stop the catch-up thread, then close the read models and the log."""
-        self.runner.stop()
+        """Stop the catch-up (thread or child), then close the read models and the log."""
+        self.catch_up.stop()
         self.views.close()
         self.store.close()
 
 
-def open_runtime(config: Config) -> Runtime:
+def open_runtime(
+    config: Config, *, catch_up: CatchUp = "thread", log_level: str = "INFO"
+) -> Runtime:
     """Open the log and its read models, start catching up, and build the app.
 
+    `catch_up="process"` runs the catch-up in a child process that `/healthz` reports
+    on (`projector`) and that is restarted when it dies; `"thread"` in this process.
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
     store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
@@ -45,15 +57,25 @@ def open_runtime(config: Config) -> Runtime:
     except BaseException:
         store.close()
         raise
-    runner = projections.ProjectionRunner(views)
-    runner.start()
-    return Runtime(config, store, views, runner, create_app(config, store, views))
+    if catch_up == "process":
+        runner: projections.ProjectionRunner | Projector = Projector(config, log_level=log_level)
+        app = create_app(config, store, views, projector=runner)
+    else:
+        runner = projections.ProjectionRunner(views)
+        app = create_app(config, store, views)
+    try:
+        runner.start()
+    except BaseException:  # a child that cannot be started: nothing is left open
+        views.close()
+        store.close()
+        raise
+    return Runtime(config, store, views, runner, app)
 
 
 def get_app() -> falcon.App:
     """The production app, configured from the environment (for any WSGI server).
 
     Keeps the read models current with a background catch-up thread for the life of
-    the process.
+    the process (not a child process: see the module docstring).
     """
     return open_runtime(Config.from_env()).app

@@ -6,6 +6,13 @@ them all durable. Refused deliveries are journalled with the next group and neve
 waited for. The writer owns queueing, grouping, waiting with a timeout, detecting its
 own death and closing; the backend owns only "commit this group".
 
+Lingering: when the queue is short but other callers were inside `append` at the
+same time as recently as the last group (queued or committing), the writer waits up
+to `linger` seconds (1 ms) for `linger_group` (12) queued appends before it commits,
+so that one fsync serves more of them. It never waits when the queue already holds
+enough, nor when no other caller was in flight: a lone sequential caller commits at
+once, one group per append.
+
 `commit(events, rejections, probe)` commits one group in one transaction and returns
 one `AppendResult` per event, in order; `rejections` are `(epoch ms, Rejection)` pairs
 and `probe` asks for a real write even when the group holds nothing else. It raises a
@@ -34,6 +41,8 @@ from .encoding import now_ms
 log = logging.getLogger("ikledger.store")
 
 MAX_GROUP = 512  # events per transaction; bounds the time one commit holds the lock
+LINGER = 0.001  # seconds the writer may wait for a fuller group (see the module docstring)
+LINGER_GROUP = 12  # queued appends that end the wait at once
 REJECTED_KEEP = 10_000  # refused deliveries a journal keeps by default (the newest)
 _REJECT_QUEUE_MAX = 10_000  # a flood of refused requests never grows memory past this
 
@@ -85,14 +94,30 @@ class GroupWriter:
     names the cause, and the next write starts a fresh thread.
     """
 
-    def __init__(self, commit: Commit, *, timeout: float, name: str = "ikledger-writer"):
+    def __init__(
+        self,
+        commit: Commit,
+        *,
+        timeout: float,
+        name: str = "ikledger-writer",
+        linger: float = LINGER,
+        linger_group: int = LINGER_GROUP,
+    ):
         self._commit = commit
         self.timeout = timeout
         self.name = name
+        self.linger = linger
+        self.linger_group = linger_group
         self._cond = threading.Condition()
         self._appends: list[_Waiter] = []
         self._rejections: list[tuple[int, Rejection]] = []
         self._inflight: list[_Waiter] = []
+        # Most callers inside `append` at once (queued + committing) since the writer
+        # last took a group; 0 again whenever it finds the queue empty.
+        self._peak = 0
+        self.groups = 0  # groups handed to `commit`
+        self.grouped = 0  # appends (callers) in those groups
+        self.lingered = 0  # of which the writer waited for a fuller group first
         self.rejections_dropped = 0
         self.restarts = 0  # writer threads replaced after dying
         self._closed = False
@@ -130,6 +155,7 @@ class GroupWriter:
                 raise StoreClosed("the store is closed")
             self._revive()
             self._appends.append(waiter)
+            self._peak = max(self._peak, len(self._appends) + len(self._inflight))
             self._cond.notify()
         if waiter.wait(self.timeout):
             return waiter
@@ -204,6 +230,14 @@ class GroupWriter:
                 return not self._thread.is_alive()
             self._closed = True
             self._cond.notify_all()
+        if self.groups:
+            log.info(
+                "%s: %d appends in %d groups (%d after lingering)",
+                self.name,
+                self.grouped,
+                self.groups,
+                self.lingered,
+            )
         self._thread.join(max(2 * self.timeout, 1.0))
         if not self._thread.is_alive():
             return True
@@ -241,6 +275,8 @@ class GroupWriter:
     def _take(self) -> tuple[list[_Waiter], list[tuple[int, Rejection]]] | None:
         """The next group and the queued rejections; None once closed and drained."""
         with self._cond:
+            if not self._appends:
+                self._peak = 0  # idle: whoever comes next starts a new count
             while not self._appends and not self._rejections and not self._closed:
                 self._cond.wait()
             if self._closed and not self._appends and not self._rejections:
@@ -249,6 +285,7 @@ class GroupWriter:
         # appends, and this group takes them all (bigger groups, fewer fsyncs).
         time.sleep(0)
         with self._cond:
+            self._linger()
             group, count = [], 0
             while self._appends and count < MAX_GROUP:
                 waiter = self._appends.pop(0)
@@ -256,7 +293,27 @@ class GroupWriter:
                 count += len(waiter.events)
             rejections, self._rejections = self._rejections, []
             self._inflight = group
+            self._peak = len(self._appends) + len(group)
+            self.groups += 1
+            self.grouped += len(group)
         return group, rejections
+
+    def _linger(self) -> None:
+        """Under the lock: wait at most `linger` s for callers known to be in flight.
+
+        The target is the most callers seen inside `append` at once since the last
+        group was taken, capped at `linger_group`: with one caller it is met already.
+        """
+        target = min(self.linger_group, self._peak)
+        if self.linger <= 0 or len(self._appends) >= target:
+            return
+        self.lingered += 1
+        deadline = time.monotonic() + self.linger
+        while len(self._appends) < target and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _commit_group(self, group: list[_Waiter], rejections: list) -> None:
         events = [event for waiter in group for event in waiter.events]

@@ -257,3 +257,90 @@ def test_refusals_are_committed_with_the_next_group_with_their_time(closing):
     rejections = [r for _, rs, _ in commit.groups for r in rs]
     assert [r for _, r in rejections] == [refusal]
     assert all(isinstance(at, int) and at > 1_600_000_000_000 for at, _ in rejections)
+
+
+# -- lingering for a fuller group ----------------------------------------------------
+
+
+def test_a_lone_sequential_caller_commits_one_group_per_append_and_never_lingers(closing):
+    commit = Recorder()
+    writer = GroupWriter(commit, timeout=5.0, name="lone-writer", linger=0.05, linger_group=12)
+    try:
+        for n in range(20):
+            assert writer.append_many([event(f"e{n}")])[0].position == n + 1
+        writer.check_writable()  # a probe is a caller too, alone as well
+    finally:
+        writer.close()
+    assert writer.lingered == 0
+    assert writer.groups == len(commit.groups) == 21
+    assert [len(events) for events, _, _ in commit.groups[:20]] == [1] * 20
+
+
+def test_a_caller_queued_while_another_commits_waits_for_its_next_append(closing):
+    # A commits (blocked); B queues meanwhile, so two callers were in flight. Once A
+    # is answered, the writer holds B until A's next append arrives (the linger is
+    # long here so that the grouping does not depend on timing), then commits both.
+    commit = Blocking()
+    writer = GroupWriter(commit, timeout=BOUND, name="linger-writer", linger=BOUND / 2)
+    try:
+        first, first_outcome = in_thread(writer.append_many, [event("a1")])
+        assert commit.entered.wait(BOUND)
+        second, second_outcome = in_thread(writer.append_many, [event("b1")])
+        wait_until(lambda: writer.queued == 1)
+        commit.release.set()
+        first.join(BOUND)
+        assert first_outcome["result"][0].position == 1
+        wait_until(lambda: writer.lingered == 1)  # holding b1, not committing it
+        assert writer.append_many([event("a2")])[0].outcome is Outcome.STORED
+        second.join(BOUND)
+        assert second_outcome["result"][0].outcome is Outcome.STORED
+    finally:
+        writer.close()
+    assert [[e.id for e in events] for events, _, _ in commit.groups] == [["a1"], ["b1", "a2"]]
+
+
+def test_a_queue_already_holding_enough_is_committed_without_lingering(closing):
+    commit = Blocking()
+    writer = GroupWriter(commit, timeout=BOUND, name="full-writer", linger=BOUND, linger_group=3)
+    try:
+        first, _ = in_thread(writer.append_many, [event("first")])
+        assert commit.entered.wait(BOUND)
+        queued = [in_thread(writer.append_many, [event(f"q{n}")]) for n in range(3)]
+        wait_until(lambda: writer.queued == 3)
+        commit.release.set()
+        for thread, outcome in [(first, None), *queued]:
+            thread.join(BOUND)
+            assert not thread.is_alive(), "the writer lingered with a full queue"
+    finally:
+        writer.close()
+    assert writer.lingered == 0
+    assert sorted(len(events) for events, _, _ in commit.groups) == [1, 3]
+
+
+def test_groups_grow_under_concurrent_callers():
+    # 16 callers against a commit that takes as long as an fsync: the commit count is
+    # far below the append count.
+    recorder = Recorder()
+
+    def fsync_like(events, rejections, probe):
+        time.sleep(0.003)
+        return recorder(events, rejections, probe)
+
+    writer = GroupWriter(fsync_like, timeout=BOUND, name="busy-writer")
+    threads = [
+        threading.Thread(
+            target=lambda n=n: [writer.append_many([event(f"t{n}-{k}")]) for k in range(25)]
+        )
+        for n in range(16)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(BOUND * 3)
+            assert not thread.is_alive()
+    finally:
+        writer.close()
+    assert len(recorder.ids()) == 400
+    assert writer.groups == len(recorder.groups) <= 400 / 4
+    assert writer.lingered > 0
