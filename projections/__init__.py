@@ -29,7 +29,6 @@ from .queries import (
     timeline_json,
     transformations,
 )
-from .rebuild import Progress
 from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
 from .video_timeline import TIMELINE, asset_key
 
@@ -63,3 +62,12 @@ __all__ = [
     "timeline_json",
     "transformations",
 ]
+
+
+def __getattr__(name: str):
+    # The rebuild machinery (worker pool, scratch files) loads only when it is used.
+    if name == "Progress":
+        from .rebuild import Progress
+
+        return Progress
+    raise AttributeError(f"module 'projections' has no attribute {name!r}")

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from .catchup import catch_up_safely
 from .checkpoints import ensure, record_error
@@ -30,8 +30,10 @@ from .db import ProjectionDB
 from .failures import Kind, classify
 from .framework import Projection, UnknownProjection
 from .queries import projection_status
-from .rebuild import ProgressFn, rebuild
 from .video_timeline import TIMELINE
+
+if TYPE_CHECKING:
+    from .rebuild import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class ProjectionRunner:
         reason = ensure(self.db, projection)
         if reason is not None:
             log.warning("rebuilding projection %s: %s", projection.name, reason)
+            from .rebuild import rebuild  # the bulk machinery only when a rebuild is due
+
             rebuild(self.db, projection)
         self._ensured.add(projection.name)
 
@@ -146,6 +150,8 @@ class ProjectionRunner:
         self, name: str | None = None, *, progress: ProgressFn | None = None
     ) -> dict[str, int]:
         """Rebuild one projection by name, or all; returns events applied per name."""
+        from .rebuild import rebuild
+
         chosen = [self._get(name)] if name is not None else list(self.projections.values())
         done = {}
         with self._lock:

@@ -187,9 +187,8 @@ class AssetPage(Page):
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
             started = time.perf_counter()
-            result = orjson.loads(
-                projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
-            )
+            document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            result, digest = self.fragments.parse(document)
 
             def fragment(moment: datetime) -> str:
                 svg = timeline_svg(
@@ -206,7 +205,7 @@ class AssetPage(Page):
                 resp,
                 "asset.html",
                 result=result,
-                fragment=self.fragments.get_or_render(result, self.moment(), fragment),
+                fragment=self.fragments.get_or_render(result, self.moment(), fragment, digest),
                 as_of=as_of or "",
                 head=self.store.last_position(),
                 render_ms=(time.perf_counter() - started) * 1000,

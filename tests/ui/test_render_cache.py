@@ -80,3 +80,21 @@ def test_an_open_transformation_is_redrawn_as_time_passes(served):
     clock[0] = "2024-01-02T03:16:00.000Z"  # past IKLEDGER_STUCK_AFTER
     late = page(cached)
     assert 'data-status="pending"' in early and 'data-status="stuck"' in late
+
+
+def test_an_open_picture_is_redrawn_when_now_moves_a_thousandth_of_its_axis():
+    """Less than a pixel of change is not a redraw: the key's `now` steps by span / 1000."""
+    from datetime import UTC, datetime, timedelta
+
+    from receiver.ui.fragments import FragmentCache
+
+    def key(began: str, now: datetime):
+        return FragmentCache._key((b"d", began), now)[0]
+
+    began = "2024-01-02T03:00:00.000Z"
+    ten_days = datetime(2024, 1, 12, 3, 0, 30, tzinfo=UTC)  # quantum 1024 s
+    assert key(began, ten_days) == key(began, ten_days + timedelta(seconds=1))
+    assert key(began, ten_days) != key(began, ten_days + timedelta(seconds=1100))
+    quarter_hour = datetime(2024, 1, 2, 3, 15, 0, 250_000, tzinfo=UTC)  # quantum 1 s
+    assert key(began, quarter_hour) != key(began, quarter_hour + timedelta(seconds=1))
+    assert FragmentCache._key((b"d", None), ten_days)[0] == (b"d", None)  # nothing open
