@@ -23,8 +23,6 @@ from .contract import (
     AppendResult,
     Delivery,
     Event,
-    NewEvent,
-    Rejection,
     Stats,
     StoreClosed,
     StoreError,
@@ -45,7 +43,7 @@ from .sqlite_rows import (
     event,
     stored_delivery,
 )
-from .writer import REJECTED_KEEP, GroupWriter
+from .writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
@@ -56,7 +54,7 @@ WAIT_POLL = 0.05
 __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
 
-class SQLiteStore:
+class SQLiteStore(WritesThroughGroupWriter):
     """The append-only log in one SQLite file (see the module docstring)."""
 
     backend = "sqlite"  # for the layers above until they use only the contract
@@ -101,37 +99,6 @@ class SQLiteStore:
                 self._commits += 1
                 self._appended.notify_all()
         return results
-
-    def append(self, event: NewEvent) -> AppendResult:
-        return self._writer.append_many([event])[0]
-
-    def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
-        """Append events in order; returns only after they are durable.
-
-        Raises StoreUnavailable when their group could not commit (none stored) or
-        did not finish within `timeout` (outcome unknown; a retry is recognised by id).
-        """
-        return self._writer.append_many(events)
-
-    def check_writable(self, *, max_age: float = 1.0) -> str | None:
-        """Why appends would fail now, or None; probes with a real write when in doubt."""
-        return self._writer.check_writable(max_age=max_age)
-
-    def record_rejection(self, rejection: Rejection) -> None:
-        """Queue a journal row for a refused delivery; dropped (and counted) under flood."""
-        self._writer.record_rejection(rejection)
-
-    @property
-    def last_write_error(self) -> str | None:
-        return self._writer.last_write_error
-
-    @property
-    def last_write_error_at(self) -> float | None:
-        return self._writer.last_write_error_at
-
-    @property
-    def rejections_dropped(self) -> int:
-        return self._writer.rejections_dropped
 
     # -- reading ------------------------------------------------------------
 

@@ -354,3 +354,44 @@ class GroupWriter:
         error = StoreUnavailable(f"{reason}; a fresh one takes the next write")
         for waiter in stranded:
             waiter.fail(error)
+
+
+class WritesThroughGroupWriter:
+    """The writing half of the contract for a store whose `_writer` is a `GroupWriter`.
+
+    Every backend writes the same way (queue, group, one transaction per group); only
+    the `commit` it hands its writer differs, so the write methods live here once.
+    """
+
+    _writer: GroupWriter
+
+    def append(self, event: NewEvent) -> AppendResult:
+        return self._writer.append_many([event])[0]
+
+    def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
+        """Append events in order; returns only after they are durable.
+
+        Raises StoreUnavailable when their group could not commit (none stored) or
+        did not finish within `timeout` (outcome unknown; a retry is recognised by id).
+        """
+        return self._writer.append_many(events)
+
+    def check_writable(self, *, max_age: float = 1.0) -> str | None:
+        """Why appends would fail now, or None; probes with a real write when in doubt."""
+        return self._writer.check_writable(max_age=max_age)
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        """Queue a journal row for a refused delivery; dropped (and counted) under flood."""
+        self._writer.record_rejection(rejection)
+
+    @property
+    def last_write_error(self) -> str | None:
+        return self._writer.last_write_error
+
+    @property
+    def last_write_error_at(self) -> float | None:
+        return self._writer.last_write_error_at
+
+    @property
+    def rejections_dropped(self) -> int:
+        return self._writer.rejections_dropped

@@ -31,6 +31,28 @@ def _rejection(at_ms: int, rejection: Rejection) -> dict:
     }
 
 
+def append_params(
+    events: Sequence[NewEvent],
+    rejections: Sequence[tuple[int, Rejection]] = (),
+    rejected_keep: int = 100,
+    probe: bool = False,
+) -> tuple:
+    """The arguments of one `APPEND` call, stamped with the receiving process's clock."""
+    return (
+        [e.id for e in events],
+        [e.type for e in events],
+        [e.created_at for e in events],
+        [e.received_at for e in events],
+        [e.scheme for e in events],
+        [e.body for e in events],
+        [e.remote_addr for e in events],
+        orjson.dumps([_rejection(at, r) for at, r in rejections]).decode(),
+        decode_time(now_ms()),
+        rejected_keep,
+        probe,
+    )
+
+
 class GroupCommitter:
     """The writer thread's side of the log: its own connection, replaced after a failure.
 
@@ -54,19 +76,7 @@ class GroupCommitter:
         Over a network a lost connection leaves the outcome unknown: the sender's retry
         is then recognised by id.
         """
-        params = (
-            [e.id for e in events],
-            [e.type for e in events],
-            [e.created_at for e in events],
-            [e.received_at for e in events],
-            [e.scheme for e in events],
-            [e.body for e in events],
-            [e.remote_addr for e in events],
-            orjson.dumps([_rejection(at, r) for at, r in rejections]).decode(),
-            decode_time(now_ms()),
-            self.rejected_keep,
-            probe,
-        )
+        params = append_params(events, rejections, self.rejected_keep, probe)
         try:
             with self.target.translated("append"):
                 if self._conn is None or self._conn.closed:

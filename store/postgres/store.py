@@ -18,11 +18,9 @@ import psycopg
 from ..contract import (
     GENESIS,
     MAX_POSITION,
-    AppendResult,
     Delivery,
     Event,
     NewEvent,
-    Rejection,
     Stats,
     StoreClosed,
     StoreCorrupt,
@@ -32,7 +30,7 @@ from ..contract import (
     chain_link,
     clamp_position,
 )
-from ..writer import GroupWriter
+from ..writer import GroupWriter, WritesThroughGroupWriter
 from . import schema
 from .append import GroupCommitter
 from .connect import Target
@@ -69,7 +67,7 @@ def _remove(database: Path) -> None:
         Path(str(database) + suffix).unlink(missing_ok=True)
 
 
-class PostgresStore:
+class PostgresStore(WritesThroughGroupWriter):
     """The append-only log in a PostgreSQL database (see the module docstring)."""
 
     def __init__(self, location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP):
@@ -92,31 +90,7 @@ class PostgresStore:
     def __repr__(self) -> str:
         return f"<PostgresStore {self.display_name}>"
 
-    # -- writing (store/writer.py, append.py) ------------------------------------
-
-    def append(self, event: NewEvent) -> AppendResult:
-        return self._writer.append_many([event])[0]
-
-    def append_many(self, events: Sequence[NewEvent]) -> list[AppendResult]:
-        return self._writer.append_many(events)
-
-    def record_rejection(self, rejection: Rejection) -> None:
-        self._writer.record_rejection(rejection)
-
-    def check_writable(self, *, max_age: float = 1.0) -> str | None:
-        return self._writer.check_writable(max_age=max_age)
-
-    @property
-    def last_write_error(self) -> str | None:
-        return self._writer.last_write_error
-
-    @property
-    def last_write_error_at(self) -> float | None:
-        return self._writer.last_write_error_at
-
-    @property
-    def rejections_dropped(self) -> int:
-        return self._writer.rejections_dropped
+    # -- writing: WritesThroughGroupWriter, with append.py's commit ---------------
 
     # -- reading ------------------------------------------------------------------
 

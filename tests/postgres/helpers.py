@@ -8,26 +8,12 @@ from collections.abc import Callable
 import psycopg
 
 from store import NewEvent
-from store.encoding import utc_now
-from store.postgres.append import APPEND
+from store.postgres.append import APPEND, append_params
 
 
 def call_append(conn: psycopg.Connection, events: list[NewEvent]) -> tuple[list, list]:
     """Call the append function on `conn` (inside whatever transaction it has open)."""
-    params = (
-        [e.id for e in events],
-        [e.type for e in events],
-        [e.created_at for e in events],
-        [e.received_at for e in events],
-        [e.scheme for e in events],
-        [e.body for e in events],
-        [e.remote_addr for e in events],
-        "[]",
-        utc_now(),
-        100,
-        False,
-    )
-    return conn.execute(APPEND, params).fetchone()
+    return conn.execute(APPEND, append_params(events)).fetchone()
 
 
 def eventually(check: Callable[[], object], *, timeout: float = 15.0, what: str = "") -> object:
