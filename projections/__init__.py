@@ -2,35 +2,78 @@
 
 Open with `open_projections(store, path)`, keep current with `ProjectionRunner(db).start()`
 (or `.catch_up()`), query with the functions of `projections.queries`.
+
+Every name below is imported from its module on first use, not with the package: a
+command that only reads one timeline never loads the listings, the server's answer
+cache or the rebuild machinery (worker pool, scratch files).
 """
 
-from .cache import TimelineCache
-from .db import ProjectionDB, default_projections_path, open_projections
-from .framework import (
-    AssetNotFound,
-    InvalidQuery,
-    MalformedBody,
-    PoisonEvent,
-    Projection,
-    ProjectionDefect,
-    ProjectionError,
-    ReadModelUnavailable,
-    RebuildBusy,
-    RebuildFailed,
-    Tables,
-    UnknownProjection,
-)
-from .queries import (
-    STUCK_AFTER,
-    asset_positions,
-    assets,
-    projection_status,
-    timeline,
-    timeline_json,
-    transformations,
-)
-from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
-from .video_timeline import TIMELINE, asset_key
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cache import TimelineCache
+    from .db import ProjectionDB, default_projections_path, open_projections
+    from .framework import (
+        AssetNotFound,
+        InvalidQuery,
+        MalformedBody,
+        PoisonEvent,
+        Projection,
+        ProjectionDefect,
+        ProjectionError,
+        ReadModelUnavailable,
+        RebuildBusy,
+        RebuildFailed,
+        Tables,
+        UnknownProjection,
+    )
+    from .queries import (
+        STUCK_AFTER,
+        asset_positions,
+        assets,
+        projection_status,
+        timeline,
+        timeline_json,
+        transformations,
+    )
+    from .rebuild import Progress
+    from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+    from .video_timeline import TIMELINE, asset_key
+
+# name: the module (of this package) that defines it
+_MODULE_OF = {
+    "DEFAULT_PROJECTIONS": "runner",
+    "STUCK_AFTER": "fields",
+    "TIMELINE": "video_timeline",
+    "AssetNotFound": "framework",
+    "InvalidQuery": "framework",
+    "MalformedBody": "framework",
+    "PoisonEvent": "framework",
+    "Progress": "rebuild",
+    "Projection": "framework",
+    "ProjectionDB": "db",
+    "ProjectionDefect": "framework",
+    "ProjectionError": "framework",
+    "ProjectionRunner": "runner",
+    "ReadModelUnavailable": "framework",
+    "RebuildBusy": "framework",
+    "RebuildFailed": "framework",
+    "Tables": "framework",
+    "TimelineCache": "cache",
+    "UnknownProjection": "framework",
+    "asset_key": "video_timeline",
+    "asset_positions": "listings",
+    "assets": "listings",
+    "default_projections_path": "db",
+    "open_projections": "db",
+    "projection_status": "status",
+    "timeline": "timeline_queries",
+    "timeline_json": "timeline_queries",
+    "transformations": "listings",
+}
 
 __all__ = [
     "DEFAULT_PROJECTIONS",
@@ -65,9 +108,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The rebuild machinery (worker pool, scratch files) loads only when it is used.
-    if name == "Progress":
-        from .rebuild import Progress
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'projections' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
 
-        return Progress
-    raise AttributeError(f"module 'projections' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})

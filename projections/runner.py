@@ -29,7 +29,7 @@ from .checkpoints import ensure, record_error
 from .db import ProjectionDB
 from .failures import Kind, classify
 from .framework import Projection, UnknownProjection
-from .queries import projection_status
+from .status import projection_status
 from .video_timeline import TIMELINE
 
 if TYPE_CHECKING:

@@ -1,28 +1,141 @@
-"""The `ikledger` command line: one group, each command a thin adapter."""
+"""The `ikledger` command line: one group, each command a thin adapter.
+
+A command's module is imported only when that command runs (`LAZY_COMMANDS`): start-up
+is most of the time of a read command such as `ikledger timeline`, so it never loads
+the web stack, the log's commands or the PostgreSQL role tools. `--help` lists every
+command from the table below without importing any of them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import sys
 
 import click
-import orjson
 
 from store import StoreError
 
-from . import cli_db, cli_read
-from .cli_common import (
-    CONTEXT,
-    db_option,
-    load_config,
-    opened_store,
-    read_model_failures,
-)
+from .cli_common import CONTEXT, db_option, load_config, read_model_failures
 from .config import SECRET_HELP
 
+# name: (module, attribute, the first paragraph of the command's docstring, which its
+# line of `ikledger --help` is made from; tests/integration/test_cli.py checks both).
+LAZY_COMMANDS = {
+    "assets": (
+        "receiver.cli_read",
+        "assets",
+        "Video assets with counts per transformation status, newest activity first.",
+    ),
+    "backup": (
+        "receiver.cli_log",
+        "backup",
+        (
+            "Write a consistent snapshot of the log to PATH as a SQLite log file, while the "
+            "server writes."
+        ),
+    ),
+    "db-role": (
+        "receiver.cli_db",
+        "db_role",
+        "Create (--apply) or print the SQL of a PostgreSQL role NAME for receivers.",
+    ),
+    "events": (
+        "receiver.cli_log",
+        "events",
+        "List events in log order, filtered by type, id and created_at range.",
+    ),
+    "export": (
+        "receiver.cli_log",
+        "export",
+        "Write every event as JSON Lines, raw bodies included.",
+    ),
+    "failures": (
+        "receiver.cli_read",
+        "failures",
+        "What is failing right now: transformations in error, and those stuck after accepted.",
+    ),
+    "import": (
+        "receiver.cli_log",
+        "import_",
+        "Backfill events from an `ikledger export` file; safe to run again.",
+    ),
+    "projections": (
+        "receiver.cli_read",
+        "projections_",
+        "Each projection's version, checkpoint, lag behind the log and last error.",
+    ),
+    "rebuild": (
+        "receiver.cli_read",
+        "rebuild",
+        "Replay the whole log into fresh read models and swap them in atomically.",
+    ),
+    "show": (
+        "receiver.cli_log",
+        "show",
+        "Print the raw body of event EVENT_ID exactly as it was received.",
+    ),
+    "status": (
+        "receiver.cli_log",
+        "status",
+        "Events, last position, head of the chain, deliveries by outcome, database size.",
+    ),
+    "timeline": (
+        "receiver.cli_read",
+        "timeline",
+        "What happened to the video at URL: its transformations, their status, times and errors.",
+    ),
+    "trigger": (
+        "receiver.cli_log",
+        "trigger",
+        "Sign a realistic event with the configured secret and POST it, as ImageKit would.",
+    ),
+    "verify": (
+        "receiver.cli_log",
+        "verify",
+        "Recompute the hash chain from the first event; exit 1 naming the first bad position.",
+    ),
+}
 
-@click.group(context_settings=CONTEXT)
+
+class LazyGroup(click.Group):
+    """A group whose commands (`lazy_commands`: name → module, attribute, summary) are
+    imported when they are looked up to run, not when the group is built."""
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, attribute, _ = self.lazy_commands[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.NoSuchCommand as exc:
+            # Suggest among every command ("Did you mean …?"), not only the loaded ones.
+            raise click.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Click's own listing, over the loaded commands and, for the others, stand-ins
+        # that carry only the summary their line is made from.
+        listed = {
+            name: self.commands.get(name) or click.Command(name, help=self.lazy_commands[name][2])
+            for name in self.list_commands(ctx)
+        }
+        click.Group(self.name, commands=listed).format_commands(ctx, formatter)
+
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings=CONTEXT)
 @click.version_option(package_name="ikledger")
 def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
@@ -157,186 +270,6 @@ def serve(
         pass
     finally:
         runtime.close()
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(db: str | None, as_json: bool) -> None:
-    """Events, last position, head of the chain, deliveries by outcome, database size."""
-    config = load_config(db=db)
-    with opened_store(config) as store:
-        stats = store.stats()
-        where = store.display_name
-    report = {
-        "database": where,
-        "events": stats.events,
-        "last_position": stats.last_position,
-        "head": stats.head.hex(),
-        "deliveries": stats.deliveries,
-        "events_by_type": stats.events_by_type,
-        "size_bytes": stats.size_bytes,
-    }
-    if as_json:
-        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-        return
-    click.echo(f"database       {report['database']} ({stats.size_bytes:,} bytes)")
-    click.echo(f"events         {stats.events:,}")
-    click.echo(f"last position  {stats.last_position}")
-    click.echo(f"chain head     {report['head']}")
-    click.echo("deliveries     " + _pairs(stats.deliveries))
-    click.echo("by type        " + _pairs(stats.events_by_type))
-
-
-def _pairs(counts: dict) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.option(
-    "--type", "types", multiple=True, metavar="TYPE", help="Only this event type (repeatable)."
-)
-@click.option("--id", "ids", multiple=True, metavar="ID", help="Only this event id (repeatable).")
-@click.option("--since", metavar="TIME", help="created_at at or after this ISO-8601 time.")
-@click.option("--until", metavar="TIME", help="created_at at or before this ISO-8601 time.")
-@click.option("--after", default=0, type=int, help="Only positions after this one.")
-@click.option("--limit", type=int, help="At most this many events.")
-@click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
-def events(db, types, ids, since, until, after, limit, as_json) -> None:
-    """List events in log order, filtered by type, id and created_at range."""
-    from .admin import event_summary, select_events
-
-    with opened_store(load_config(db=db)) as store:
-        rows = select_events(
-            store, types=types, ids=ids, since=since, until=until, after=after, limit=limit
-        )
-        if as_json:
-            for event in rows:
-                click.echo(orjson.dumps(event_summary(event)).decode())
-            return
-        click.echo(f"{'POSITION':>8}  {'CREATED_AT':<24}  {'TYPE':<32}  ID")
-        for event in rows:
-            click.echo(f"{event.position:>8}  {event.created_at:<24}  {event.type:<32}  {event.id}")
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.argument("event_id")
-def show(db: str | None, event_id: str) -> None:
-    """Print the raw body of event EVENT_ID exactly as it was received."""
-    with opened_store(load_config(db=db)) as store:
-        event = store.get(event_id)
-    if event is None:
-        raise click.ClickException(f"no event with id {event_id!r}")
-    sys.stdout.buffer.write(event.body)
-    sys.stdout.buffer.flush()
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
-def verify(db: str | None, expect_head: str | None) -> None:
-    """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
-    from .admin import verify_log
-
-    with opened_store(load_config(db=db)) as store:
-        report = verify_log(store)
-    if not report.ok:
-        click.echo(f"FAILED at position {report.first_bad_position}: {report.problem}", err=True)
-        sys.exit(1)
-    if expect_head and report.head.hex() != expect_head.lower():
-        click.echo(
-            f"FAILED: chain ends at {report.head.hex()}, expected {expect_head} "
-            "(events were removed from the end, or the head belongs to another log)",
-            err=True,
-        )
-        sys.exit(1)
-    click.echo(f"ok, {report.events} events (head {report.head.hex()})")
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
-def export(db: str | None, output) -> None:
-    """Write every event as JSON Lines, raw bodies included."""
-    from .admin import export_events
-
-    with opened_store(load_config(db=db)) as store:
-        count = export_events(store, output)
-    click.echo(f"exported {count} events", err=True)
-
-
-@cli.command("import", context_settings=CONTEXT)
-@db_option
-@click.argument("file", type=click.File("rb"))
-def import_(db: str | None, file) -> None:
-    """Backfill events from an `ikledger export` file; safe to run again."""
-    from .admin import import_events
-
-    with opened_store(load_config(db=db)) as store:
-        report = import_events(store, file)
-    click.echo(
-        f"imported {report.stored} events; {report.duplicate} already present, "
-        f"{report.conflict} conflicting"
-    )
-
-
-@cli.command(context_settings=CONTEXT)
-@click.argument("source", metavar="TYPE|FILE")
-@click.option(
-    "--url", default="http://127.0.0.1:8080/webhook", show_default=True, help="Receiver to post to."
-)
-@click.option(
-    "--scheme",
-    type=click.Choice(["standard", "legacy"]),
-    default="standard",
-    show_default=True,
-    help="Signature scheme.",
-)
-@click.option("--asset", metavar="URL", help="Source video URL to put in a video event.")
-@click.option(
-    "--request-id", metavar="ID", help="x_request_id, to pair an accepted with its ready or error."
-)
-def trigger(source: str, url: str, scheme: str, asset: str | None, request_id: str | None) -> None:
-    """Sign a realistic event with the configured secret and POST it, as ImageKit would.
-
-    TYPE is an event type with a shipped template (a fresh id and created_at each
-    time); FILE is a JSON body sent exactly as it is. Known types:
-    video.transformation.{accepted,ready,error}, upload.pre-transform.{success,error},
-    upload.post-transform.{success,error}, file.{created,updated,deleted},
-    file-version.{created,deleted}, folder.{created,updated,deleted}.
-    """
-    import time
-
-    from .trigger import TriggerError, deliver, event_from
-
-    config = load_config()
-    if not config.secrets:
-        raise click.UsageError(SECRET_HELP)
-    try:
-        body = event_from(source, now=time.time(), asset=asset, request_id=request_id)
-        answer = deliver(url, body, config.secrets[0], scheme=scheme)
-    except TriggerError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"{answer.status} {answer.body}")
-    if answer.status >= 300:
-        sys.exit(1)
-
-
-@cli.command(context_settings=CONTEXT)
-@db_option
-@click.argument("path", type=click.Path(dir_okay=False))
-def backup(db: str | None, path: str) -> None:
-    """Write a consistent snapshot of the log to PATH as a SQLite log file, while the server writes."""
-    with opened_store(load_config(db=db)) as store:
-        count = store.backup(path)
-    click.echo(f"backed up {count} events to {path}")
-
-
-for _command in cli_read.COMMANDS:
-    cli.add_command(_command)
-cli.add_command(cli_db.db_role)
 
 
 def main() -> None:

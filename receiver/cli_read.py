@@ -15,7 +15,6 @@ import orjson
 import projections
 from projections import ProjectionError, ProjectionRunner
 
-from . import render
 from .cli_common import CONTEXT, db_option, load_config, opened_store, read_model_failures
 
 
@@ -106,6 +105,8 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     if as_json:
         _print_json(result)
     else:
+        from . import render  # the text tables only for text output
+
         click.echo(render.timeline(result))
 
 
@@ -128,6 +129,8 @@ def assets(db, status, since, limit, as_json) -> None:
     if as_json:
         _print_json(result)
     else:
+        from . import render
+
         click.echo(render.assets(result))
 
 
@@ -156,6 +159,8 @@ def failures(db, reason, limit, as_json) -> None:
     elif not result["transformations"]:
         click.echo("no failing or stuck transformations")
     else:
+        from . import render
+
         click.echo(render.transformations(result))
 
 
@@ -169,7 +174,6 @@ def projections_(db, as_json) -> None:
     if as_json:
         _print_json(status)
     else:
+        from . import render
+
         click.echo(render.projections(status))
-
-
-COMMANDS = (rebuild, timeline, assets, failures, projections_)

@@ -22,6 +22,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting of the receiver and the CLI (the README's table); `from_env` reads them."""
+
     secrets: tuple[str, ...] = ()
     db: str = "ikledger.db"
     projections_db: str | None = None

@@ -48,7 +48,6 @@ Definitions the backends share:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -159,6 +158,8 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """What `stats()` reports: counts, head of the chain, size on storage."""
+
     events: int
     last_position: int
     head: bytes
@@ -191,8 +192,17 @@ class StoreCorrupt(StoreError):
     """
 
 
+def _sha256(data: bytes):
+    """hashlib's sha256, imported on first use: loading OpenSSL is a few ms of every
+    start, and the read commands never hash. Rebinds itself to hashlib's function."""
+    global _sha256
+    from hashlib import sha256 as _sha256
+
+    return _sha256(data)
+
+
 def body_digest(body: bytes) -> bytes:
-    return hashlib.sha256(body).digest()
+    return _sha256(body).digest()
 
 
 def chain_link(previous: bytes, event_id: str, digest: bytes) -> bytes:
@@ -200,7 +210,7 @@ def chain_link(previous: bytes, event_id: str, digest: bytes) -> bytes:
 
     The two fixed-width fields come first, so the encoding is unambiguous.
     """
-    return hashlib.sha256(previous + digest + event_id.encode("utf-8")).digest()
+    return _sha256(previous + digest + event_id.encode("utf-8")).digest()
 
 
 class EventStore(Protocol):

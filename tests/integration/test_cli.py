@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from receiver.cli import cli
+from receiver.cli import LAZY_COMMANDS, cli
 from receiver.validation import parse_event
 from store import NewEvent, SQLiteStore
 from tests.support import SECRET, payload, payload_names, run_cli
@@ -30,7 +35,14 @@ def invoke(*args, env=None):
 
 
 def commands() -> list[str]:
-    return sorted(cli.commands)
+    return cli.list_commands(click.Context(cli))
+
+
+def command(name: str) -> click.Command:
+    """The command itself (importing its module, as running it would)."""
+    found = cli.get_command(click.Context(cli), name)
+    assert found is not None, name
+    return found
 
 
 def test_top_level_help_lists_every_command():
@@ -40,18 +52,65 @@ def test_top_level_help_lists_every_command():
         assert name in result.output
 
 
+def test_every_command_of_the_cli_modules_is_listed():
+    # A command defined in a module but missing from the lazy table could never run.
+    listed = set(commands())
+    modules = {"receiver.cli"} | {module for module, _, _ in LAZY_COMMANDS.values()}
+    for module in sorted(modules):
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, click.Command) and not isinstance(value, click.Group):
+                assert value.name in listed, f"{module}: {value.name} is not in LAZY_COMMANDS"
+                assert command(value.name) is value
+
+
+def test_help_summaries_are_the_commands_own():
+    # `--help` is made from LAZY_COMMANDS without importing the commands; each line must
+    # be the one the command itself would give, at any width.
+    for name, (_, _, summary) in LAZY_COMMANDS.items():
+        real = command(name)
+        assert real.help.partition("\n\n")[0].split() == summary.split(), name
+        for limit in (20, 45, 80, 200):
+            stand_in = click.Command(name, help=summary)
+            assert stand_in.get_short_help_str(limit) == real.get_short_help_str(limit), name
+
+
+LOADED_HELP = """
+import click
+from receiver.cli import cli
+ctx = click.Context(cli)
+for name in cli.list_commands(ctx):
+    cli.get_command(ctx, name)
+cli.main(["--help"], prog_name="ikledger")
+"""
+
+
+def test_help_without_the_commands_loaded_is_the_same_as_with_them():
+    env = {**os.environ, "COLUMNS": "80"}
+    lazy = run_cli("--help", env=env)
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOADED_HELP], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert lazy.returncode == loaded.returncode == 0, (lazy.stderr, loaded.stderr)
+    assert lazy.stdout == loaded.stdout
+    for name in commands():
+        assert f"\n  {name} ".encode() in lazy.stdout, name
+
+
+def test_an_unknown_command_suggests_one_not_yet_loaded():
+    result = run_cli("timelin")
+    assert result.returncode == 2
+    assert b"No such command 'timelin'. Did you mean 'timeline'?" in result.stderr
+
+
 @pytest.mark.parametrize("name", commands())
 def test_every_command_has_help_text(name):
     result = invoke(name, "-h")
     assert result.exit_code == 0
-    assert cli.commands[name].help and cli.commands[name].help.strip()
+    assert command(name).help and command(name).help.strip()
     assert result.output.startswith(f"Usage: cli {name}") or f" {name} " in result.output
 
 
 def test_module_entry_point_matches_console_script():
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-m", "receiver", "-h"], capture_output=True, timeout=30, check=False
     )

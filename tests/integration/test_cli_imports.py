@@ -1,8 +1,9 @@
 """A read command loads only what it needs: start-up is most of `ikledger timeline`'s time.
 
 Run in a fresh interpreter over files already migrated, the command must answer without
-importing the web stack, the PostgreSQL driver, sqlite-utils (migrations are checked
-with plain sqlite3) or the modules of the rebuild and the admin commands.
+importing the web stack, the PostgreSQL driver, OpenSSL (hashlib), sqlite-utils (migrations
+are checked with plain sqlite3) or the modules of the rebuild, the listings and the other
+commands; `--help` lists every command without importing any of their modules.
 """
 
 from __future__ import annotations
@@ -17,28 +18,50 @@ from tests.projections_helpers import SAMPLE, video_event
 
 NOT_NEEDED = (
     "falcon",
+    "waitress",
     "jinja2",
+    "prometheus_client",
     "psycopg",
     "sqlite_utils",
     "concurrent.futures",
     "tempfile",
     "shutil",
+    "hashlib",
     "receiver.admin",
     "receiver.validation",
     "receiver.app",
+    "receiver.wiring",
+    "receiver.cli_log",
+    "receiver.cli_db",
+    "receiver.render",
+    "store.postgres",
+    "projections.listings",
+    "projections.queries",
+    "projections.rebuild",
+)
+# Besides those, `--help` needs none of the commands' modules (click's help formatter
+# itself reads the terminal's size through shutil).
+NOT_NEEDED_FOR_HELP = (
+    *(m for m in NOT_NEEDED if m != "shutil"),
+    "receiver.cli_read",
+    "store.sqlite",
+    "projections.db",
+    "projections.runner",
 )
 
 # Runs the command in-process, then reports what it had to import.
 PROBE = """
 import json, sys
 from receiver.cli import cli
-cli.main(sys.argv[1:], standalone_mode=False)
-print(json.dumps(sorted(m for m in {not_needed!r} if m in sys.modules)), file=sys.stderr)
+try:
+    cli.main(sys.argv[1:], prog_name="ikledger", standalone_mode=False)
+finally:
+    print(json.dumps(sorted(m for m in {not_needed!r} if m in sys.modules)), file=sys.stderr)
 """
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    code = PROBE.format(not_needed=NOT_NEEDED)
+def _run(*args: str, not_needed: tuple[str, ...] = NOT_NEEDED) -> subprocess.CompletedProcess:
+    code = PROBE.format(not_needed=not_needed)
     return subprocess.run(
         [sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, timeout=60
     )
@@ -67,3 +90,10 @@ def test_a_new_log_is_migrated_on_first_use(tmp_path):
     again = _run("status", "--db", str(db))
     assert again.returncode == 0, again.stderr
     assert "sqlite_utils" not in json.loads(again.stderr.splitlines()[-1])
+
+
+def test_help_lists_the_commands_without_importing_them():
+    result = _run("--help", not_needed=NOT_NEEDED_FOR_HELP)
+    assert result.returncode == 0, result.stderr
+    assert "timeline" in result.stdout and "db-role" in result.stdout
+    assert json.loads(result.stderr.splitlines()[-1]) == []
