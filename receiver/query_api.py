@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import asdict
 
 import falcon
 
@@ -168,7 +167,7 @@ class EventResource:
             **event_summary(event),
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
-            "deliveries": [asdict(d) for d in self.store.deliveries(event_id=event_id)],
+            "deliveries": [d._asdict() for d in self.store.deliveries(event_id=event_id)],
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:

@@ -9,7 +9,6 @@ an HTML page with the API's status code (400, 404), storage trouble a 503 with
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -238,7 +237,7 @@ class FailuresPage(Page):
 
 
 def _delivery(row) -> dict:
-    return dataclasses.asdict(row)
+    return row._asdict()
 
 
 def _asset_of(body: bytes) -> str | None:

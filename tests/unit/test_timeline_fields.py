@@ -38,7 +38,7 @@ def ready(event_id: str, at: str, quality: int, encoding_ms: int) -> NewEvent:
     doc = orjson.loads(event.body)
     doc["timings"]["encoding_duration"] = encoding_ms
     doc["data"]["transformation"]["output"]["video_metadata"]["bitrate"] = encoding_ms
-    return dataclasses.replace(event, body=orjson.dumps(doc))
+    return event._replace(body=orjson.dumps(doc))
 
 
 def error(event_id: str, at: str, reason: str) -> NewEvent:
