@@ -8,6 +8,7 @@ command from the table below without importing any of them.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import signal
@@ -273,4 +274,9 @@ def serve(
 
 
 def main() -> None:
+    # Everything the imports built (modules, classes, the commands) lives until the
+    # process exits: gc.freeze() moves it out of the collector's sight, so neither the
+    # collections while a command runs nor those at exit walk it again (measured: about
+    # -10% of the wall time of `ikledger timeline`).
+    gc.freeze()
     cli(prog_name="ikledger")
