@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The project's bytecode, written as a regular (non-editable) install writes it: an
+# editable install leaves that to the first run, which never happens where
+# PYTHONDONTWRITEBYTECODE is set, and then every `ikledger` start compiles the ~4,500
+# lines it imports again (about 25 ms of `ikledger timeline`). Stale files are ignored.
+COMPILE := $(BIN)/python -m compileall -q store projections receiver
 
 .PHONY: install test serve lint bench bench-quick clean
 
@@ -12,6 +17,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(COMPILE)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,9 +40,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 # Benchmarks are not tests: never part of `make test`. See bench/README.md.
 bench: $(BENCH_STAMP)
+	$(COMPILE)
 	$(BIN)/python -m bench.run
 
 bench-quick: $(BENCH_STAMP)
+	$(COMPILE)
 	$(BIN)/python -m bench.run --quick
 
 clean:
