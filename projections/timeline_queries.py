@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
-from .cache import ALWAYS, Cutoffs, TimelineCache, Version
 from .db import ProjectionDB, unavailable_on_error
 from .fields import STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
+
+if TYPE_CHECKING:  # the answer cache is the server's: it loads with the first one built
+    from .cache import Cutoffs, TimelineCache, Version
 
 TRANSFORMATIONS_OF_ASSET = """
 SELECT tkey, {transformation}
@@ -207,6 +209,8 @@ def _current(
     found = read_timeline(conn, tables, key, cutoff)
     if found is None:
         return None
+    from .cache import ALWAYS
+
     cutoffs = ALWAYS  # no accepted transformation: no flag can change
     if accepted:
         params = {"asset": key, "cutoff": cutoff}

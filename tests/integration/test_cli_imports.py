@@ -38,6 +38,7 @@ NOT_NEEDED = (
     "projections.listings",
     "projections.queries",
     "projections.rebuild",
+    "projections.cache",
 )
 # Besides those, `--help` needs none of the commands' modules (click's help formatter
 # itself reads the terminal's size through shutil).
