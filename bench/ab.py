@@ -10,7 +10,7 @@ the environment KEY=VALUE added, so candidate changes are measured without
 committing them. `bare` is the bare Falcon app; in `query` mode, `same` is the bare
 app sending the answers recorded from the first ikledger variant; `cli` mode times
 `python -m receiver timeline URL --json` (200 transformations, the log's read models)
-as a whole process from each tree, wall and CPU (RUSAGE_CHILDREN), against
+as a whole process from each tree, wall and CPU (the child's own rusage), against
 `python -c pass`. Each round runs
 every variant once, in order; figures are printed per run and as medians, and the
 whole result is written as JSON to bench/work/ab/.
@@ -133,8 +133,8 @@ def query(args, variants, folder: Path) -> dict:
 
 def cli(args, variants, folder: Path) -> dict:
     import os
-    import resource
     import subprocess
+    import threading
 
     from .events import cached_log
 
@@ -150,13 +150,23 @@ def cli(args, variants, folder: Path) -> dict:
                 cwd = Path(tree).resolve()
                 cmd = [sys.executable, "-m", "receiver", "timeline", url, "--json"]
                 env = {"IKLEDGER_DB": str(log), "PYTHONPATH": str(cwd), **env}
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            # A blocking wait4, not subprocess.run: Popen.wait(timeout) polls with sleeps
+            # growing to 50 ms, which rounded every wall time up to 31.5, 63.5, 113.5,
+            # 163.5 … ms. The timer bounds the wait instead.
             t = time.perf_counter()
-            subprocess.run(cmd, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL,
-                           check=True, timeout=120)
+            proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd,
+                                    stdout=subprocess.DEVNULL)
+            timer = threading.Timer(120, proc.kill)
+            timer.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            finally:
+                timer.cancel()
             wall = time.perf_counter() - t
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise subprocess.CalledProcessError(proc.returncode, cmd)
+            cpu = usage.ru_utime + usage.ru_stime
             out[name].append({"wall_ms": wall * 1000, "cpu_ms": cpu * 1000})
     base = {k: statistics.median(r[k] for r in out["pass"]) for k in ("wall_ms", "cpu_ms")}
     for name, rows in out.items():
