@@ -40,9 +40,12 @@ STOP_WAIT = 10.0  # seconds a stopping child may take to finish its pass
 class Projector:
     """The parent's handle on the catch-up child: start, watch and restart, stop."""
 
-    def __init__(self, config: Config, *, log_level: str = "INFO"):
+    def __init__(self, config: Config, *, log_level: str = "INFO", on_change=None):
         self.config = config
         self.log_level = log_level
+        # Called with `status()` whenever it changes (start, exit, restart), from
+        # whichever thread changed it; `serve --workers N` shares it with its workers.
+        self.on_change = on_change
         self.restarts = 0  # children started again after dying
         self.last_exit: int | None = None  # return code of the last child that died
         self._proc: subprocess.Popen | None = None
@@ -82,6 +85,14 @@ class Projector:
             os.close(self._pipe)
         self._pipe = write_end
         log.info("read-model catch-up running in process %d", self._proc.pid)
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(self.status())
+            except Exception:
+                log.exception("could not share the catch-up process's status")
 
     def _watch(self) -> None:
         delay = RESTART_DELAY
@@ -91,6 +102,7 @@ class Projector:
             if self._stopping.is_set():
                 return
             self.last_exit = code
+            self._changed()
             if time.monotonic() - self._started_at >= 30:
                 delay = RESTART_DELAY  # it had been running well: not a crash loop
             log.error(
