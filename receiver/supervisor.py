@@ -1,17 +1,18 @@
-"""`ikledger serve` with several request processes on one listening socket and one log.
+"""`ikledger serve` with several request processes on one port and one log.
 
 One interpreter answers requests on about one core: its waitress loop, request threads
 and group-commit writer share one GIL. So by default `serve` runs one request process
 per core (`--workers`), and this module is the process that starts them:
 
-- the **supervisor** (the `serve` process itself) binds the listening socket, opens
+- the **supervisor** (the `serve` process itself) binds the address, opens
   the log and the read models once (so migrations run once, before any worker), then
   starts the workers and the read models' catch-up child (`receiver.projector`), and
   restarts any of them that dies (after `RESTART_DELAY`, doubling while it keeps
   dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
   its queued commits), then the catch-up child.
-- each **worker** (`python -m receiver.supervisor`) inherits the listening socket and
-  runs waitress on it, with its own store and writer thread. The writers of all
+- each **worker** (`python -m receiver.supervisor`) listens on the same address with
+  SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
+  waitress there, with its own store and writer thread. The writers of all
   workers take turns through the log's writers' lock (`store/sqlite_commit.py`), and
   every commit assigns positions and recognises ids inside its write transaction, so
   positions stay gap-free, the chain stays one chain, and a duplicate is recognised
@@ -120,15 +121,26 @@ def quiet_waitress_queue() -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket every worker inherits (bound as waitress binds its own)."""
+def bind(host: str, port: int, *, listening: bool, shared: bool = True) -> socket.socket:
+    """A socket bound to the address with SO_REUSEPORT, listening or not.
+
+    Each worker listens on a socket of its own, so the kernel spreads new connections
+    evenly over them (by a hash of each connection's addresses); one listening socket
+    shared by all would go to whichever worker woke first, which under a steady load
+    is mostly the same one. The supervisor's socket is bound but never listens: it
+    holds the address (and reports a bad one before any worker starts), and a socket
+    that does not listen is given no connections.
+    """
     family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
+        if listening:
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
@@ -145,11 +157,10 @@ class CannotListen(Exception):
 class _Worker:
     """One request process: started, watched and restarted by its own thread."""
 
-    def __init__(self, index: int, command: list[str], env: dict, listen_fd: int):
+    def __init__(self, index: int, command: list[str], env: dict):
         self.index = index
         self.command = command
         self.env = env
-        self.listen_fd = listen_fd
         self.restarts = 0
         self.proc: subprocess.Popen | None = None
         self._pipe: int | None = None
@@ -167,10 +178,10 @@ class _Worker:
 
     def _spawn(self) -> None:
         read_end, write_end = os.pipe()
-        args = [*self.command, "--listen-fd", str(self.listen_fd), "--parent-fd", str(read_end)]
+        args = [*self.command, "--parent-fd", str(read_end)]
         args += ["--parent-pid", str(os.getpid()), "--index", str(self.index)]
         try:
-            self.proc = subprocess.Popen(args, env=self.env, pass_fds=(read_end, self.listen_fd))
+            self.proc = subprocess.Popen(args, env=self.env, pass_fds=(read_end,))
             self._started_at = time.monotonic()
         except BaseException:
             os.close(write_end)
@@ -287,7 +298,11 @@ def run(
     from store import open_store
 
     try:
-        sock = listen(host, port)
+        # First without SO_REUSEPORT: an address another server holds (another `serve`
+        # with workers included) is refused, rather than shared with it.
+        with bind(host, port, listening=False, shared=False) as probe:
+            port = probe.getsockname()[1]
+        sock = bind(host, port, listening=False)
     except OSError as exc:
         raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
     private = tempfile.mkdtemp(prefix="ikledger-serve-")
@@ -327,11 +342,11 @@ def run(
         else:  # a thread of this process, which answers no request
             catch_up_handle = _ThreadCatchUp(store, views)
         catch_up_handle.start()
-        sock.set_inheritable(True)
+        host = sock.getsockname()[0]
         command = [sys.executable, "-m", "receiver.supervisor", "--threads", str(threads)]
-        command += ["--log-level", log_level]
+        command += ["--host", host, "--port", str(port), "--log-level", log_level]
         for index in range(workers):
-            worker = _Worker(index, command, env, sock.fileno())
+            worker = _Worker(index, command, env)
             worker.start()
             started.append(worker)
         announce(where)
@@ -389,9 +404,10 @@ def _stop_when_parent_exits(fd: int, parent_pid: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """One request process: waitress on the inherited socket until SIGTERM or orphaned."""
+    """One request process: waitress on its own socket until SIGTERM or orphaned."""
     parser = argparse.ArgumentParser(prog="python -m receiver.supervisor")
-    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
@@ -418,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         projector=ProjectorStatus(status_path) if status_path else None,
     )
     try:
-        sock = socket.socket(fileno=args.listen_fd)
+        sock = bind(args.host, args.port, listening=True)
         threading.Thread(
             target=_stop_when_parent_exits,
             args=(args.parent_fd, args.parent_pid),

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import Feeder, assert_log_holds, make_events
-from tests.support import SECRET, event_body, serve, signed
+from tests.support import IKLEDGER, SECRET, event_body, serve, signed
 
 BOUND = 20.0  # seconds any awaited state change may take before the test calls it a hang
 
@@ -47,8 +48,14 @@ def children(pid: int) -> list[int]:
 
 
 def workers_of(served) -> set[int]:
-    """The request processes of a `serve`: its children but the catch-up child."""
-    projector = get_json(served.port, "/healthz")["projector"]["pid"]
+    """The request processes of a `serve`: its children but the catch-up child.
+
+    Empty when the question met a worker being killed (its connections are reset).
+    """
+    try:
+        projector = get_json(served.port, "/healthz")["projector"]["pid"]
+    except ConnectionError:
+        return set()
     return {pid for pid in children(served.process.pid) if pid != projector}
 
 
@@ -266,3 +273,19 @@ def test_one_worker_is_the_single_process_server(tmp_path):
 
 
 assert SECRET  # the server signs with the suite's secret (tests.support)
+
+
+def test_an_address_in_use_is_refused_not_shared(tmp_path):
+    with serve(tmp_path / "a.db", args=("--workers", "2")) as served:
+        second = subprocess.run(
+            [IKLEDGER, "serve", "--port", str(served.port), "--workers", "2"],
+            env={
+                **os.environ,
+                "IMAGEKIT_WEBHOOK_SECRET": SECRET,
+                "IKLEDGER_DB": str(tmp_path / "b.db"),
+            },
+            capture_output=True,
+            timeout=BOUND,
+            check=False,
+        )
+        assert second.returncode != 0 and b"cannot listen" in second.stderr
