@@ -57,12 +57,11 @@ def is_loopback(host: str) -> bool:
 )
 @click.option(
     "--threads",
-    default=16,
-    show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
+    default=None,
     envvar="IKLEDGER_THREADS",
     help="Waitress threads per request process (IKLEDGER_THREADS; each request waits for "
-    "its group's commit in one).",
+    "its group's commit in one) [default: 16 in all, 16 / workers each, at least 4].",
 )
 @click.option(
     "--catch-up",
@@ -84,7 +83,7 @@ def serve(
     host: str,
     port: int,
     workers: int | None,
-    threads: int,
+    threads: int | None,
     catch_up: str,
     db: str | None,
     log_level: str,
@@ -100,6 +99,8 @@ def serve(
     """
     from . import supervisor
 
+    workers = supervisor.default_workers() if workers is None else workers
+    threads = supervisor.default_threads(workers) if threads is None else threads
     config = load_config(db=db, host=host, port=port, threads=threads)
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
@@ -112,7 +113,6 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     supervisor.quiet_waitress_queue()
-    workers = supervisor.default_workers() if workers is None else workers
     if workers > 1:
         try:
             with read_model_failures(config):
