@@ -146,11 +146,6 @@ def cli() -> None:
     """
 
 
-# Connections that keep every descriptor of the process under select()'s 1024, with
-# room for the log's and read models' files of each worker thread.
-SELECT_SAFE_CONNECTIONS = 900
-
-
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
@@ -163,35 +158,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# Waitress 3 flushes from the worker thread on every write (send_bytes=1): the headers,
-# then the body, each a send() and a wake-up of the main loop. Buffering up to 256 KiB
-# (the largest timeline answer is ~200 KB) lets the main loop send the answer in one
-# flush (measured: CPU per GET /timeline -41% with the whole-answer cache).
-SEND_BYTES = 256 * 1024
-
-
-def _one_flush_per_answer() -> dict:
-    """`send_bytes`, deprecated since waitress 1.3 with no replacement: passed while the
-    installed waitress still has it, without its DeprecationWarning."""
-    import warnings
-
-    from waitress.adjustments import Adjustments
-
-    if not hasattr(Adjustments, "send_bytes"):
-        return {}
-    warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
-    return {"send_bytes": SEND_BYTES}
-
-
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="IKLEDGER_WORKERS",
+    help="Request processes on the one port and log (IKLEDGER_WORKERS) [default: one per "
+    "core]. 1: this process answers the requests itself.",
+)
+@click.option(
     "--threads",
-    default=16,
-    show_default=True,
-    type=int,
-    help="Waitress worker threads (each request waits for its group's commit in one).",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="IKLEDGER_THREADS",
+    help="Waitress threads per request process (IKLEDGER_THREADS; each request waits for "
+    "its group's commit in one) [default: 16 in all, 16 / workers each, at least 4].",
 )
 @click.option(
     "--catch-up",
@@ -210,17 +194,27 @@ def _one_flush_per_answer() -> dict:
     help="Logging level.",
 )
 def serve(
-    host: str, port: int, threads: int, catch_up: str, db: str | None, log_level: str
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    catch_up: str,
+    db: str | None,
+    log_level: str,
 ) -> None:
     """Run the receiver (POST /webhook) and the query API with waitress.
 
-    By default two processes run: this one answers requests, and a child it starts
-    (and restarts) keeps the read models current; the child exits with it. The read
-    models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as a path
-    (X.db: X.projections.db), else ikledger.projections.db in the working directory.
+    By default one request process runs per core (--workers), all on one port and one
+    log, started and restarted by this process, which answers no request itself; a
+    child keeps the read models current. All of them stop with this process. With
+    --workers 1 this process answers the requests and the child is the only other.
+    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
+    a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
     """
-    import waitress
+    from . import supervisor
 
+    workers = supervisor.default_workers() if workers is None else workers
+    threads = supervisor.default_threads(workers) if threads is None else threads
     config = load_config(db=db, host=host, port=port, threads=threads)
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
@@ -232,10 +226,29 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    # Waitress warns on every request that finds its task queue non-empty; under load
-    # that is a line per request, costing more than the request. Latency and request
-    # counts are in /metrics instead.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    supervisor.quiet_waitress_queue()
+    if workers > 1:
+        try:
+            with read_model_failures(config):
+                supervisor.run(
+                    config,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    threads=threads,
+                    catch_up=catch_up,
+                    log_level=log_level.upper(),
+                    announce=lambda where: click.echo(
+                        f"ikledger: listening on http://{host}:{port} (log {where}, "
+                        f"{workers} request processes)",
+                        err=True,
+                    ),
+                )
+        except (StoreError, supervisor.CannotListen) as exc:
+            raise click.ClickException(str(exc)) from None
+        return
+    import waitress
+
     from .wiring import open_runtime
 
     try:
@@ -248,24 +261,7 @@ def serve(
     click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)
     try:
         waitress.serve(
-            runtime.app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="ikledger",
-            # Bodies far over the limit are refused by waitress before they are buffered.
-            max_request_body_size=2 * config.max_body,
-            clear_untrusted_proxy_headers=True,
-            # Idle or trickling clients hold a connection, never a worker thread; past
-            # waitress's default of 100 they would stop new connections being accepted.
-            connection_limit=config.connection_limit,
-            channel_timeout=config.idle_timeout,
-            cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
-            # select() fails past descriptor 1024 but costs less per loop than
-            # waitress's poll(), which re-registers every channel each time round.
-            asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
-            _quiet=True,
-            **_one_flush_per_answer(),
+            runtime.app, host=host, port=port, **supervisor.waitress_options(config, threads)
         )
     except KeyboardInterrupt:
         pass

@@ -1,12 +1,16 @@
 """Prometheus metrics, one registry per app so tests never share counters.
 
 Scrape-time figures come only from `store.stats()` (cheap by the store's contract) and
-the projections' meta rows; everything else is a process-local counter.
+the projections' meta rows; everything else is a counter. In one process the counters
+are that process's; under `serve --workers N` (PROMETHEUS_MULTIPROC_DIR set by the
+supervisor, prometheus_client's multiprocess mode) every scrape sums the counters of
+all its request processes since `serve` started, whichever worker answers it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -97,23 +101,29 @@ class Metrics:
 
     def __init__(self, store: EventStore, views: ProjectionDB | None = None):
         self.registry = CollectorRegistry()
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if shared:  # the counters live in the shared folder; the scrape sums them all
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            MultiProcessCollector(self.registry, path=shared)
+        own = None if shared else self.registry
         self.deliveries = Counter(
             "ikledger_deliveries",
             "Webhook deliveries since start, by outcome",
             ["outcome"],
-            registry=self.registry,
+            registry=own,
         )
         self.rejections = Counter(
             "ikledger_rejections",
             "Refused deliveries since start, by error code",
             ["code"],
-            registry=self.registry,
+            registry=own,
         )
         self.append_seconds = Histogram(
             "ikledger_append_seconds",
             "Time from handing an event to the store to its durable commit",
             buckets=_APPEND_BUCKETS,
-            registry=self.registry,
+            registry=own,
         )
         sources = {"log": lambda: _log_families(store)}
         if views is not None:

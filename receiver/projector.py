@@ -35,14 +35,22 @@ log = logging.getLogger("ikledger.projector")
 RESTART_DELAY = 0.5  # seconds before a dead child is started again
 RESTART_DELAY_MAX = 10.0
 STOP_WAIT = 10.0  # seconds a stopping child may take to finish its pass
+# After a pass that applied events, the child lets the next ones gather this long:
+# each pass has a fixed cost (its read-model transaction and fsync, checkpoints), so
+# fewer, larger passes cost less per event; a new event is served at most about this
+# much later (the freshness target is 1 s).
+PASS_SPACING = 0.2
 
 
 class Projector:
     """The parent's handle on the catch-up child: start, watch and restart, stop."""
 
-    def __init__(self, config: Config, *, log_level: str = "INFO"):
+    def __init__(self, config: Config, *, log_level: str = "INFO", on_change=None):
         self.config = config
         self.log_level = log_level
+        # Called with `status()` whenever it changes (start, exit, restart), from
+        # whichever thread changed it; `serve --workers N` shares it with its workers.
+        self.on_change = on_change
         self.restarts = 0  # children started again after dying
         self.last_exit: int | None = None  # return code of the last child that died
         self._proc: subprocess.Popen | None = None
@@ -56,6 +64,7 @@ class Projector:
         """Start the child and the thread that restarts it when it dies."""
         with self._lock:
             self._spawn()
+        self._changed()
         self._watcher = threading.Thread(target=self._watch, name="ikledger-projector", daemon=True)
         self._watcher.start()
 
@@ -83,6 +92,13 @@ class Projector:
         self._pipe = write_end
         log.info("read-model catch-up running in process %d", self._proc.pid)
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(self.status())
+            except Exception:
+                log.exception("could not share the catch-up process's status")
+
     def _watch(self) -> None:
         delay = RESTART_DELAY
         while not self._stopping.is_set():
@@ -91,6 +107,7 @@ class Projector:
             if self._stopping.is_set():
                 return
             self.last_exit = code
+            self._changed()
             if time.monotonic() - self._started_at >= 30:
                 delay = RESTART_DELAY  # it had been running well: not a crash loop
             log.error(
@@ -106,6 +123,7 @@ class Projector:
                     return
                 self._spawn()
                 self.restarts += 1
+            self._changed()
             delay = min(delay * 2, RESTART_DELAY_MAX)  # one that keeps dying waits longer
 
     @property
@@ -158,6 +176,21 @@ def _parent_gone(fd: int, parent_pid: int, poll: float = 1.0) -> None:
             return
 
 
+def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACING) -> None:
+    """The child's catch-up loop: `runner.poll_once` passes, `spacing` apart while busy."""
+    while not stop.is_set():
+        try:
+            # Read before the pass: an event appended during it wakes the wait at once.
+            seen = store.last_position()
+            applied = runner.poll_once()
+            if any(applied.values()) and stop.wait(spacing):
+                return
+            store.wait(seen, runner.idle_wait)
+        except Exception:  # never let the loop die silently, nor spin
+            log.exception("read-model catch-up pass failed")
+            stop.wait(runner.idle_wait)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Catch up the read models until the parent exits (or SIGTERM)."""
     parser = argparse.ArgumentParser(prog="python -m receiver.projector")
@@ -179,11 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         views = projections.open_projections(store, config.projections_path())
         runner = projections.ProjectionRunner(views)
-        runner.start()
+        stop = threading.Event()
+        loop = threading.Thread(
+            target=_catch_up, args=(runner, store, stop), name="ikledger-projections"
+        )
+        loop.start()
         try:
             _parent_gone(args.parent_fd, args.parent_pid)
         finally:
-            runner.stop()
+            stop.set()
+            loop.join(STOP_WAIT)
             views.close()
     finally:
         store.close()

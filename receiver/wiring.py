@@ -5,7 +5,9 @@
 are caught up: `serve` asks for a child process (`receiver.projector`), so the
 request process spends nothing on it; `get_app()` keeps a catch-up thread in the
 process, because a WSGI server may fork or start it several times and each copy
-would start a child of its own. Tests build apps with `create_app`.
+would start a child of its own. The request processes of `serve --workers N`
+(`receiver.supervisor`) ask for no catch-up: their supervisor runs it, and they
+report its state from what the supervisor shares. Tests build apps with `create_app`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .app import create_app
 from .config import Config
 from .projector import Projector
 
-CatchUp = Literal["process", "thread"]
+CatchUp = Literal["process", "thread"] | None
 
 
 @dataclass
@@ -32,23 +34,26 @@ class Runtime:
     config: Config
     store: EventStore
     views: projections.ProjectionDB
-    catch_up: projections.ProjectionRunner | Projector
+    catch_up: projections.ProjectionRunner | Projector | None
     app: falcon.App
 
     def close(self) -> None:
         """Stop the catch-up (thread or child), then close the read models and the log."""
-        self.catch_up.stop()
+        if self.catch_up is not None:
+            self.catch_up.stop()
         self.views.close()
         self.store.close()
 
 
 def open_runtime(
-    config: Config, *, catch_up: CatchUp = "thread", log_level: str = "INFO"
+    config: Config, *, catch_up: CatchUp = "thread", log_level: str = "INFO", projector=None
 ) -> Runtime:
     """Open the log and its read models, start catching up, and build the app.
 
     `catch_up="process"` runs the catch-up in a child process that `/healthz` reports
-    on (`projector`) and that is restarted when it dies; `"thread"` in this process.
+    on (`projector`) and that is restarted when it dies; `"thread"` in this process;
+    None not at all (another process does; `projector`, anything with `status()`,
+    is then what `/healthz` reports of it).
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
     store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
@@ -57,6 +62,10 @@ def open_runtime(
     except BaseException:
         store.close()
         raise
+    if catch_up is None:
+        return Runtime(
+            config, store, views, None, create_app(config, store, views, projector=projector)
+        )
     if catch_up == "process":
         runner: projections.ProjectionRunner | Projector = Projector(config, log_level=log_level)
         app = create_app(config, store, views, projector=runner)

@@ -88,7 +88,9 @@ class SQLiteStore(WritesThroughGroupWriter):
             self._committer = SQLiteCommit(
                 self.path, busy_timeout=timeout / 2, rejected_keep=rejected_keep
             )
-        self._writer = GroupWriter(self._commit, timeout=timeout, name="ikledger-writer")
+        self._writer = GroupWriter(
+            self._commit, timeout=timeout, name="ikledger-writer", turn=self._committer.turn
+        )
 
     # -- writing (see writer.py) -------------------------------------------
 

@@ -4,11 +4,24 @@ Every append of a group is made durable by the transaction's single fsync (WAL,
 synchronous=FULL). Positions are assigned inside the write transaction (BEGIN
 IMMEDIATE), so they are gap-free and in commit order even when several processes
 write to the same file.
+
+Writers of several processes (`ikledger serve --workers N`, or several `serve`s on
+one file) take turns through a lock file beside the log (`X.db-writer.lock`, an
+advisory `flock` held around each write transaction): a waiting writer blocks in the
+kernel and is woken the moment the other commits, where SQLite's own busy handler
+would sleep in steps of 1 to 100 ms. The lock only orders writers that use it;
+SQLite's write lock still guards the file against every other writer. A lock file
+that cannot be opened (a read-only directory) leaves SQLite's locking alone in charge.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .contract import (
     GENESIS,
@@ -28,6 +41,10 @@ from .sqlite_conn import connect, translate
 # DELIVERY_FOLD seqs; the group that crosses a multiple folds the rows before it in, and
 # readers count the rest (fewer than a fold). So most groups write no counter page.
 
+log = logging.getLogger("ikledger.store")
+
+LOCK_SUFFIX = "-writer.lock"
+
 EVENT_COLUMNS = "position, id, type, created_at, received_at, scheme, chain, body"
 
 
@@ -41,11 +58,32 @@ class SQLiteCommit:
         self.rejected_keep = max(1, rejected_keep)
         self._reopen = False  # set by a failed transaction: the next one starts afresh
         self._conn = connect(path, busy_timeout)
+        self._lock_fd: int | None = None  # the writers' lock file, opened at the first commit
+        self._lock_tried = False
+
+    def _writers_lock(self) -> int | None:
+        """The descriptor of the writers' lock file, or None where there is none."""
+        if not self._lock_tried:
+            self._lock_tried = True
+            if self.path and self.path != ":memory:" and not self.path.startswith("file:"):
+                try:
+                    self._lock_fd = os.open(
+                        self.path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
+                    )
+                except OSError as exc:
+                    log.warning(
+                        "no writers' lock file (%s): SQLite's locking alone orders writers", exc
+                    )
+        return self._lock_fd
 
     def __call__(
         self, events: list[NewEvent], rejections: list[tuple[int, Rejection]], probe: bool
     ) -> list[AppendResult]:
-        """Commit one group; on any failure roll back and raise (StoreError when translated)."""
+        """Commit one group; on any failure roll back and raise (StoreError when translated).
+
+        Called inside `turn()` (by the group writer), so the rollback of a failed
+        transaction is done before the next writer's turn.
+        """
         try:
             if self._reopen:
                 # A connection that failed may stay failed: opened read-only, or after an
@@ -62,6 +100,19 @@ class SQLiteCommit:
         except BaseException:
             self._abandon()
             raise
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """This writer's turn among the writers of every process that uses the lock file."""
+        lock = self._writers_lock()
+        if lock is None:
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks in the kernel, without the GIL
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _abandon(self) -> None:
         try:
@@ -195,6 +246,9 @@ class SQLiteCommit:
 
     def close(self) -> None:
         self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def _rejection_row(at: int, rejection: Rejection) -> tuple:

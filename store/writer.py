@@ -13,6 +13,11 @@ so that one fsync serves more of them. It never waits when the queue already hol
 enough, nor when no other caller was in flight: a lone sequential caller commits at
 once, one group per append.
 
+`turn()`, when the backend gives one, is a context manager held around taking a group
+and committing it: the SQLite backend's writers' lock, which writers of several
+processes on one file take in turn. The group is taken once the turn is had, so
+appends that queued while another process committed join it.
+
 `commit(events, rejections, probe)` commits one group in one transaction and returns
 one `AppendResult` per event, in order; `rejections` are `(epoch ms, Rejection)` pairs
 and `probe` asks for a real write even when the group holds nothing else. It raises a
@@ -27,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from .contract import (
     AppendResult,
@@ -102,8 +108,10 @@ class GroupWriter:
         name: str = "ikledger-writer",
         linger: float = LINGER,
         linger_group: int = LINGER_GROUP,
+        turn: Callable[[], AbstractContextManager] = nullcontext,
     ):
         self._commit = commit
+        self._turn = turn
         self.timeout = timeout
         self.name = name
         self.linger = linger
@@ -264,28 +272,35 @@ class GroupWriter:
 
     def _run(self) -> None:
         try:
-            while True:
-                taken = self._take()
-                if taken is None:
-                    return
-                self._commit_group(*taken)
+            while self._await():
+                with self._turn():  # the writers' turn: the group is taken inside it
+                    self._commit_group(*self._take())
         except BaseException as exc:  # noqa: BLE001 -- no waiter may hang on a dead thread
             self._died(exc)
 
-    def _take(self) -> tuple[list[_Waiter], list[tuple[int, Rejection]]] | None:
-        """The next group and the queued rejections; None once closed and drained."""
+    def _await(self) -> bool:
+        """Wait for work (and linger for a fuller group); False once closed and drained."""
         with self._cond:
             if not self._appends:
                 self._peak = 0  # idle: whoever comes next starts a new count
             while not self._appends and not self._rejections and not self._closed:
                 self._cond.wait()
             if self._closed and not self._appends and not self._rejections:
-                return None
+                return False
         # Give up the GIL once: callers the last commit released queue their next
         # appends, and this group takes them all (bigger groups, fewer fsyncs).
         time.sleep(0)
         with self._cond:
             self._linger()
+        return True
+
+    def _take(self) -> tuple[list[_Waiter], list[tuple[int, Rejection]]]:
+        """The next group and the queued rejections: whatever is queued now.
+
+        Taken once the writer has its turn, so the appends queued while another
+        process's writer committed join this group rather than wait for the next.
+        """
+        with self._cond:
             group, count = [], 0
             while self._appends and count < MAX_GROUP:
                 waiter = self._appends.pop(0)

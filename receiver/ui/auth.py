@@ -5,8 +5,10 @@ needs a session cookie: `<expires>.<nonce>.<mac>`, the MAC an HMAC-SHA256 keyed 
 the token, so changing the token ends every session. The cookie is `HttpOnly`,
 `SameSite=Strict`, `Secure` when the request came over HTTPS (or `X-Forwarded-Proto:
 https`), and expires after `SESSION_SECONDS`. Without a token the pages are open and a
-visitor still gets an (anonymous) session, keyed by a per-process random key, so that
-the CSRF check below works the same way.
+visitor still gets an (anonymous) session, keyed by a random key, so that the CSRF
+check below works the same way; the key is per process, or shared by the request
+processes of one `ikledger serve --workers N` (their supervisor hands them one seed
+in IKLEDGER_SESSION_SEED), so a session works whichever of them answers.
 
 Every POST carries a CSRF token, an HMAC of the session (so a page of another site can
 neither read nor forge it), and must come from the same origin when the browser says
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -31,6 +34,11 @@ SESSION_SECONDS = 12 * 3600
 OPEN_PATHS = ("/ui/login", "/ui/static/")
 
 
+def _anonymous_seed() -> bytes:
+    shared = os.environ.get("IKLEDGER_SESSION_SEED")
+    return bytes.fromhex(shared) if shared else secrets.token_bytes(32)
+
+
 class Sessions:
     """Issues and checks session cookies and the CSRF tokens derived from them."""
 
@@ -42,7 +50,7 @@ class Sessions:
         lifetime: int = SESSION_SECONDS,
     ):
         self.read_token = read_token
-        seed = read_token.encode() if read_token else secrets.token_bytes(32)
+        seed = read_token.encode() if read_token else _anonymous_seed()
         self._key = hmac.new(seed, b"ikledger ui session v1", hashlib.sha256).digest()
         self.clock = clock
         self.lifetime = lifetime

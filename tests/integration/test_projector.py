@@ -87,7 +87,7 @@ def test_the_child_exits_when_serve_is_sigkilled(tmp_path):
 
 
 def test_serve_with_catch_up_thread_runs_no_child(tmp_path):
-    with serve(tmp_path / "log.db", args=("--catch-up", "thread")) as served:
+    with serve(tmp_path / "log.db", args=("--catch-up", "thread", "--workers", "1")) as served:
         assert "projector" not in httpx.get(f"{served.base}/healthz", timeout=5).json()
         deliver(served.base, "one")
         wait_for(lambda: caught_up_to(served.base, "one"), "catch-up by the thread")

@@ -328,3 +328,24 @@ def test_deliveries_of_each_event_equal_a_full_scan_of_the_journal(db_path):
             found = [(d.seq, d.outcome) for d in one.deliveries(event_id=event.id, limit=1000)]
             assert found == expected, event.id
         assert one.deliveries(event_id="e0", limit=2) == one.deliveries(event_id="e0")[:2]
+
+
+def test_writers_take_turns_through_the_lock_file_beside_the_log(db_path):
+    """While another writer holds the writers' lock, nothing commits; then it does."""
+    import fcntl
+    import os
+
+    quick = SQLiteStore(db_path, timeout=0.5)
+    other = os.open(f"{db_path}-writer.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # as another process's writer, mid-commit
+        event = new("e1")
+        with pytest.raises(StoreUnavailable):
+            quick.append(event)
+        assert raw(db_path, "SELECT count(*) FROM events") == [(0,)]
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert quick.append(event).outcome is Outcome.STORED
+        assert quick.append(event).outcome is Outcome.DUPLICATE
+    finally:
+        os.close(other)
+        quick.close()

@@ -344,3 +344,33 @@ def test_groups_grow_under_concurrent_callers():
     assert len(recorder.ids()) == 400
     assert writer.groups == len(recorder.groups) <= 400 / 4
     assert writer.lingered > 0
+
+
+def test_the_group_is_taken_once_the_writer_has_its_turn(closing):
+    """Appends queued while another process holds the writers' turn join the next group."""
+    held = threading.Lock()
+    held.acquire()  # another process's writer is committing
+    entered = threading.Event()
+
+    class Turn:
+        def __enter__(self):
+            entered.set()
+            assert held.acquire(timeout=BOUND), "the turn never came"
+
+        def __exit__(self, *exc):
+            held.release()
+
+    recorder = Recorder()
+    writer = GroupWriter(recorder, timeout=5.0, name="test-writer-turn", turn=Turn)
+    try:
+        first = in_thread(writer.append_many, [event("a")])
+        assert entered.wait(BOUND)  # the writer waits for its turn with "a" queued
+        later = [in_thread(writer.append_many, [event(name)]) for name in ("b", "c")]
+        wait_until(lambda: writer.queued == 3)
+        held.release()  # the other writer's commit is done
+        for thread, outcome in (first, *later):
+            thread.join(BOUND)
+            assert "result" in outcome, outcome
+        assert [[e.id for e in events] for events, _, _ in recorder.groups] == [["a", "b", "c"]]
+    finally:
+        writer.close()

@@ -1,0 +1,466 @@
+"""`ikledger serve` with several request processes on one port and one log.
+
+One interpreter answers requests on about one core: its waitress loop, request threads
+and group-commit writer share one GIL. So by default `serve` runs one request process
+per core (`--workers`), and this module is the process that starts them:
+
+- the **supervisor** (the `serve` process itself) binds the address, opens
+  the log and the read models once (so migrations run once, before any worker), then
+  starts the workers and the read models' catch-up child (`receiver.projector`), and
+  restarts any of them that dies (after `RESTART_DELAY`, doubling while it keeps
+  dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
+  its queued commits), then the catch-up child.
+- each **worker** (`python -m receiver.supervisor`) listens on the same address with
+  SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
+  waitress there, with its own store and writer thread. The writers of all
+  workers take turns through the log's writers' lock (`store/sqlite_commit.py`), and
+  every commit assigns positions and recognises ids inside its write transaction, so
+  positions stay gap-free, the chain stays one chain, and a duplicate is recognised
+  whichever worker received the first copy. An answer is sent only after its commit,
+  so a worker killed with SIGKILL loses nothing it acknowledged.
+- a worker exits when the supervisor does, however it dies (the pipe whose only write
+  end the supervisor holds reports end of file, as for the catch-up child).
+
+What the workers share besides the log: the anonymous UI sessions' key (a random seed
+the supervisor hands every worker, so a session and its CSRF token are accepted
+whichever worker answers), `/metrics` counters (prometheus_client's multiprocess mode
+in a private folder: every worker's counts summed, those of exited workers included),
+and the catch-up child's state for `/healthz` (a small file the supervisor rewrites).
+
+`--workers 1` runs today's single request process (`receiver.cli.serve` does not come
+here at all). `get_app()` is unchanged: a WSGI server of your own decides its processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from .config import Config
+
+log = logging.getLogger("ikledger.supervisor")
+
+RESTART_DELAY = 0.5  # seconds before a dead worker is started again
+RESTART_DELAY_MAX = 10.0
+STOP_WAIT = 10.0  # seconds a stopping worker may take to finish its commits
+BACKLOG = 1024
+
+# Environment the supervisor sets for its workers (internal; not for users to set).
+SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
+PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
+
+# Connections that keep every descriptor of the process under select()'s 1024, with
+# room for the log's and read models' files of each worker thread.
+SELECT_SAFE_CONNECTIONS = 900
+
+# Waitress 3 flushes from the worker thread on every write (send_bytes=1): the headers,
+# then the body, each a send() and a wake-up of the main loop. Buffering up to 256 KiB
+# (the largest timeline answer is ~200 KB) lets the main loop send the answer in one
+# flush (measured: CPU per GET /timeline -41% with the whole-answer cache).
+SEND_BYTES = 256 * 1024
+
+
+def default_workers() -> int:
+    """One request process per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# Request threads of all workers together by default. Each request holds a thread until
+# its group commits, so about as many threads in all as requests in flight keep the
+# writers' groups full; more only add wake-ups (measured with 2 workers at 16 wrk
+# connections: 8 threads each cost less CPU per request than 16 each).
+THREADS_IN_ALL = 16
+MIN_THREADS = 4
+
+
+def default_threads(workers: int) -> int:
+    """Waitress threads of each of `workers` request processes: 16 in all, at least 4."""
+    return max(MIN_THREADS, THREADS_IN_ALL // workers)
+
+
+def _one_flush_per_answer() -> dict:
+    """`send_bytes`, deprecated since waitress 1.3 with no replacement: passed while the
+    installed waitress still has it, without its DeprecationWarning."""
+    import warnings
+
+    from waitress.adjustments import Adjustments
+
+    if not hasattr(Adjustments, "send_bytes"):
+        return {}
+    warnings.filterwarnings("ignore", "send_bytes will be removed", DeprecationWarning)
+    return {"send_bytes": SEND_BYTES}
+
+
+def waitress_options(config: Config, threads: int) -> dict:
+    """The keyword arguments of `waitress.serve` for one request process (no address)."""
+    return dict(
+        threads=threads,
+        ident="ikledger",
+        # Bodies far over the limit are refused by waitress before they are buffered.
+        max_request_body_size=2 * config.max_body,
+        clear_untrusted_proxy_headers=True,
+        # Idle or trickling clients hold a connection, never a worker thread; past
+        # waitress's default of 100 they would stop new connections being accepted.
+        connection_limit=config.connection_limit,
+        channel_timeout=config.idle_timeout,
+        cleanup_interval=max(1, min(30, config.idle_timeout // 2)),
+        # select() fails past descriptor 1024 but costs less per loop than
+        # waitress's poll(), which re-registers every channel each time round.
+        asyncore_use_poll=config.connection_limit > SELECT_SAFE_CONNECTIONS,
+        _quiet=True,
+        **_one_flush_per_answer(),
+    )
+
+
+def quiet_waitress_queue() -> None:
+    """Waitress warns on every request that finds its task queue non-empty; under load
+    that is a line per request, costing more than the request. Latency and request
+    counts are in /metrics instead."""
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def bind(host: str, port: int, *, listening: bool, shared: bool = True) -> socket.socket:
+    """A socket bound to the address with SO_REUSEPORT, listening or not.
+
+    Each worker listens on a socket of its own, so the kernel spreads new connections
+    evenly over them (by a hash of each connection's addresses); one listening socket
+    shared by all would go to whichever worker woke first, which under a steady load
+    is mostly the same one. The supervisor's socket is bound but never listens: it
+    holds the address (and reports a bad one before any worker starts), and a socket
+    that does not listen is given no connections.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host.strip("[]"), port))
+        if listening:
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class CannotListen(Exception):
+    """The address given to `serve` cannot be bound."""
+
+
+# -- the supervisor -------------------------------------------------------------------
+
+
+class _Worker:
+    """One request process: started, watched and restarted by its own thread."""
+
+    def __init__(self, index: int, command: list[str], env: dict):
+        self.index = index
+        self.command = command
+        self.env = env
+        self.restarts = 0
+        self.proc: subprocess.Popen | None = None
+        self._pipe: int | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._started_at = 0.0
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"ikledger-worker-{index}", daemon=True
+        )
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        read_end, write_end = os.pipe()
+        args = [*self.command, "--parent-fd", str(read_end)]
+        args += ["--parent-pid", str(os.getpid()), "--index", str(self.index)]
+        try:
+            self.proc = subprocess.Popen(args, env=self.env, pass_fds=(read_end,))
+            self._started_at = time.monotonic()
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        if self._pipe is not None:
+            os.close(self._pipe)
+        self._pipe = write_end
+        log.info("request worker %d running in process %d", self.index, self.proc.pid)
+
+    def _watch(self) -> None:
+        delay = RESTART_DELAY
+        while not self._stopping.is_set():
+            proc = self.proc
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - self._started_at >= 30:
+                delay = RESTART_DELAY  # it had been running well: not a crash loop
+            log.error(
+                "request worker %d (process %d) exited (%s); restarting in %.1f s",
+                self.index,
+                proc.pid,
+                code,
+                delay,
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._spawn()
+                self.restarts += 1
+            delay = min(delay * 2, RESTART_DELAY_MAX)
+
+    def signal_stop(self) -> None:
+        """Tell the worker to stop (SIGTERM: it finishes its queued commits, then exits)."""
+        self._stopping.set()
+        with self._lock:
+            proc, pipe, self._pipe = self.proc, self._pipe, None
+        if pipe is not None:
+            os.close(pipe)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
+    def wait_stopped(self, deadline: float) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("request worker %d did not stop in time; killing it", self.index)
+            proc.kill()
+            proc.wait()
+        self._watcher.join(1.0)
+
+
+class _ProjectorStatusFile:
+    """Writes the catch-up child's `status()` where the workers read it (atomically)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __call__(self, status: dict) -> None:
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        with open(temporary, "w") as out:
+            json.dump(status, out)
+        os.replace(temporary, self.path)
+
+
+class ProjectorStatus:
+    """In a worker: the catch-up child's state as the supervisor last wrote it."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def status(self) -> dict:
+        try:
+            with open(self.path) as source:
+                status = json.load(source)
+        except (OSError, ValueError):
+            return {"process": "child", "running": False, "pid": None, "restarts": 0}
+        pid = status.get("pid")
+        if status.get("running") and pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                status["running"] = False  # died since; the supervisor restarts it
+            except PermissionError:
+                pass
+        return status
+
+
+def run(
+    config: Config,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    catch_up: str,
+    log_level: str,
+    announce,
+) -> None:
+    """Serve with `workers` request processes until SIGTERM or Ctrl-C (the supervisor).
+
+    `announce(where)` is called with the log's name once the processes are started.
+    Raises CannotListen when the address cannot be bound and StoreError when the log
+    cannot be opened, before any process is started.
+    """
+    import projections
+    from store import open_store
+
+    try:
+        # First without SO_REUSEPORT: an address another server holds (another `serve`
+        # with workers included) is refused, rather than shared with it.
+        with bind(host, port, listening=False, shared=False) as probe:
+            port = probe.getsockname()[1]
+        sock = bind(host, port, listening=False)
+    except OSError as exc:
+        raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
+    private = tempfile.mkdtemp(prefix="ikledger-serve-")
+    catch_up_handle = None
+    started: list[_Worker] = []
+    try:
+        # Opened once here: migrations of the log and the read models run before any
+        # worker opens them, and a log that cannot be opened stops `serve` at once.
+        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+        try:
+            views = projections.open_projections(store, config.projections_path())
+        except BaseException:
+            store.close()
+            raise
+        where = store.display_name
+        metrics_dir = os.path.join(private, "metrics")
+        os.mkdir(metrics_dir)
+        env = {
+            **os.environ,
+            "IKLEDGER_DB": config.db,
+            "IKLEDGER_PROJECTIONS_DB": os.path.abspath(config.projections_path()),
+            "IKLEDGER_DB_TIMEOUT": str(config.db_timeout),
+            SESSION_SEED_ENV: secrets.token_hex(32),
+            METRICS_DIR_ENV: metrics_dir,
+        }
+        env.pop(PROJECTOR_STATUS_ENV, None)
+        if catch_up == "process":
+            from .projector import Projector
+
+            status_path = os.path.join(private, "projector.json")
+            views.close()
+            store.close()
+            catch_up_handle = Projector(
+                config, log_level=log_level, on_change=_ProjectorStatusFile(status_path)
+            )
+            env[PROJECTOR_STATUS_ENV] = status_path
+        else:  # a thread of this process, which answers no request
+            catch_up_handle = _ThreadCatchUp(store, views)
+        catch_up_handle.start()
+        host = sock.getsockname()[0]
+        command = [sys.executable, "-m", "receiver.supervisor", "--threads", str(threads)]
+        command += ["--host", host, "--port", str(port), "--log-level", log_level]
+        for index in range(workers):
+            worker = _Worker(index, command, env)
+            worker.start()
+            started.append(worker)
+        announce(where)
+        _wait_for_stop()
+    finally:
+        for worker in started:
+            worker.signal_stop()
+        deadline = time.monotonic() + STOP_WAIT
+        for worker in started:
+            worker.wait_stopped(deadline)
+        sock.close()
+        if catch_up_handle is not None:
+            catch_up_handle.stop()
+        shutil.rmtree(private, ignore_errors=True)
+
+
+class _ThreadCatchUp:
+    """`--catch-up thread` with workers: the catch-up runs in the supervisor."""
+
+    def __init__(self, store, views):
+        import projections
+
+        self.store, self.views = store, views
+        self.runner = projections.ProjectionRunner(views)
+
+    def start(self) -> None:
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.views.close()
+        self.store.close()
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGTERM (SystemExit) or Ctrl-C (KeyboardInterrupt) in this thread."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            signal.pause()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- a worker ---------------------------------------------------------------------------
+
+
+def _stop_when_parent_exits(fd: int, parent_pid: int) -> None:
+    from .projector import _parent_gone
+
+    _parent_gone(fd, parent_pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One request process: waitress on its own socket until SIGTERM or orphaned."""
+    parser = argparse.ArgumentParser(prog="python -m receiver.supervisor")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parent-fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s %(name)s[w{args.index}] %(message)s",
+    )
+    quiet_waitress_queue()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the supervisor
+
+    import waitress
+
+    from .wiring import open_runtime
+
+    config = Config.from_env(threads=args.threads)
+    status_path = os.environ.get(PROJECTOR_STATUS_ENV)
+    runtime = open_runtime(
+        config,
+        catch_up=None,
+        projector=ProjectorStatus(status_path) if status_path else None,
+    )
+    try:
+        sock = bind(args.host, args.port, listening=True)
+        threading.Thread(
+            target=_stop_when_parent_exits,
+            args=(args.parent_fd, args.parent_pid),
+            name="ikledger-parent-watch",
+            daemon=True,
+        ).start()
+        waitress.serve(runtime.app, sockets=[sock], **waitress_options(config, args.threads))
+    except SystemExit:
+        pass
+    finally:
+        runtime.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
