@@ -58,6 +58,7 @@ BACKLOG = 1024
 
 # Environment the supervisor sets for its workers (internal; not for users to set).
 SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
+UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.actions)
 PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 
@@ -333,6 +334,8 @@ def run(
         where = store.display_name
         metrics_dir = os.path.join(private, "metrics")
         os.mkdir(metrics_dir)
+        ui_dir = os.path.join(private, "ui")  # the log page's verify and rebuild state
+        os.mkdir(ui_dir)
         env = {
             **os.environ,
             "IKLEDGER_DB": config.db,
@@ -340,6 +343,7 @@ def run(
             "IKLEDGER_DB_TIMEOUT": str(config.db_timeout),
             SESSION_SEED_ENV: secrets.token_hex(32),
             METRICS_DIR_ENV: metrics_dir,
+            UI_STATE_ENV: ui_dir,
         }
         env.pop(PROJECTOR_STATUS_ENV, None)
         if catch_up == "process":

@@ -7,9 +7,11 @@ never repeats an action.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
-from dataclasses import dataclass, field
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import falcon
@@ -21,45 +23,136 @@ from ..admin import verify_log
 from .auth import Sessions
 from .pages import Page, show
 
+UI_STATE_ENV = "IKLEDGER_UI_STATE"  # set by `serve` with workers: a folder they all share
 
-@dataclass
+
+class Shared:
+    """One small JSON record that every request worker of one `serve` reads and writes.
+
+    Kept in the folder `serve` gives its workers (IKLEDGER_UI_STATE), replaced whole
+    (`os.replace`), so a page answered by any worker shows what an action on another
+    did; in memory when there is no such folder (one process: `get_app`, tests).
+    """
+
+    def __init__(self, name: str, folder: str | None = None):
+        folder = folder if folder is not None else os.environ.get(UI_STATE_ENV)
+        self.path = os.path.join(folder, name + ".json") if folder else None
+        self._value: dict | None = None
+
+    def get(self) -> dict | None:
+        if self.path is None:
+            return self._value
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):  # not written yet (or being torn down with serve)
+            return None
+
+    def set(self, value: dict | None) -> None:
+        if self.path is None:
+            self._value = value
+            return
+        partial = f"{self.path}.{os.getpid()}.{threading.get_ident()}"
+        with open(partial, "w", encoding="utf-8") as f:
+            json.dump(value, f)
+        os.replace(partial, self.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Rebuilds:
-    """At most one rebuild at a time, run on its own thread; what the last one did."""
+    """At most one rebuild at a time, run on its own thread; what the last one did.
 
-    running: bool = False
-    started_at: float | None = None
-    finished_at: float | None = None
-    result: dict | None = None
-    error: str | None = None
-    progress: str | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    The state (running, progress, result or error) is `Shared`, so every worker's log
+    page shows it; the rebuild lease of the read models keeps two workers from
+    rebuilding at once, and a rebuild whose worker died shows as failed.
+    """
+
+    def __init__(self, folder: str | None = None):
+        self.state = Shared("rebuild", folder)
+        self.lock = threading.Lock()
+
+    def view(self) -> SimpleNamespace:
+        """What the log page shows: running, started_at, finished_at, result, error, progress."""
+        state = dict(self.state.get() or {})
+        if state.get("running") and not _alive(state.get("pid", 0)):
+            state.update(running=False, finished_at=time.time())
+            state["error"] = "the request worker running it stopped before it finished"
+        fields = ("running", "started_at", "finished_at", "result", "error", "progress")
+        return SimpleNamespace(**{name: state.get(name) for name in fields})
 
     def start(self, views) -> bool:
         """Start a rebuild of every projection; False when one is already running."""
         with self.lock:
-            if self.running:
+            if self.view().running:
                 return False
-            self.running, self.started_at, self.finished_at = True, time.time(), None
-            self.result = self.error = self.progress = None
-        threading.Thread(target=self._run, args=(views,), name="ui-rebuild", daemon=True).start()
+            started = {"running": True, "started_at": time.time(), "pid": os.getpid()}
+            self.state.set(started)
+        threading.Thread(
+            target=self._run, args=(views, started), name="ui-rebuild", daemon=True
+        ).start()
         return True
 
-    def _run(self, views) -> None:
+    def _run(self, views, state: dict) -> None:
         def report(p) -> None:
-            self.progress = f"{p.projection}: {p.phase} {p.done:,}/{p.total:,} events"
+            state["progress"] = f"{p.projection}: {p.phase} {p.done:,}/{p.total:,} events"
+            self.state.set(state)
 
         try:
             result, error = ProjectionRunner(views).rebuild(progress=report), None
+        except projections.RebuildBusy:
+            # Another worker (or `ikledger rebuild`) holds the lease: its state stands
+            # if it is this page's; otherwise say so.
+            with self.lock:
+                current = self.state.get() or {}
+                if (
+                    current.get("pid") == os.getpid()
+                    and current.get("started_at") == state["started_at"]
+                ):
+                    self.state.set(
+                        {
+                            **state,
+                            "running": False,
+                            "finished_at": time.time(),
+                            "error": "another rebuild of these read models is running",
+                        }
+                    )
+            return
         except Exception as exc:  # noqa: BLE001 -- whatever it was, the page reports it
             result, error = None, str(exc)
         with self.lock:
-            self.result, self.error = result, error
-            self.running, self.finished_at = False, time.time()
+            self.state.set(
+                {
+                    **state,
+                    "running": False,
+                    "finished_at": time.time(),
+                    "result": result,
+                    "error": error,
+                }
+            )
 
 
-@dataclass
 class Verifications:
-    last: dict | None = None
+    """The last chain verification asked for from the log page (`Shared`)."""
+
+    def __init__(self, folder: str | None = None):
+        self.state = Shared("verify", folder)
+
+    @property
+    def last(self) -> dict | None:
+        return self.state.get()
+
+    @last.setter
+    def last(self, value: dict | None) -> None:
+        self.state.set(value)
 
 
 class LogPage(Page):
@@ -77,7 +170,7 @@ class LogPage(Page):
                 display_name=self.store.display_name,
                 models=projections.projection_status(self.views),
                 verify=self.extra["verifications"].last,
-                rebuild=self.extra["rebuilds"],
+                rebuild=self.extra["rebuilds"].view(),
             )
 
     def on_post_verify(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -190,7 +190,7 @@ def test_metrics_count_the_deliveries_of_every_worker(two_workers):
         assert 'ikledger_deliveries_total{outcome="stored"} 7.0' in text, text[-2000:]
 
 
-def test_a_ui_session_from_one_worker_is_accepted_by_another(two_workers):
+def test_a_ui_session_and_a_verify_result_from_one_worker_are_seen_by_another(two_workers):
     first, second = connection_per_worker(two_workers, 2).values()
     first.request("GET", "/ui/log")
     page = first.getresponse()
@@ -211,6 +211,12 @@ def test_a_ui_session_from_one_worker_is_accepted_by_another(two_workers):
     answer = second.getresponse()
     answer.read()
     assert answer.status == 303, answer.status  # not 403: the CSRF token checked out
+    # The verification ran in the second worker; the first worker's page shows it.
+    first.request("GET", "/ui/log", headers={"Cookie": cookie})
+    page = first.getresponse()
+    text = page.read().decode()
+    assert page.status == 200, page.status
+    assert 'id="verify-result"' in text and "✓ ok" in text, text[-1500:]
 
 
 def test_a_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(tmp_path):
