@@ -41,7 +41,6 @@ from .timeline_sql import (
     CREATE_EVENTS,
     CREATE_INDEXES,
     CREATE_TRANSFORMATIONS,
-    EVENTS_COLUMNS,
     MERGE,
     ROWS,
     STAGE_COLUMNS,
@@ -179,33 +178,26 @@ def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
 def bulk_extract(
     conn: sqlite3.Connection, source: str, schema: str, after: int, until: int
 ) -> None:
-    """Parse `source`'s handled events in (after, until] into tables `events` and `stage` of `schema`.
+    """Parse `source`'s handled events in (after, until] into table `rows` of `schema`.
 
     Runs on any connection that can read `source` (a rebuild runs it on worker
-    connections, beside the one that writes the tables). The two tables are declared
-    exactly like the events table and the stage, so `bulk_sql` copies their records
-    as they are (SQLite's transfer optimisation) instead of decoding and re-encoding
-    them on the writing connection. Raises MalformedBody.
+    connections, beside the one that writes the tables). The table has every column
+    of ROWS and is written once, straight from the parse: `bulk_sql` picks the events
+    table's columns and the stage's from it. Raises MalformedBody.
     """
-    conn.execute("DROP TABLE IF EXISTS temp.extracted")
     _run(
         conn,
-        "CREATE TEMP TABLE extracted AS " + sql(ROWS, source=source),
+        f"CREATE TABLE {schema}.rows AS " + sql(ROWS, source=source),
         {"after": int(after), "until": int(until)},
         source,
     )
-    conn.execute(f"CREATE TABLE {schema}.events {EVENTS_COLUMNS}")
-    conn.execute(f"INSERT INTO {schema}.events SELECT {_EVENTS} FROM temp.extracted")
-    conn.execute(f"CREATE TABLE {schema}.stage {STAGE_COLUMNS}")
-    conn.execute(f"INSERT INTO {schema}.stage SELECT {_STAGED} FROM temp.extracted")
-    conn.execute("DROP TABLE temp.extracted")
 
 
 def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
-    """`load` for the tables `bulk_extract` made in `schema`; returns how many events."""
-    conn.execute(f"INSERT INTO {t.events} SELECT * FROM {schema}.events")
+    """`load` for the table `bulk_extract` made in `schema`; returns how many events."""
+    conn.execute(f"INSERT INTO {t.events} SELECT {_EVENTS} FROM {schema}.rows")
     count = conn.execute("SELECT changes()").fetchone()[0]
-    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {schema}.stage")
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT {_STAGED} FROM {schema}.rows")
     return count
 
 
