@@ -4,9 +4,9 @@
 Tables (generation g):
 
 - `timeline_events_g`: one row per video event (position, id, type, created_at,
-  `ord`, asset key, transformation key). It is also the asset → positions index.
+  asset key, transformation key). It is also the asset → positions index.
 - `timeline_transformations_g`: one row per (asset, transformation key). Events are
-  ordered by `ord` (created_at, then log position), never by arrival, and each group
+  ordered by (created_at, then log position), never by arrival, and each group
   of fields comes from the one event it describes:
   - request id, request URL, kind, options: the earliest `accepted` (else the
     earliest event); `accepted_at`: the earliest `accepted`;
@@ -18,7 +18,7 @@ Tables (generation g):
   - `attempts`: how many terminal events ImageKit sent (above 1: it reported twice).
 - `timeline_assets_g`: one row per asset, counted from its transformations.
 
-The merge is an UPSERT whose every column is a min/max by `ord` or comes from the
+The merge is an UPSERT whose every column is a min/max by (created_at, position) or comes from the
 event such a min/max designates, so it is order-independent: a rebuild (`load` +
 `finish`, or `bulk_extract` + `bulk_sql` + `finish`), any sequence of incremental
 batches (`apply`) and an `as_of` refold give identical rows, whatever order
@@ -49,7 +49,9 @@ from .timeline_sql import (
 PREFIX = "video.transformation."
 HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 # 2: ready_at/error_at from the latest ready/error (were the earliest); attempts.
-VERSION = 2
+# 3: events ordered by (created_at, position) row values; `*_pos` integers replace the
+#    stored `ord`/`*_ord`/`info_key` order strings.
+VERSION = 3
 
 
 def asset_key(url: str) -> str:
@@ -124,7 +126,7 @@ def _extract_batch(conn: sqlite3.Connection, t: Tables, events: Sequence[Event])
     )
 
 
-_EVENTS = "position, event_id, etype, created_at, ord, asset, tkey"
+_EVENTS = "position, event_id, etype, created_at, asset, tkey"
 _STAGED = "position, url, rid, rurl, kind, options, out_url, vm, timings, reason"
 
 
@@ -202,9 +204,11 @@ def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
 
 
 def finish(conn: sqlite3.Connection, t: Tables) -> None:
-    """Merge the staged rows per transformation, count assets, then build the indexes."""
+    """Index the events, merge them per transformation in that index's order, count
+    assets, then build the other indexes."""
     conn.execute(f"DELETE FROM {t.transformations}")
     conn.execute(f"DELETE FROM {t.assets}")
+    conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
     conn.execute(f"DROP TABLE temp.{t.stage}")
     conn.execute(sql(ASSETS_ALL, t))
