@@ -7,10 +7,9 @@ per projections file (`lease`); a second one raises `RebuildBusy` and touches no
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from .bulk import SQL_CHUNK, load_batches, load_in_sql
@@ -19,8 +18,6 @@ from .db import ProjectionDB, read_meta, transaction
 from .failures import Poison, apply_batch, translated
 from .framework import Projection
 from .lease import rebuild_lock
-
-SORT_THREADS = 2  # the sorts of `finish` spread over the machine's cores
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +94,7 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
             )
         done, poison = loading
         report("finishing", done)
-        with sort_threads(conn, SORT_THREADS), transaction(conn, "IMMEDIATE"):
+        with transaction(conn, "IMMEDIATE"):
             projection.finish(conn, tables)
         done += _swap(db, projection, generation, head, poison)
     except BaseException:
@@ -105,18 +102,6 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
         raise
     report("done", done)
     return done
-
-
-@contextmanager
-def sort_threads(conn: sqlite3.Connection, threads: int) -> Iterator[None]:
-    """Let SQLite's sorter (GROUP BY, CREATE INDEX) use `threads` helper threads, then
-    give the connection back its own setting."""
-    before = conn.execute("PRAGMA threads").fetchone()[0]
-    conn.execute(f"PRAGMA threads={int(threads)}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA threads={int(before)}")
 
 
 def _drop_unserved(db: ProjectionDB, projection: Projection, generation: int) -> None:
