@@ -7,6 +7,7 @@ per projections file (`lease`); a second one raises `RebuildBusy` and touches no
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from .bulk import SQL_CHUNK, load_batches, load_in_sql
 from .checkpoints import chain_at, create_meta, drop_other_generations, set_checkpoint, stop_before
-from .db import ProjectionDB, read_meta, transaction
+from .db import ProjectionDB, connect, read_meta, transaction
 from .failures import Poison, apply_batch, translated
 from .framework import Projection
 from .lease import rebuild_lock
@@ -57,8 +58,18 @@ def rebuild(
 
 
 def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
+    # A connection of the rebuild's own: its TEMP stage goes with it when it closes (an
+    # unlink, where DROP TABLE walks every page).
+    conn = connect(db.path, db.timeout)
+    try:
+        return _build(db, conn, projection, progress, batch_size, commit_every, chunk)
+    finally:
+        conn.close()
+
+
+def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> int:
     store, name = db.store, projection.name
-    with db.write() as conn:
+    with transaction(conn, "IMMEDIATE"):
         meta = read_meta(conn, name) or create_meta(conn, projection)
         generation = meta.next_generation
         conn.execute(
@@ -70,7 +81,7 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
     head = store.last_position()
     counts = store.type_counts()
     total = sum(counts.get(t, 0) for t in projection.handles)  # for progress: about
-    started, conn = time.monotonic(), db.conn()
+    started = time.monotonic()
 
     def report(phase: str, done: int) -> None:
         if progress is not None:
@@ -98,6 +109,9 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
             projection.finish(conn, tables)
         done += _swap(db, projection, generation, head, poison)
     except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):  # the first error is the one to report
+                conn.execute("ROLLBACK")
         _drop_unserved(db, projection, generation)
         raise
     report("done", done)

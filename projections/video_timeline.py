@@ -210,7 +210,6 @@ def finish(conn: sqlite3.Connection, t: Tables) -> None:
     conn.execute(f"DELETE FROM {t.assets}")
     conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
-    conn.execute(f"DROP TABLE temp.{t.stage}")
     conn.execute(sql(ASSETS_ALL, t))
     _create_indexes(conn, t)
 
