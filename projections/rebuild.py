@@ -7,7 +7,6 @@ per projections file (`lease`); a second one raises `RebuildBusy` and touches no
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -109,9 +108,6 @@ def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> i
             projection.finish(conn, tables)
         done += _swap(db, projection, generation, head, poison)
     except BaseException:
-        if conn.in_transaction:
-            with suppress(sqlite3.Error):  # the first error is the one to report
-                conn.execute("ROLLBACK")
         _drop_unserved(db, projection, generation)
         raise
     report("done", done)
