@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .bulk import SQL_CHUNK, load_batches, load_in_sql
 from .checkpoints import chain_at, create_meta, drop_other_generations, set_checkpoint, stop_before
-from .db import ProjectionDB, read_meta, transaction
+from .db import ProjectionDB, connect, read_meta, transaction
 from .failures import Poison, apply_batch, translated
 from .framework import Projection
 from .lease import rebuild_lock
@@ -57,8 +57,18 @@ def rebuild(
 
 
 def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
+    # A connection of the rebuild's own: its TEMP stage goes with it when it closes (an
+    # unlink, where DROP TABLE walks every page).
+    conn = connect(db.path, db.timeout)
+    try:
+        return _build(db, conn, projection, progress, batch_size, commit_every, chunk)
+    finally:
+        conn.close()
+
+
+def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> int:
     store, name = db.store, projection.name
-    with db.write() as conn:
+    with transaction(conn, "IMMEDIATE"):
         meta = read_meta(conn, name) or create_meta(conn, projection)
         generation = meta.next_generation
         conn.execute(
@@ -70,7 +80,7 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
     head = store.last_position()
     counts = store.type_counts()
     total = sum(counts.get(t, 0) for t in projection.handles)  # for progress: about
-    started, conn = time.monotonic(), db.conn()
+    started = time.monotonic()
 
     def report(phase: str, done: int) -> None:
         if progress is not None:

@@ -30,7 +30,7 @@ TRANSFORMATIONS_OF_ASSET = """
 SELECT tkey, {transformation}
 FROM {transformations}
 WHERE asset = :asset
-ORDER BY first_ord
+ORDER BY first_at, first_pos
 """
 
 # The stuck cutoffs the flags of an asset's timeline hold for (see TimelineCache): after
@@ -47,7 +47,7 @@ SELECT tkey, json_object('position', position, 'id', event_id,
     'type', 'video.transformation.' || etype, 'created_at', created_at)
 FROM {events}
 WHERE asset = :asset
-ORDER BY ord
+ORDER BY created_at, position
 """
 
 # The positions an `as_of` refold reads: the asset's events up to a position and time.

@@ -4,9 +4,9 @@
 Tables (generation g):
 
 - `timeline_events_g`: one row per video event (position, id, type, created_at,
-  `ord`, asset key, transformation key). It is also the asset → positions index.
+  asset key, transformation key). It is also the asset → positions index.
 - `timeline_transformations_g`: one row per (asset, transformation key). Events are
-  ordered by `ord` (created_at, then log position), never by arrival, and each group
+  ordered by (created_at, then log position), never by arrival, and each group
   of fields comes from the one event it describes:
   - request id, request URL, kind, options: the earliest `accepted` (else the
     earliest event); `accepted_at`: the earliest `accepted`;
@@ -18,7 +18,7 @@ Tables (generation g):
   - `attempts`: how many terminal events ImageKit sent (above 1: it reported twice).
 - `timeline_assets_g`: one row per asset, counted from its transformations.
 
-The merge is an UPSERT whose every column is a min/max by `ord` or comes from the
+The merge is an UPSERT whose every column is a min/max by (created_at, position) or comes from the
 event such a min/max designates, so it is order-independent: a rebuild (`load` +
 `finish`, or `bulk_extract` + `bulk_sql` + `finish`), any sequence of incremental
 batches (`apply`) and an `as_of` refold give identical rows, whatever order
@@ -41,7 +41,6 @@ from .timeline_sql import (
     CREATE_EVENTS,
     CREATE_INDEXES,
     CREATE_TRANSFORMATIONS,
-    EVENTS_COLUMNS,
     MERGE,
     ROWS,
     STAGE_COLUMNS,
@@ -50,7 +49,9 @@ from .timeline_sql import (
 PREFIX = "video.transformation."
 HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 # 2: ready_at/error_at from the latest ready/error (were the earliest); attempts.
-VERSION = 2
+# 3: events ordered by (created_at, position) row values; `*_pos` integers replace the
+#    stored `ord`/`*_ord`/`info_key` order strings.
+VERSION = 3
 
 
 def asset_key(url: str) -> str:
@@ -125,7 +126,7 @@ def _extract_batch(conn: sqlite3.Connection, t: Tables, events: Sequence[Event])
     )
 
 
-_EVENTS = "position, event_id, etype, created_at, ord, asset, tkey"
+_EVENTS = "position, event_id, etype, created_at, asset, tkey"
 _STAGED = "position, url, rid, rurl, kind, options, out_url, vm, timings, reason"
 
 
@@ -179,42 +180,36 @@ def load(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
 def bulk_extract(
     conn: sqlite3.Connection, source: str, schema: str, after: int, until: int
 ) -> None:
-    """Parse `source`'s handled events in (after, until] into tables `events` and `stage` of `schema`.
+    """Parse `source`'s handled events in (after, until] into table `rows` of `schema`.
 
     Runs on any connection that can read `source` (a rebuild runs it on worker
-    connections, beside the one that writes the tables). The two tables are declared
-    exactly like the events table and the stage, so `bulk_sql` copies their records
-    as they are (SQLite's transfer optimisation) instead of decoding and re-encoding
-    them on the writing connection. Raises MalformedBody.
+    connections, beside the one that writes the tables). The table has every column
+    of ROWS and is written once, straight from the parse: `bulk_sql` picks the events
+    table's columns and the stage's from it. Raises MalformedBody.
     """
-    conn.execute("DROP TABLE IF EXISTS temp.extracted")
     _run(
         conn,
-        "CREATE TEMP TABLE extracted AS " + sql(ROWS, source=source),
+        f"CREATE TABLE {schema}.rows AS " + sql(ROWS, source=source),
         {"after": int(after), "until": int(until)},
         source,
     )
-    conn.execute(f"CREATE TABLE {schema}.events {EVENTS_COLUMNS}")
-    conn.execute(f"INSERT INTO {schema}.events SELECT {_EVENTS} FROM temp.extracted")
-    conn.execute(f"CREATE TABLE {schema}.stage {STAGE_COLUMNS}")
-    conn.execute(f"INSERT INTO {schema}.stage SELECT {_STAGED} FROM temp.extracted")
-    conn.execute("DROP TABLE temp.extracted")
 
 
 def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
-    """`load` for the tables `bulk_extract` made in `schema`; returns how many events."""
-    conn.execute(f"INSERT INTO {t.events} SELECT * FROM {schema}.events")
+    """`load` for the table `bulk_extract` made in `schema`; returns how many events."""
+    conn.execute(f"INSERT INTO {t.events} SELECT {_EVENTS} FROM {schema}.rows")
     count = conn.execute("SELECT changes()").fetchone()[0]
-    conn.execute(f"INSERT INTO temp.{t.stage} SELECT * FROM {schema}.stage")
+    conn.execute(f"INSERT INTO temp.{t.stage} SELECT {_STAGED} FROM {schema}.rows")
     return count
 
 
 def finish(conn: sqlite3.Connection, t: Tables) -> None:
-    """Merge the staged rows per transformation, count assets, then build the indexes."""
+    """Index the events, merge them per transformation in that index's order, count
+    assets, then build the other indexes."""
     conn.execute(f"DELETE FROM {t.transformations}")
     conn.execute(f"DELETE FROM {t.assets}")
+    conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
-    conn.execute(f"DROP TABLE temp.{t.stage}")
     conn.execute(sql(ASSETS_ALL, t))
     _create_indexes(conn, t)
 

@@ -16,6 +16,7 @@ import pytest
 from projections import (
     TIMELINE,
     ProjectionDB,
+    ProjectionDefect,
     ProjectionRunner,
     RebuildBusy,
     projection_status,
@@ -114,6 +115,29 @@ def test_failed_rebuild_keeps_the_old_model_and_the_next_one_succeeds(log, pdb, 
     with pdb.read() as conn:
         names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert not any(n.endswith(("_g1", "_g7")) for n in names)
+
+
+def test_a_rebuild_failing_inside_its_finish_leaves_no_table_and_the_old_model(log, pdb, runner):
+    # The failure comes inside the finish's write transaction, on the rebuild's own
+    # connection: its tables must still be dropped, so that transaction must be gone.
+    from projections.rebuild import rebuild
+
+    log.append_many(documented_events())
+    runner.catch_up()
+    before = timeline(pdb, SAMPLE)
+
+    def failing_finish(conn, tables):
+        TIMELINE.finish(conn, tables)
+        raise RuntimeError("finish failed")
+
+    with pytest.raises(ProjectionDefect, match="finish failed"):
+        rebuild(pdb, dataclasses.replace(TIMELINE, finish=failing_finish))
+    assert timeline(pdb, SAMPLE) == before
+    with pdb.read() as conn:
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert not any(n.endswith("_g2") for n in names)
+    runner.rebuild()
+    assert timeline(pdb, SAMPLE) == before
 
 
 def test_new_code_version_rebuilds_on_start(log, pdb, runner):

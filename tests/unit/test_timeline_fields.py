@@ -210,3 +210,22 @@ def test_attempts_count_the_terminal_events(tmp_path, path, events, attempts):
     item = fold(tmp_path, events, path)
     assert item["attempts"] == attempts
     assert item["event_count"] == len(events)
+
+
+EARLY_ERROR = video_event("e1", "error", "2024-01-01T00:00:10.000Z", quality=2)
+LATE_READY = ready("r1", "2024-01-01T00:00:20.000Z", quality=1, encoding_ms=1)
+LATER_ACCEPTED = accepted("a1", "2024-01-01T00:00:30.000Z", quality=3)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("events", "quality"),
+    [(order, 2) for order in arrivals(EARLY_ERROR, LATE_READY)]
+    + [(order, 3) for order in arrivals(EARLY_ERROR, LATE_READY, LATER_ACCEPTED)],
+)
+def test_request_fields_come_from_the_earliest_accepted_else_the_earliest_event(
+    tmp_path, path, events, quality
+):
+    item = fold(tmp_path, events, path)
+    assert item["options"]["quality"] == quality
+    assert item["request_url"] == f"{SAMPLE}?tr=f-webm,q-{quality}"
