@@ -59,12 +59,13 @@ class Shared:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still exists (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 
