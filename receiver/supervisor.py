@@ -7,8 +7,8 @@ per core (`--workers`), and this module is the process that starts them:
 - the **supervisor** (the `serve` process itself) binds the address, opens
   the log and the read models once (so migrations run once, before any worker), then
   starts the workers and the read models' catch-up child (`receiver.projector`), and
-  restarts any of them that dies (after `RESTART_DELAY`, doubling while it keeps
-  dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
+  restarts any of them that dies (`receiver.children`: after 0.5 s, doubling while it
+  keeps dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
   its queued commits), then the catch-up child.
 - each **worker** (`python -m receiver.supervisor`) listens on the same address with
   SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
@@ -34,25 +34,23 @@ here at all). `get_app()` is unchanged: a WSGI server of your own decides its pr
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from functools import partial
 
+from .children import Child, process_alive, read_json, wait_for_parent_exit, write_json
 from .config import Config
 
 log = logging.getLogger("ikledger.supervisor")
 
-RESTART_DELAY = 0.5  # seconds before a dead worker is started again
-RESTART_DELAY_MAX = 10.0
 STOP_WAIT = 10.0  # seconds a stopping worker may take to finish its commits
 BACKLOG = 1024
 
@@ -168,106 +166,6 @@ class CannotListen(Exception):
 # -- the supervisor -------------------------------------------------------------------
 
 
-class _Worker:
-    """One request process: started, watched and restarted by its own thread."""
-
-    def __init__(self, index: int, command: list[str], env: dict):
-        self.index = index
-        self.command = command
-        self.env = env
-        self.restarts = 0
-        self.proc: subprocess.Popen | None = None
-        self._pipe: int | None = None
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._started_at = 0.0
-        self._watcher = threading.Thread(
-            target=self._watch, name=f"ikledger-worker-{index}", daemon=True
-        )
-
-    def start(self) -> None:
-        with self._lock:
-            self._spawn()
-        self._watcher.start()
-
-    def _spawn(self) -> None:
-        read_end, write_end = os.pipe()
-        args = [*self.command, "--parent-fd", str(read_end)]
-        args += ["--parent-pid", str(os.getpid()), "--index", str(self.index)]
-        try:
-            self.proc = subprocess.Popen(args, env=self.env, pass_fds=(read_end,))
-            self._started_at = time.monotonic()
-        except BaseException:
-            os.close(write_end)
-            raise
-        finally:
-            os.close(read_end)
-        if self._pipe is not None:
-            os.close(self._pipe)
-        self._pipe = write_end
-        log.info("request worker %d running in process %d", self.index, self.proc.pid)
-
-    def _watch(self) -> None:
-        delay = RESTART_DELAY
-        while not self._stopping.is_set():
-            proc = self.proc
-            code = proc.wait()
-            if self._stopping.is_set():
-                return
-            if time.monotonic() - self._started_at >= 30:
-                delay = RESTART_DELAY  # it had been running well: not a crash loop
-            log.error(
-                "request worker %d (process %d) exited (%s); restarting in %.1f s",
-                self.index,
-                proc.pid,
-                code,
-                delay,
-            )
-            if self._stopping.wait(delay):
-                return
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self._spawn()
-                self.restarts += 1
-            delay = min(delay * 2, RESTART_DELAY_MAX)
-
-    def signal_stop(self) -> None:
-        """Tell the worker to stop (SIGTERM: it finishes its queued commits, then exits)."""
-        self._stopping.set()
-        with self._lock:
-            proc, pipe, self._pipe = self.proc, self._pipe, None
-        if pipe is not None:
-            os.close(pipe)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-
-    def wait_stopped(self, deadline: float) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("request worker %d did not stop in time; killing it", self.index)
-            proc.kill()
-            proc.wait()
-        self._watcher.join(1.0)
-
-
-class _ProjectorStatusFile:
-    """Writes the catch-up child's `status()` where the workers read it (atomically)."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __call__(self, status: dict) -> None:
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        with open(temporary, "w") as out:
-            json.dump(status, out)
-        os.replace(temporary, self.path)
-
-
 class ProjectorStatus:
     """In a worker: the catch-up child's state as the supervisor last wrote it."""
 
@@ -275,19 +173,12 @@ class ProjectorStatus:
         self.path = path
 
     def status(self) -> dict:
-        try:
-            with open(self.path) as source:
-                status = json.load(source)
-        except (OSError, ValueError):
+        status = read_json(self.path)
+        if not isinstance(status, dict):
             return {"process": "child", "running": False, "pid": None, "restarts": 0}
         pid = status.get("pid")
-        if status.get("running") and pid:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                status["running"] = False  # died since; the supervisor restarts it
-            except PermissionError:
-                pass
+        if status.get("running") and pid and not process_alive(pid):
+            status["running"] = False  # died since; the supervisor restarts it
         return status
 
 
@@ -308,8 +199,7 @@ def run(
     Raises CannotListen when the address cannot be bound and StoreError when the log
     cannot be opened, before any process is started.
     """
-    import projections
-    from store import open_store
+    from .wiring import open_log
 
     try:
         # First without SO_REUSEPORT: an address another server holds (another `serve`
@@ -321,16 +211,11 @@ def run(
         raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
     private = tempfile.mkdtemp(prefix="ikledger-serve-")
     catch_up_handle = None
-    started: list[_Worker] = []
+    started: list[Child] = []
     try:
         # Opened once here: migrations of the log and the read models run before any
         # worker opens them, and a log that cannot be opened stops `serve` at once.
-        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
-        try:
-            views = projections.open_projections(store, config.projections_path())
-        except BaseException:
-            store.close()
-            raise
+        store, views = open_log(config)
         where = store.display_name
         metrics_dir = os.path.join(private, "metrics")
         os.mkdir(metrics_dir)
@@ -353,7 +238,7 @@ def run(
             views.close()
             store.close()
             catch_up_handle = Projector(
-                config, log_level=log_level, on_change=_ProjectorStatusFile(status_path)
+                config, log_level=log_level, on_change=partial(write_json, status_path)
             )
             env[PROJECTOR_STATUS_ENV] = status_path
         else:  # a thread of this process, which answers no request
@@ -363,14 +248,14 @@ def run(
         command = [sys.executable, "-m", "receiver.supervisor", "--threads", str(threads)]
         command += ["--host", host, "--port", str(port), "--log-level", log_level]
         for index in range(workers):
-            worker = _Worker(index, command, env)
+            worker = Child(f"request worker {index}", [*command, "--index", str(index)], env)
             worker.start()
             started.append(worker)
         announce(where)
         _wait_for_stop()
     finally:
         for worker in started:
-            worker.signal_stop()
+            worker.signal_stop(terminate=True)  # each finishes its queued commits
         deadline = time.monotonic() + STOP_WAIT
         for worker in started:
             worker.wait_stopped(deadline)
@@ -414,9 +299,7 @@ def _wait_for_stop() -> None:
 
 
 def _stop_when_parent_exits(fd: int, parent_pid: int) -> None:
-    from .projector import _parent_gone
-
-    _parent_gone(fd, parent_pid)
+    wait_for_parent_exit(fd, parent_pid)
     os.kill(os.getpid(), signal.SIGTERM)
 
 

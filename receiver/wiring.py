@@ -45,6 +45,19 @@ class Runtime:
         self.store.close()
 
 
+def open_log(config: Config) -> tuple[EventStore, projections.ProjectionDB]:
+    """The log and its read models (migrated if need be); nothing is left open on failure.
+
+    Raises StoreError when the log cannot be opened, and the read models' errors.
+    """
+    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+    try:
+        return store, projections.open_projections(store, config.projections_path())
+    except BaseException:
+        store.close()
+        raise
+
+
 def open_runtime(
     config: Config, *, catch_up: CatchUp = "thread", log_level: str = "INFO", projector=None
 ) -> Runtime:
@@ -56,12 +69,7 @@ def open_runtime(
     is then what `/healthz` reports of it).
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
-    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
-    try:
-        views = projections.open_projections(store, config.projections_path())
-    except BaseException:
-        store.close()
-        raise
+    store, views = open_log(config)
     if catch_up is None:
         return Runtime(
             config, store, views, None, create_app(config, store, views, projector=projector)

@@ -7,7 +7,6 @@ never repeats an action.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -20,10 +19,10 @@ import projections
 from projections import ProjectionRunner
 
 from ..admin import verify_log
+from ..children import process_alive, read_json, write_json
+from ..supervisor import UI_STATE_ENV
 from .auth import Sessions
 from .pages import Page, show
-
-UI_STATE_ENV = "IKLEDGER_UI_STATE"  # set by `serve` with workers: a folder they all share
 
 
 class Shared:
@@ -40,33 +39,13 @@ class Shared:
         self._value: dict | None = None
 
     def get(self) -> dict | None:
-        if self.path is None:
-            return self._value
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):  # not written yet (or being torn down with serve)
-            return None
+        return self._value if self.path is None else read_json(self.path)
 
     def set(self, value: dict | None) -> None:
         if self.path is None:
             self._value = value
-            return
-        partial = f"{self.path}.{os.getpid()}.{threading.get_ident()}"
-        with open(partial, "w", encoding="utf-8") as f:
-            json.dump(value, f)
-        os.replace(partial, self.path)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` still exists (signal 0 checks without sending anything)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        pass
-    return True
+        else:
+            write_json(self.path, value)
 
 
 class Rebuilds:
@@ -84,7 +63,7 @@ class Rebuilds:
     def view(self) -> SimpleNamespace:
         """What the log page shows: running, started_at, finished_at, result, error, progress."""
         state = dict(self.state.get() or {})
-        if state.get("running") and not _alive(state.get("pid", 0)):
+        if state.get("running") and not process_alive(state.get("pid", 0)):
             state.update(running=False, finished_at=time.time())
             state["error"] = "the request worker running it stopped before it finished"
         fields = ("running", "started_at", "finished_at", "result", "error", "progress")

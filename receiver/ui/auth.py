@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 import falcon
 
+from ..supervisor import SESSION_SEED_ENV
 from .templating import render
 
 COOKIE = "ikledger_session"
@@ -35,7 +36,7 @@ OPEN_PATHS = ("/ui/login", "/ui/static/")
 
 
 def _anonymous_seed() -> bytes:
-    shared = os.environ.get("IKLEDGER_SESSION_SEED")
+    shared = os.environ.get(SESSION_SEED_ENV)
     return bytes.fromhex(shared) if shared else secrets.token_bytes(32)
 
 
