@@ -7,6 +7,7 @@ per projections file (`lease`); a second one raises `RebuildBusy` and touches no
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -108,15 +109,16 @@ def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> i
             projection.finish(conn, tables)
         done += _swap(db, projection, generation, head, poison)
     except BaseException:
-        _drop_unserved(db, projection, generation)
+        _drop_unserved(db, conn, projection, generation)
         raise
     report("done", done)
     return done
 
 
-def _drop_unserved(db: ProjectionDB, projection: Projection, generation: int) -> None:
-    """After a failed rebuild: drop its tables unless they were swapped in."""
-    conn = db.conn()
+def _drop_unserved(
+    db: ProjectionDB, conn: sqlite3.Connection, projection: Projection, generation: int
+) -> None:
+    """After a failed rebuild on `conn`: drop its tables unless they were swapped in."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")
     # Best effort: the next rebuild drops them anyway, and the first error is the one to report.
