@@ -206,3 +206,28 @@ def query_rows(db: Path | str, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+# -- processes ---------------------------------------------------------------------------
+
+BOUND = 20.0  # seconds any awaited state change may take before the test calls it a hang
+
+
+def wait_for(condition, what: str):
+    """Poll `condition` until it gives a true value (returned), failing after BOUND s."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {BOUND:g} s"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

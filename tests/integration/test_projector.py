@@ -1,41 +1,20 @@
 """`ikledger serve` keeps the read models current from a child process (receiver.projector).
 
 Real `serve` processes on free loopback ports, real signals. Every wait is bounded:
-`wait_for` polls at most BOUND seconds, then fails the test.
+`wait_for` (tests.support) polls at most BOUND seconds, then fails the test.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.support import event_body, serve, signed
+from tests.support import BOUND, alive, event_body, serve, signed, wait_for
 
-BOUND = 20.0  # seconds any awaited state change may take before the test calls it a hang
 ASSET = "https://ik.imagekit.io/demo/v.mp4"
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + BOUND
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {BOUND:g} s"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (an exited child nobody reaped yet)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def parent_of(pid: int) -> int:

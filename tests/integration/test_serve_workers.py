@@ -21,19 +21,16 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.harness import Feeder, assert_log_holds, make_events
-from tests.support import IKLEDGER, SECRET, event_body, serve, signed
-
-BOUND = 20.0  # seconds any awaited state change may take before the test calls it a hang
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + BOUND
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} did not happen within {BOUND:g} s"
-        time.sleep(0.05)
+from tests.support import (
+    BOUND,
+    IKLEDGER,
+    SECRET,
+    alive,
+    event_body,
+    serve,
+    signed,
+    wait_for,
+)
 
 
 def children(pid: int) -> list[int]:
@@ -258,15 +255,6 @@ def test_sigterm_stops_every_process_and_sigkill_of_serve_ends_the_workers(tmp_p
         served.process.send_signal(signal.SIGKILL)
         served.process.wait(BOUND)
         wait_for(lambda: not any(alive(pid) for pid in processes), "the children's exit")
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_one_worker_is_the_single_process_server(tmp_path):
