@@ -303,6 +303,12 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _ikledger_sqlite() -> str:
+    from store.sqlite_engine import sqlite3 as engine
+
+    return engine.sqlite_version
+
+
 def tool_version(args: Iterable[str]) -> str | None:
     try:
         out = subprocess.run(list(args), capture_output=True, text=True, timeout=10)
@@ -332,7 +338,8 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "sqlite": sqlite3.sqlite_version,
+        "sqlite": sqlite3.sqlite_version,  # the interpreter's: the bare loops'
+        "sqlite_ikledger": _ikledger_sqlite(),  # sqlean.py's: ikledger's own
         "wrk": tool_version(["wrk", "--version"]),
         "libraries": {
             name: _version(name)

@@ -81,7 +81,7 @@ def markdown(r: dict) -> str:
         f"- Machine: {m['cores']} cores ({m['cores_usable']} usable), {m['cpu']}, "
         f"{(m['memory_bytes'] or 0) / 2**30:.0f} GiB, load average at start "
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}",
-        f"- {m['platform']}; Python {m['python']}; SQLite {m['sqlite']}; {m['wrk'] or 'wrk missing'}",
+        f"- {m['platform']}; Python {m['python']}; SQLite {m['sqlite']} (bare loops), {m.get('sqlite_ikledger', '?')} (ikledger's, sqlean.py); {m['wrk'] or 'wrk missing'}",
         f"- Libraries: {libs}",
         "",
         "Every figure is the median of the runs with (min–max), unless it says max (a bound "

@@ -17,12 +17,12 @@ Projections without SQL functions are loaded batch by batch through `load`.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 
 from store import EventStore
+from store.sqlite_engine import sqlite3
 
 from .db import ProjectionDB, transaction
 from .failures import Kind, Poison, apply_batch, classify

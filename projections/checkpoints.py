@@ -8,9 +8,9 @@ replaced log is recognised.
 from __future__ import annotations
 
 import re
-import sqlite3
 
 from store import Event, utc_now
+from store.sqlite_engine import sqlite3
 
 from .db import Meta, ProjectionDB, read_meta
 from .framework import Projection

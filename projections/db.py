@@ -13,7 +13,6 @@ row and the tables in one read transaction, so a swap is seen whole or not at al
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 from store import EventStore
+from store.sqlite_engine import sqlite3
 
 from .framework import ReadModelUnavailable
 

@@ -16,12 +16,12 @@ place where they become this package's errors on the way out.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 
 from store import Event, StoreError, StoreUnavailable
+from store.sqlite_engine import sqlite3
 
 from .framework import (
     MalformedBody,

@@ -10,9 +10,10 @@ two fragments in one step (listings also fill their `{where}`).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+
+from store.sqlite_engine import sqlite3
 
 from .db import read_meta
 from .framework import InvalidQuery, Tables

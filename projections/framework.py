@@ -10,11 +10,11 @@ as `Tables`.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from store import Event
+from store.sqlite_engine import sqlite3
 
 
 class ProjectionError(Exception):

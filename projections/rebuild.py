@@ -7,11 +7,12 @@ per projections file (`lease`); a second one raises `RebuildBusy` and touches no
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+
+from store.sqlite_engine import sqlite3
 
 from .bulk import SQL_CHUNK, load_batches, load_in_sql
 from .checkpoints import chain_at, create_meta, drop_other_generations, set_checkpoint, stop_before

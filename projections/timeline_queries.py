@@ -12,11 +12,12 @@ the real time; for an `as_of` time, that time) minus `stuck_after`.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
+
+from store.sqlite_engine import sqlite3
 
 from .db import ProjectionDB, unavailable_on_error
 from .fields import STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time

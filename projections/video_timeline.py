@@ -27,10 +27,10 @@ events arrived in.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from store import Event
+from store.sqlite_engine import sqlite3
 
 from .framework import Projection, Tables
 from .timeline_sql import (

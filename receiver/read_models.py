@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from projections import ReadModelUnavailable
+from store.sqlite_engine import sqlite3
 
 
 def read_model_errors() -> tuple[type[Exception], ...]:

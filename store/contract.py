@@ -53,7 +53,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    import sqlite3
+    from .sqlite_engine import sqlite3
 
 GENESIS = bytes(32)
 # Positions are 64-bit signed integers on every backend; a position argument outside

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from .sqlite_engine import sqlite3
 
 if TYPE_CHECKING:
     from sqlite_utils import Database

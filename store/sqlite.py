@@ -8,7 +8,6 @@ and never wait for the writer. Every driver error is translated in `sqlite_conn.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 import urllib.parse
@@ -35,6 +34,7 @@ from .encoding import utc_now
 from .migrations import TYPE_FOLD
 from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
 from .sqlite_conn import connect, translate, translated
+from .sqlite_engine import sqlite3
 from .sqlite_rows import (
     DELIVERY_COUNTS,
     JOURNAL_COLUMNS,

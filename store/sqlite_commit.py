@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +34,7 @@ from .contract import (
 from .encoding import encode_scheme, encode_time, now_ms, utc_now
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
 from .sqlite_conn import connect, translate
+from .sqlite_engine import sqlite3
 
 # `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
 # below the head, `delivery_counts` the journal rows up to the last multiple of

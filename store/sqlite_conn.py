@@ -11,11 +11,11 @@ Errors are classified by SQLite's own result code (`sqlite_errorname`), never by
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .contract import StoreCorrupt, StoreError, StoreUnavailable
+from .sqlite_engine import sqlite3
 
 TRANSIENT = frozenset(
     {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import httpx
 
 from receiver.signatures import sign_legacy, sign_standard
 from store import NewEvent
+from store.sqlite_engine import sqlite3
 
 ROOT = Path(__file__).resolve().parents[1]
 # ImageKit's reference data, copied into the repository (see tests/fixtures/imagekit/README.md).

@@ -8,10 +8,9 @@ transformations table (no index serves a substring), bounded by `limit`.
 
 from __future__ import annotations
 
-import sqlite3
-
 import projections
 from projections import TIMELINE, ProjectionDB
+from store.sqlite_engine import sqlite3
 
 _SQL = """
 SELECT url, request_id, status, last_at FROM {transformations}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from click.testing import CliRunner
 from receiver.cli import LAZY_COMMANDS, cli
 from receiver.validation import parse_event
 from store import NewEvent, SQLiteStore
+from store.sqlite_engine import sqlite3
 from tests.support import SECRET, payload, payload_names, run_cli
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 
 import falcon.testing
 import pytest
@@ -17,6 +16,7 @@ import pytest
 import projections
 from receiver import Config, create_app
 from store import NewEvent
+from store.sqlite_engine import sqlite3
 from tests.support import SECRET, payload, payload_names, signed
 
 SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"

@@ -6,7 +6,6 @@ is not a database, tables dropped under a reader, a projection whose SQL is wron
 """
 
 import os
-import sqlite3
 import threading
 
 import pytest
@@ -27,6 +26,7 @@ from projections.checkpoints import ensure
 from projections.db import transaction
 from projections.failures import Kind, classify
 from store import SQLiteStore, StoreUnavailable
+from store.sqlite_engine import sqlite3
 from tests.projections_helpers import (
     COUNTER,
     SAMPLE,

@@ -1,7 +1,6 @@
 """Catch-up: checkpoints, poison events, the background thread, several writers."""
 
 import dataclasses
-import sqlite3
 import threading
 import time
 
@@ -16,6 +15,7 @@ from projections import (
     projection_status,
     timeline,
 )
+from store.sqlite_engine import sqlite3
 from tests.projections_helpers import (
     COUNTER,
     SAMPLE,

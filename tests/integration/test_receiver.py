@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import falcon.testing
 import pytest
 
 from receiver import Config, create_app
 from store import SQLiteStore
+from store.sqlite_engine import sqlite3
 from tests.support import SECRET, VECTORS, event_body, payload, payload_names, signed
 
 

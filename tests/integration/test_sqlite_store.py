@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
 import pytest
 
 from store import Outcome, Rejection, SQLiteStore, StoreUnavailable, open_store
+from store.sqlite_engine import sqlite3
 from tests.support import event_body
 from tests.support import new_event as new
 

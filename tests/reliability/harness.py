@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from store.sqlite_engine import sqlite3
 from tests.support import IKLEDGER, SECRET, free_port, run_cli, signed
 from tests.support import served_tables as table_rows  # (generation, rows), one transaction
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sqlite3
 import statistics
 import threading
 import time
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from store.sqlite_engine import sqlite3
 from tests.support import event_body, signed
 
 from .harness import Server

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 
@@ -14,6 +13,7 @@ import orjson
 import pytest
 
 from store import NewEvent, SQLiteStore
+from store.sqlite_engine import sqlite3
 from tests.support import IKLEDGER, run_cli
 
 from .harness import (

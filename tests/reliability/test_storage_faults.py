@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import sqlite3
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from store import SQLiteStore
+from store.sqlite_engine import sqlite3
 from tests.support import event_body, signed
 
 from .harness import Server, assert_log_holds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from store import GENESIS, SQLiteStore, body_digest, chain_link
+from store.sqlite_engine import sqlite3
 from tests.support import event_body, query_rows, run_cli, serve, signed
 
 EVENTS = 10

@@ -221,9 +221,8 @@ def test_bad_query_arguments_raise_invalid_query(pdb, kwargs):
 
 def test_only_a_body_sqlite_cannot_read_is_malformed_not_any_sql_error():
     """Poison is decided by looking at the bodies (json_valid), never by an error's text."""
-    import sqlite3
-
     from projections.video_timeline import MalformedBody, _run
+    from store.sqlite_engine import sqlite3
 
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE src (position INTEGER PRIMARY KEY, body BLOB)")

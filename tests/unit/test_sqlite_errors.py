@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from store.contract import StoreCorrupt, StoreError, StoreUnavailable
 from store.sqlite_conn import translate
+from store.sqlite_engine import sqlite3
 
 
 def raised(action) -> sqlite3.Error:
