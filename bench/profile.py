@@ -21,8 +21,12 @@ def py_spy() -> str | None:
 
 
 def record(pid: int, seconds: float, out: Path, *, rate: int = 250, native: bool = False,
-           gil: bool = False) -> subprocess.Popen | None:
-    """Start py-spy sampling `pid` for `seconds` into a collapsed-stack file; None without py-spy."""
+           gil: bool = False, children: bool = False) -> subprocess.Popen | None:
+    """Start py-spy sampling `pid` for `seconds` into a collapsed-stack file; None without py-spy.
+
+    `children`: sample `pid`'s child processes too (`serve` answers nothing itself: its
+    request workers and catch-up child do the work).
+    """
     tool = py_spy()
     if tool is None:
         return None
@@ -30,6 +34,8 @@ def record(pid: int, seconds: float, out: Path, *, rate: int = 250, native: bool
             "--format", "raw", "-o", str(out), "--nonblocking"]
     if native:
         args.append("--native")
+    if children:
+        args.append("--subprocesses")
     if gil:  # only the thread holding the GIL: where the one usable core of Python goes
         args.append("--gil")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
