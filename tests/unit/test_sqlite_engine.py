@@ -44,14 +44,14 @@ def test_the_engine_has_the_rewritten_json_functions():
     # SQLite 3.45 rewrote the JSON functions the read models extract fields with
     # (about 3x cheaper per event: bench/ANALYSIS.md, round four).
     assert sqlite3.sqlite_version_info >= (3, 45, 0), sqlite3.sqlite_version
+
+
+def test_the_engine_keeps_temp_tables_on_disk():
+    # A build with TEMP_STORE=3 (pysqlite3-binary's) holds the rebuild's 240 MB stage
+    # in memory: 375 MB peak RSS against the 256 MB bound.
     conn = sqlite3.connect(":memory:")
     try:
-        body = '{"data": {"asset": {"url": "https://ik.example/a.mp4"}}}'
-        assert conn.execute("SELECT ? ->> '$.data.asset.url'", (body,)).fetchone() == (
-            "https://ik.example/a.mp4",
-        )
-        # TEMP tables on disk, not in memory: the rebuild's stage must not count in RSS.
-        opts = {row[0] for row in conn.execute("PRAGMA compile_options")}
-        assert "TEMP_STORE=3" not in opts
+        options = {row[0] for row in conn.execute("PRAGMA compile_options")}
     finally:
         conn.close()
+    assert "TEMP_STORE=3" not in options
