@@ -5,11 +5,6 @@ from __future__ import annotations
 from .contract import EventStore, StoreError
 from .writer import REJECTED_KEEP
 
-POSTGRES_HINT = (
-    "PostgreSQL support needs the store.postgres backend and its driver "
-    "(pip install psycopg[binary] psycopg_pool)"
-)
-
 
 def open_store(
     location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
@@ -26,10 +21,8 @@ def open_store(
         path = location if not sep else rest.removeprefix("/") if rest.startswith("//") else rest
         return SQLiteStore(path, timeout=timeout, rejected_keep=rejected_keep)
     if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresStore
-        except ImportError as exc:
-            raise StoreError(f"{POSTGRES_HINT}: {exc}") from exc
+        from .postgres import PostgresStore
+
         return PostgresStore(location, timeout=timeout, rejected_keep=rejected_keep)
     raise StoreError(
         f"unsupported database location {scheme}://…; "

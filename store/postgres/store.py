@@ -16,7 +16,6 @@ from typing import Self
 import psycopg
 
 from ..contract import (
-    GENESIS,
     MAX_POSITION,
     Delivery,
     Event,
@@ -26,10 +25,9 @@ from ..contract import (
     StoreCorrupt,
     StoreError,
     VerifyReport,
-    body_digest,
-    chain_link,
     clamp_position,
 )
+from ..verify import verify_chain
 from ..writer import GroupWriter, WritesThroughGroupWriter
 from . import schema
 from .append import GroupCommitter
@@ -189,29 +187,11 @@ class PostgresStore(WritesThroughGroupWriter):
             "SELECT position, id, chain, body FROM events WHERE position > %s AND position <= %s"
             " ORDER BY position LIMIT %s"
         )
-        expected, chain, count, after = 1, GENESIS, 0, 0
-        while True:
-            rows = self._query(sql, (after, head_position, batch_size), action="verify")
-            for position, event_id, stored, body in rows:
-                if position != expected:
-                    problem = f"position {expected} is missing (next is {position})"
-                    return VerifyReport(False, count, expected, problem, chain)
-                chain = chain_link(chain, event_id, body_digest(body))
-                if chain != stored:
-                    problem = f"chain mismatch at position {position}"
-                    return VerifyReport(False, count, position, problem, chain)
-                expected += 1
-                count += 1
-            if len(rows) < batch_size:
-                break
-            after = rows[-1][0]
-        if count != head_position:
-            problem = f"position {expected} is missing (the head is at {head_position})"
-            return VerifyReport(False, count, expected, problem, chain)
-        if chain != head_chain:
-            problem = f"the head's chain differs from the chain at position {count}"
-            return VerifyReport(False, count, count or None, problem, chain)
-        return VerifyReport(True, count, None, None, chain)
+        return verify_chain(
+            lambda after, limit: self._query(sql, (after, head_position, limit), action="verify"),
+            head=(head_position, head_chain),
+            batch_size=batch_size,
+        )
 
     def stats(self) -> Stats:
         """Head, counters and size: a handful of rows, whatever the log's length."""

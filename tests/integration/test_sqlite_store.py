@@ -135,7 +135,7 @@ def test_events_by_type_are_exact_across_fold_boundaries_and_writers(db_path):
 
 def test_delivery_counts_are_exact_across_fold_boundaries_pruning_and_writers(db_path):
     """Folded journal counters plus the tail equal a full count, whoever wrote, after pruning."""
-    from store.migrations import DELIVERY_FOLD
+    from store.sqlite.migrations import DELIVERY_FOLD
 
     def full_count() -> dict:
         return dict(raw(db_path, "SELECT outcome, count(*) FROM deliveries GROUP BY outcome"))
@@ -162,7 +162,7 @@ def test_delivery_counts_are_exact_across_fold_boundaries_pruning_and_writers(db
 def test_old_journal_with_scheme_codes_as_text_reads_scheme_names_after_migration(db_path):
     from sqlite_utils import Database
 
-    from store import migrations
+    from store.sqlite import migrations
 
     conn = sqlite3.connect(db_path, isolation_level=None)
     migrations.apply(Database(conn), stop_before="m005_deliveries_scheme_is_a_code")

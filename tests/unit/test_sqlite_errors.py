@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from store.contract import StoreCorrupt, StoreError, StoreUnavailable
-from store.sqlite_conn import translate
+from store.sqlite.conn import translate
 from store.sqlite_engine import sqlite3
 
 

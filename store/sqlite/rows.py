@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .contract import Delivery, Event, StoreCorrupt
-from .encoding import decode_scheme, decode_time
+from ..contract import Delivery, Event, StoreCorrupt
+from ..encoding import decode_scheme, decode_time
+from .commit import EVENT_COLUMNS
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
-from .sqlite_commit import EVENT_COLUMNS
 
 __all__ = [
     "DELIVERY_COUNTS",

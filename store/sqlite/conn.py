@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .contract import StoreCorrupt, StoreError, StoreUnavailable
-from .sqlite_engine import sqlite3
+from ..contract import StoreCorrupt, StoreError, StoreUnavailable
+from ..sqlite_engine import sqlite3
 
 TRANSIENT = frozenset(
     {

@@ -1,8 +1,8 @@
 """The embedded SQLite backend of the event log.
 
 Writes go through the backend-neutral group-commit writer (`writer.py`), which hands
-each group to `SQLiteCommit` (`sqlite_commit.py`). Reads use one connection per thread
-and never wait for the writer. Every driver error is translated in `sqlite_conn.py`.
+each group to `SQLiteCommit` (`commit.py`). Reads use one connection per thread
+and never wait for the writer. Every driver error is translated in `conn.py`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Self
 
-from . import migrations
-from .contract import (
+from ..contract import (
     GENESIS,
     MAX_POSITION,
     AppendResult,
@@ -26,16 +25,17 @@ from .contract import (
     StoreClosed,
     StoreError,
     VerifyReport,
-    body_digest,
-    chain_link,
     clamp_position,
 )
-from .encoding import utc_now
+from ..encoding import utc_now
+from ..sqlite_engine import sqlite3
+from ..verify import verify_chain
+from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
+from . import migrations
+from .commit import EVENT_COLUMNS, SQLiteCommit
+from .conn import connect, translate, translated
 from .migrations import TYPE_FOLD
-from .sqlite_commit import EVENT_COLUMNS, SQLiteCommit
-from .sqlite_conn import connect, translate, translated
-from .sqlite_engine import sqlite3
-from .sqlite_rows import (
+from .rows import (
     DELIVERY_COUNTS,
     JOURNAL_COLUMNS,
     TYPE_COUNTS,
@@ -43,7 +43,6 @@ from .sqlite_rows import (
     event,
     stored_delivery,
 )
-from .writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
@@ -56,8 +55,6 @@ __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
 class SQLiteStore(WritesThroughGroupWriter):
     """The append-only log in one SQLite file (see the module docstring)."""
-
-    backend = "sqlite"  # for the layers above until they use only the contract
 
     def __init__(
         self, path: str | os.PathLike, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
@@ -261,33 +258,10 @@ class SQLiteStore(WritesThroughGroupWriter):
         Names the first position where a row was changed, removed or inserted.
         An empty log verifies.
         """
-        expected, chain, count = 1, GENESIS, 0
-        sql = f"SELECT position, id, chain, body FROM events WHERE position > ? ORDER BY position LIMIT {batch_size}"
-        after = 0
-        while True:
-            rows = self._query(sql, (after,))
-            for position, event_id, stored, body in rows:
-                if position != expected:
-                    problem = (
-                        f"position {expected} is missing (next is {position})"
-                        if position > expected
-                        else f"position {position} is out of sequence"
-                    )
-                    return VerifyReport(False, count, expected, problem, chain)
-                if not isinstance(body, bytes) or not isinstance(event_id, str):
-                    # e.g. `body || x'20'` turns a BLOB into TEXT: tampering, not a crash
-                    problem = f"columns of the wrong type at position {position}"
-                    return VerifyReport(False, count, position, problem, chain)
-                chain = chain_link(chain, event_id, body_digest(body))
-                if chain != stored:
-                    return VerifyReport(
-                        False, count, position, f"chain mismatch at position {position}", chain
-                    )
-                expected += 1
-                count += 1
-            if len(rows) < batch_size:
-                return VerifyReport(True, count, None, None, chain)
-            after = rows[-1][0]
+        sql = "SELECT position, id, chain, body FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        return verify_chain(
+            lambda after, limit: self._query(sql, (after, limit)), batch_size=batch_size
+        )
 
     def stats(self) -> Stats:
         """Head, counts by type and by outcome from the folded counters; one snapshot."""

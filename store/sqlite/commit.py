@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .contract import (
+from ..contract import (
     GENESIS,
     AppendResult,
     NewEvent,
@@ -31,10 +31,10 @@ from .contract import (
     body_digest,
     chain_link,
 )
-from .encoding import encode_scheme, encode_time, now_ms, utc_now
+from ..encoding import encode_scheme, encode_time, now_ms, utc_now
+from ..sqlite_engine import sqlite3
+from .conn import connect, translate
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
-from .sqlite_conn import connect, translate
-from .sqlite_engine import sqlite3
 
 # `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
 # below the head, `delivery_counts` the journal rows up to the last multiple of

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .sqlite_engine import sqlite3
+from ..sqlite_engine import sqlite3
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
