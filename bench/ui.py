@@ -24,7 +24,7 @@ from pathlib import Path
 import falcon.testing
 
 import projections
-from receiver.app import create_app
+from receiver.http.app import create_app
 from receiver.config import Config
 from receiver.ui import fragments
 from store import NewEvent, open_store

@@ -1,7 +1,8 @@
 """Read models of the event log, kept in a SQLite file beside it.
 
 Open with `open_projections(store, path)`, keep current with `ProjectionRunner(db).start()`
-(or `.catch_up()`), query with the functions of `projections.queries`.
+(or `.catch_up()`), query with the plain functions re-exported here (`timeline`,
+`assets`, `transformations`, `search_transformations`, `projection_status`, …).
 
 Every name below is imported from its module on first use, not with the package: a
 command that only reads one timeline never loads the listings, the server's answer
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .cache import TimelineCache
     from .db import ProjectionDB, default_projections_path, open_projections
+    from .fields import STUCK_AFTER
     from .framework import (
+        UNREADABLE,
         AssetNotFound,
         InvalidQuery,
         MalformedBody,
@@ -30,17 +33,11 @@ if TYPE_CHECKING:
         Tables,
         UnknownProjection,
     )
-    from .queries import (
-        STUCK_AFTER,
-        asset_positions,
-        assets,
-        projection_status,
-        timeline,
-        timeline_json,
-        transformations,
-    )
+    from .listings import asset_positions, assets, search_transformations, transformations
     from .rebuild import Progress
     from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+    from .status import projection_status
+    from .timeline_queries import timeline, timeline_json
     from .video_timeline import TIMELINE, asset_key
 
 # name: the module (of this package) that defines it
@@ -62,6 +59,7 @@ _MODULE_OF = {
     "RebuildBusy": "framework",
     "RebuildFailed": "framework",
     "Tables": "framework",
+    "UNREADABLE": "framework",
     "TimelineCache": "cache",
     "UnknownProjection": "framework",
     "asset_key": "video_timeline",
@@ -70,6 +68,7 @@ _MODULE_OF = {
     "default_projections_path": "db",
     "open_projections": "db",
     "projection_status": "status",
+    "search_transformations": "listings",
     "timeline": "timeline_queries",
     "timeline_json": "timeline_queries",
     "transformations": "listings",
@@ -79,6 +78,7 @@ __all__ = [
     "DEFAULT_PROJECTIONS",
     "STUCK_AFTER",
     "TIMELINE",
+    "UNREADABLE",
     "AssetNotFound",
     "InvalidQuery",
     "MalformedBody",
@@ -101,6 +101,7 @@ __all__ = [
     "default_projections_path",
     "open_projections",
     "projection_status",
+    "search_transformations",
     "timeline",
     "timeline_json",
     "transformations",

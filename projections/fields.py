@@ -79,6 +79,20 @@ def stuck_cutoff(now: datetime | str | None, stuck_after: timedelta | float) -> 
     return to_time(moment - stuck_after)
 
 
+def is_stuck(item: dict, now: datetime | str | None, stuck_after: timedelta | float) -> bool:
+    """STUCK for one transformation dict at `now`: a timeline read earlier, drawn later.
+
+    The same rule as the SQL predicate: status `accepted` and its last event before
+    the cutoff (both are `to_time` strings, so they compare as text, as SQLite does).
+    """
+    last = item.get("last_at") or item.get("accepted_at")
+    return (
+        item.get("status") == "accepted"
+        and last is not None
+        and to_time(last) < stuck_cutoff(now, stuck_after)
+    )
+
+
 def has_asset(conn: sqlite3.Connection, tables: Tables, key: str) -> bool:
     """Whether any event of the asset (by its `asset_key`) is in the served tables."""
     found = conn.execute(f"SELECT 1 FROM {tables.assets} WHERE asset = ?", (key,)).fetchone()

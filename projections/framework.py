@@ -45,6 +45,13 @@ class ReadModelUnavailable(ProjectionError):
     """
 
 
+# What means "the read models' file cannot be read right now", for HTTP and the CLI alike.
+# The package translates its SQLite errors into ReadModelUnavailable; a sqlite3.Error
+# that still escapes it (a query that reads outside `db.read()`) means the same: the
+# store never lets a driver error out, so above `store/` it can only be a read model's.
+UNREADABLE: tuple[type[Exception], ...] = (ReadModelUnavailable, sqlite3.Error)
+
+
 class MalformedBody(ProjectionError, ValueError):
     """An event's body that a projection cannot fold: the event is poison.
 

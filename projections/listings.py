@@ -210,3 +210,34 @@ def asset_positions(
         if not has_asset(conn, tables, key):
             raise AssetNotFound(asset_url)
         return [p for (p,) in conn.execute(query(POSITIONS, tables), params)]
+
+
+_SEARCH = """
+SELECT url, request_id, status, last_at FROM {transformations}
+WHERE request_id = :q OR instr(lower(url), lower(:q)) > 0
+ORDER BY last_at DESC, asset DESC, tkey DESC LIMIT :limit
+"""
+
+
+def search_transformations(db: ProjectionDB, text: str, *, limit: int = 50) -> list[dict]:
+    """Transformations whose request id is `text` or whose asset URL contains it (any case).
+
+    Newest activity first, at most `limit`; it scans the transformations table (no
+    index serves a substring), bounded by `limit`. Empty text or no read model yet: [].
+    Read in one transaction, so a rebuild's swap is seen whole or not at all.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    with db.read() as conn:
+        current = served(conn)
+        if current is None:
+            return []
+        tables, _ = current
+        rows = conn.execute(
+            _SEARCH.format(transformations=tables.transformations), {"q": text, "limit": limit}
+        ).fetchall()
+    return [
+        {"asset": url, "request_id": request_id, "status": status, "last_at": last_at}
+        for url, request_id, status, last_at in rows
+    ]

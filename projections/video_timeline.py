@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from store import Event
 from store.sqlite_engine import sqlite3
 
-from .framework import Projection, Tables
+from .framework import MalformedBody, Projection, Tables
 from .timeline_sql import (
     ASSETS_ALL,
     ASSETS_OF_BATCH,
@@ -73,10 +73,6 @@ def sql(statement: str, t: Tables | None = None, **names: str) -> str:
             **names,
         }
     return statement.format(**names)
-
-
-class MalformedBody(ValueError):
-    """A body SQLite's JSON functions cannot read: a poison event."""
 
 
 def _run(conn: sqlite3.Connection, statement: str, params: dict, source: str) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .config import Config, ConfigError
+from receiver.config import Config, ConfigError
 
 if TYPE_CHECKING:
-    from .app import create_app
-    from .wiring import get_app
+    from receiver.http.app import create_app
+    from receiver.runtime.wiring import get_app
 
 __all__ = ["Config", "ConfigError", "create_app", "get_app"]
 
@@ -17,11 +17,11 @@ def __getattr__(name: str):
     # The app (Falcon, prometheus_client) loads on first use, not with the package: the
     # CLI's read commands never need it, and importing it was most of their start-up.
     if name == "create_app":
-        from .app import create_app
+        from receiver.http.app import create_app
 
         return create_app
     if name == "get_app":
-        from .wiring import get_app
+        from receiver.runtime.wiring import get_app
 
         return get_app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

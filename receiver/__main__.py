@@ -1,3 +1,3 @@
-from .cli import main
+from receiver.cli import main
 
 main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 SECRET_HELP = (
     "IMAGEKIT_WEBHOOK_SECRET is not set. Copy the webhook secret (whsec_…) from the "
@@ -14,6 +14,13 @@ SECRET_HELP = (
 
 
 DEFAULT_PROJECTIONS_DB = "ikledger.projections.db"
+
+# What `serve` hands its children (request workers, the catch-up child) beside the
+# settings above: private to one `serve`, set by it, never by a user.
+SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
+UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.actions)
+PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 
 
 class ConfigError(ValueError):
@@ -35,9 +42,11 @@ class Config:
     connection_limit: int = 900
     idle_timeout: int = 30
     stuck_after: int = 900
-    host: str = "127.0.0.1"
-    port: int = 8080
-    threads: int = 16
+    # set by `serve` for its children (see the *_ENV names above)
+    session_seed: str | None = None
+    ui_state: str | None = None
+    projector_status: str | None = None
+    metrics_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -56,6 +65,14 @@ class Config:
             values["projections_db"] = env["IKLEDGER_PROJECTIONS_DB"]
         if env.get("IKLEDGER_READ_TOKEN"):
             values["read_token"] = env["IKLEDGER_READ_TOKEN"]
+        for name, key in (
+            (SESSION_SEED_ENV, "session_seed"),
+            (UI_STATE_ENV, "ui_state"),
+            (PROJECTOR_STATUS_ENV, "projector_status"),
+            (METRICS_DIR_ENV, "metrics_dir"),
+        ):
+            if env.get(name):
+                values[key] = env[name]
         for name, key, kind in (
             ("IKLEDGER_MAX_BODY", "max_body", int),
             ("IKLEDGER_TOLERANCE", "tolerance", int),
@@ -86,8 +103,30 @@ class Config:
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
 
-    def with_(self, **changes) -> Config:
-        return replace(self, **changes)
+    def anonymous_session_seed(self) -> bytes | None:
+        """The key seed of the UI's sessions when no read token is set.
+
+        `serve` draws one and hands it to its workers; any other server (`get_app`
+        under gunicorn, say) derives it from the webhook secrets, so every process of
+        one deployment issues and accepts the same CSRF tokens. None: draw one (a
+        process with no secret, such as a test app).
+        """
+        if self.session_seed:
+            return bytes.fromhex(self.session_seed)
+        if self.secrets:
+            import hashlib  # OpenSSL: only for the pages, not a command's start-up
+
+            return hashlib.sha256(b"ikledger ui seed\n" + self.secrets[0].encode()).digest()
+        return None
+
+    def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The environment of a child of `serve`: `base`, with this log pinned."""
+        return {
+            **base,
+            "IKLEDGER_DB": self.db,
+            "IKLEDGER_PROJECTIONS_DB": os.path.abspath(self.projections_path()),
+            "IKLEDGER_DB_TIMEOUT": str(self.db_timeout),
+        }
 
     def projections_path(self) -> str:
         """The read models' file: IKLEDGER_PROJECTIONS_DB, else beside a log given as a path.

@@ -5,22 +5,14 @@ Test files import it as `tests.projections_helpers` and re-export the fixtures t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
 
 from projections import MalformedBody, Projection, ProjectionRunner, open_projections
 from store import EventStore, NewEvent, SQLiteStore
-from tests.support import table_rows  # noqa: F401 -- re-exported for the projection tests
+from tests.support import payload, table_rows  # noqa: F401 -- re-exported for the projection tests
 
-PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "imagekit" / "payloads"
 SAMPLE = "http://ik.imagekit.io/demo/sample-video.mp4"
-
-
-def payload(name: str) -> bytes:
-    """The documented body of an event type, byte for byte."""
-    return (PAYLOADS / f"{name}.json").read_bytes()
 
 
 def as_new_event(body: bytes) -> NewEvent:

@@ -16,26 +16,36 @@ from pathlib import Path
 
 import httpx
 
-from receiver.signatures import sign_legacy, sign_standard
+from receiver.ingest.signatures import sign_legacy, sign_standard
 from store import NewEvent
 from store.sqlite_engine import sqlite3
 
 ROOT = Path(__file__).resolve().parents[1]
 # ImageKit's reference data, copied into the repository (see tests/fixtures/imagekit/README.md).
 IMAGEKIT = ROOT / "tests" / "fixtures" / "imagekit"
-PAYLOADS = IMAGEKIT / "payloads"
+# The documented bodies ship with the product (`ikledger trigger` sends them); the
+# fixtures hold only what the product does not ship (the SDK tests' body).
+PAYLOADS = ROOT / "receiver" / "cli" / "payloads"
 VECTORS = json.loads((IMAGEKIT / "signature-vectors.json").read_text())
 SECRET = VECTORS["secret"]
 IKLEDGER = str(Path(sys.executable).with_name("ikledger"))
 
 
+def payload_path(name: str) -> Path:
+    """Where a documented example body is: the product's payloads, else the fixtures."""
+    shipped = PAYLOADS / f"{name}.json"
+    return shipped if shipped.exists() else IMAGEKIT / "payloads" / f"{name}.json"
+
+
 def payload(name: str) -> bytes:
     """A documented example body, byte for byte."""
-    return (PAYLOADS / f"{name}.json").read_bytes()
+    return payload_path(name).read_bytes()
 
 
 def payload_names() -> list[str]:
-    return sorted(p.stem for p in PAYLOADS.glob("*.json"))
+    """The bodies of ImageKit's video and upload documentation, and the SDK tests' body."""
+    shipped = [*PAYLOADS.glob("video.*.json"), *PAYLOADS.glob("upload.*.json")]
+    return sorted(p.stem for p in [*shipped, *(IMAGEKIT / "payloads").glob("*.json")])
 
 
 def signed(

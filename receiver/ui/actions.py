@@ -17,15 +17,14 @@ import falcon
 
 import projections
 from projections import ProjectionRunner
+from receiver.events import verify_log
+from receiver.runtime.children import process_alive, read_json, write_json
 
-from ..admin import verify_log
-from ..children import process_alive, read_json, write_json
-from ..supervisor import UI_STATE_ENV
 from .auth import Sessions
 from .pages import Page, show
 
 
-class Shared:
+class SharedRecord:
     """One small JSON record that every request worker of one `serve` reads and writes.
 
     Kept in the folder `serve` gives its workers (IKLEDGER_UI_STATE), replaced whole
@@ -34,7 +33,6 @@ class Shared:
     """
 
     def __init__(self, name: str, folder: str | None = None):
-        folder = folder if folder is not None else os.environ.get(UI_STATE_ENV)
         self.path = os.path.join(folder, name + ".json") if folder else None
         self._value: dict | None = None
 
@@ -57,7 +55,7 @@ class Rebuilds:
     """
 
     def __init__(self, folder: str | None = None):
-        self.state = Shared("rebuild", folder)
+        self.state = SharedRecord("rebuild", folder)
         self.lock = threading.Lock()
 
     def view(self) -> SimpleNamespace:
@@ -124,7 +122,7 @@ class Verifications:
     """The last chain verification asked for from the log page (`Shared`)."""
 
     def __init__(self, folder: str | None = None):
-        self.state = Shared("verify", folder)
+        self.state = SharedRecord("verify", folder)
 
     @property
     def last(self) -> dict | None:
@@ -138,6 +136,11 @@ class Verifications:
 class LogPage(Page):
     """GET /ui/log: the log (events, head), verify on demand, each read model's state."""
 
+    def __init__(self, *, rebuilds: Rebuilds, verifications: Verifications, **page):
+        super().__init__(**page)
+        self.rebuilds = rebuilds
+        self.verifications = verifications
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
             stats = self.store.stats()
@@ -149,8 +152,8 @@ class LogPage(Page):
                 head=stats.head.hex(),
                 display_name=self.store.display_name,
                 models=projections.projection_status(self.views),
-                verify=self.extra["verifications"].last,
-                rebuild=self.extra["rebuilds"].view(),
+                verify=self.verifications.last,
+                rebuild=self.rebuilds.view(),
             )
 
     def on_post_verify(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -158,7 +161,7 @@ class LogPage(Page):
         with self.errors_as_pages(req, resp):
             started = time.perf_counter()
             report = verify_log(self.store)
-            self.extra["verifications"].last = {
+            self.verifications.last = {
                 "ok": report.ok,
                 "events": report.events,
                 "first_bad_position": report.first_bad_position,
@@ -170,7 +173,7 @@ class LogPage(Page):
             raise falcon.HTTPSeeOther("/ui/log#verify")
 
     def on_post_rebuild(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.extra["rebuilds"].start(self.views)
+        self.rebuilds.start(self.views)
         raise falcon.HTTPSeeOther("/ui/log#rebuild")
 
 

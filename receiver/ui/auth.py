@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -27,17 +26,11 @@ from urllib.parse import quote, urlsplit
 
 import falcon
 
-from ..supervisor import SESSION_SEED_ENV
 from .templating import render
 
 COOKIE = "ikledger_session"
 SESSION_SECONDS = 12 * 3600
 OPEN_PATHS = ("/ui/login", "/ui/static/")
-
-
-def _anonymous_seed() -> bytes:
-    shared = os.environ.get(SESSION_SEED_ENV)
-    return bytes.fromhex(shared) if shared else secrets.token_bytes(32)
 
 
 class Sessions:
@@ -49,9 +42,11 @@ class Sessions:
         *,
         clock: Callable[[], float] = time.time,
         lifetime: int = SESSION_SECONDS,
+        anonymous_seed: bytes | None = None,
     ):
+        """`anonymous_seed` keys the sessions when there is no read token (None: drawn)."""
         self.read_token = read_token
-        seed = read_token.encode() if read_token else _anonymous_seed()
+        seed = read_token.encode() if read_token else anonymous_seed or secrets.token_bytes(32)
         self._key = hmac.new(seed, b"ikledger ui session v1", hashlib.sha256).digest()
         self.clock = clock
         self.lifetime = lifetime

@@ -23,6 +23,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from projections.fields import is_stuck
+
 WIDTH = 1100
 GUTTER = 250  # row labels: request id and status as text
 RIGHT = 30
@@ -160,14 +162,12 @@ def _kind(event_type: str) -> str:
     return _KINDS.get(event_type.rsplit(".", 1)[-1], "other")
 
 
-def _status(item: dict, now_ms: float, stuck_ms: float) -> str:
+def _status(item: dict, now: datetime, stuck_after: float) -> str:
+    """The row's status at `now`; stuck is the projections' one rule (`is_stuck`)."""
     status = item["status"]
     if status != "accepted":
         return status
-    last = item.get("last_at") or item.get("accepted_at")
-    if last is not None and now_ms - _ms(parse_time(last)) > stuck_ms:
-        return "stuck"
-    return "pending"
+    return "stuck" if is_stuck(item, now, stuck_after) else "pending"
 
 
 def _title(item: dict, status: str, lines: list[str]) -> str:
@@ -201,7 +201,8 @@ def layout(
         + [e["created_at"] for e in item.get("events") or []]
         if t
     ]
-    statuses = [_status(item, now_ms, stuck_after * 1000) for item in items]
+    moment = parse_time(now) if isinstance(now, str) else now
+    statuses = [_status(item, moment, stuck_after) for item in items]
     start = min(moments, default=now_ms - 500)
     end = max(moments, default=now_ms + 500)
     open_bars = any(s in ("stuck", "pending") for s in statuses)

@@ -21,13 +21,12 @@ import orjson
 
 import projections
 from projections import AssetNotFound, ProjectionDB, ProjectionError
+from receiver.events import event_summary
+from receiver.http.errors import RETRY_AFTER_S
+from receiver.ingest.validation import InvalidEvent
 from store import EventStore, StoreError
 
-from ..admin import event_summary
-from ..errors import RETRY_AFTER_S
-from ..validation import InvalidEvent
 from .fragments import FragmentCache
-from .search import search
 from .templating import render, timeline_svg
 
 STATUSES = ("ready", "error", "accepted", "stuck")
@@ -64,13 +63,11 @@ class Page:
         views: ProjectionDB,
         stuck_after: float,
         now: Callable[[], str | None],
-        **extra,
     ):
         self.store = store
         self.views = views
         self.stuck_after = stuck_after
         self.now = now
-        self.extra = extra
 
     def moment(self) -> datetime:
         fixed = self.now()
@@ -136,7 +133,7 @@ class AssetsPage(Page):
             if hit is not None:
                 raise falcon.HTTPSeeOther("/ui/event?" + query_string({"id": text}))
             if text:
-                found = search(self.views, text, limit=limit)
+                found = projections.search_transformations(self.views, text, limit=limit)
             else:
                 result = projections.assets(
                     self.views,

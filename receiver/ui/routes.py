@@ -7,7 +7,8 @@ from importlib import resources
 
 import falcon
 
-from ..config import Config
+from receiver.config import Config
+
 from .actions import LoginPage, LogPage, Rebuilds, Verifications
 from .auth import SessionMiddleware, Sessions
 from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
@@ -49,10 +50,13 @@ def add_routes(
     now: Callable[[], str | None] = lambda: None,
 ) -> None:
     """Mount /ui (and `/` redirecting to it) on `app`; call once, before serving."""
-    sessions = Sessions(config.read_token)
+    sessions = Sessions(config.read_token, anonymous_seed=config.anonymous_session_seed())
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
-    extra = {"rebuilds": Rebuilds(), "verifications": Verifications()}
+    actions = {
+        "rebuilds": Rebuilds(config.ui_state),
+        "verifications": Verifications(config.ui_state),
+    }
     app.add_route("/", Root())
     app.add_route("/ui", AssetsPage(**shared))
     app.add_route("/ui/asset", AssetPage(**shared))
@@ -60,7 +64,7 @@ def add_routes(
     event = EventPage(**shared)
     app.add_route("/ui/event", event)
     app.add_route("/ui/event/raw", event, suffix="raw")
-    log = LogPage(**shared, **extra)
+    log = LogPage(**shared, **actions)
     app.add_route("/ui/log", log)
     app.add_route("/ui/log/verify", log, suffix="verify")
     app.add_route("/ui/log/rebuild", log, suffix="rebuild")

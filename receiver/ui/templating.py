@@ -51,7 +51,7 @@ def timeline_svg(
     geometry = layout(timeline, now=now or datetime.now(UTC), stuck_after=stuck_after)
     return render(
         "timeline.svg",
-        L=geometry,
+        geometry=geometry,
         link=link,
         standalone=standalone,
         css=timeline_css() if standalone else "",

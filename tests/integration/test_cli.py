@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from receiver.cli import LAZY_COMMANDS, cli
-from receiver.validation import parse_event
+from receiver.ingest.validation import parse_event
 from store import NewEvent, SQLiteStore
 from store.sqlite_engine import sqlite3
 from tests.support import SECRET, payload, payload_names, run_cli

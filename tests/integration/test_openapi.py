@@ -10,7 +10,7 @@ import pytest
 
 import projections
 from receiver import Config, create_app
-from receiver.openapi import spec
+from receiver.http.openapi import spec
 from tests.support import SECRET, payload, signed
 
 

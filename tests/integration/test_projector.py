@@ -1,4 +1,4 @@
-"""`ikledger serve` keeps the read models current from a child process (receiver.projector).
+"""`ikledger serve` keeps the read models current from a child process (receiver.runtime.catchup).
 
 Real `serve` processes on free loopback ports, real signals. Every wait is bounded:
 `wait_for` (tests.support) polls at most BOUND seconds, then fails the test.

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from receiver.admin import export_events, import_events
-from receiver.validation import parse_event
+from receiver.events import export_events, import_events
+from receiver.ingest.validation import parse_event
 from store import (
     GENESIS,
     MAX_POSITION,

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from receiver import Config, create_app
-from receiver.signatures import SignatureError, sign_legacy, sign_standard, verify
-from receiver.validation import InvalidEvent, normalise_time, parse_event
+from receiver.ingest.signatures import SignatureError, sign_legacy, sign_standard, verify
+from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
 from store import SQLiteStore
 from tests.support import SECRET, event_body
 

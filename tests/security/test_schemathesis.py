@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
-from receiver.openapi import spec
+from receiver.http.openapi import spec
 from tests.support import payload, payload_names, serve, signed
 
 TOKEN = "schemathesis-read-token"

@@ -8,8 +8,8 @@ import falcon.testing
 import pytest
 
 import projections
-from receiver.app import create_app
 from receiver.config import Config
+from receiver.http.app import create_app
 from receiver.ui import fragments
 from store import NewEvent, open_store
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 import projections
-from receiver.app import create_app
 from receiver.config import Config
+from receiver.http.app import create_app
 from receiver.ui.auth import COOKIE, Sessions
 from store import open_store
 from tests.support import run_cli

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.validation import InvalidEvent, _parse_strictly, parse_event
+from receiver.ingest.validation import InvalidEvent, _parse_strictly, parse_event
 
 keys = st.sampled_from(["id", "type", "data", "a", 'q"uote', "colon:", "ü", "\\"]) | st.text(
     max_size=4

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imagekitio import ImageKit
 
-from receiver.signatures import SignatureError, sign_standard, verify
+from receiver.ingest.signatures import SignatureError, sign_standard, verify
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
 json_values = st.recursive(

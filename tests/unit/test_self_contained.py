@@ -53,4 +53,6 @@ def test_no_tracked_file_names_a_path_outside_the_repository():
 def test_reference_data_is_in_the_repository():
     fixtures = ROOT / "tests" / "fixtures" / "imagekit"
     assert (fixtures / "signature-vectors.json").is_file()
-    assert len(list((fixtures / "payloads").glob("*.json"))) >= 8
+    assert (fixtures / "payloads" / "video.transformation.accepted.sdk-test.json").is_file()
+    shipped = ROOT / "receiver" / "cli" / "payloads"
+    assert len(list(shipped.glob("video.transformation.*.json"))) == 3

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.signatures import LEGACY, STANDARD, SignatureError, sign_legacy, sign_standard, verify
+from receiver.ingest.signatures import (
+    LEGACY,
+    STANDARD,
+    SignatureError,
+    sign_legacy,
+    sign_standard,
+    verify,
+)
 from tests.support import SECRET, VECTORS, payload, payload_names
 
 NOW = VECTORS["now_unix"]

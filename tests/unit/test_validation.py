@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from receiver.validation import InvalidEvent, normalise_time, parse_event
+from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
 from tests.support import payload, payload_names
 
 

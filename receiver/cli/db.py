@@ -8,7 +8,7 @@ import click
 
 from store import StoreError
 
-from .cli_common import CONTEXT, db_option, load_config
+from .common import CONTEXT, db_option, load_config
 
 
 def _is_postgres(location: str) -> bool:

@@ -18,9 +18,8 @@ import logging
 
 import falcon
 
+import projections
 from store.contract import StoreCorrupt, StoreError
-
-from .read_models import read_model_errors
 
 RETRY_AFTER_S = 1
 
@@ -92,7 +91,7 @@ def add_failure_handlers(app: falcon.App) -> None:
 
     app.add_error_handler(Exception, unexpected)
     app.add_error_handler(StoreError, store_failed)
-    for error in read_model_errors():
+    for error in projections.UNREADABLE:
         app.add_error_handler(error, read_model_failed)
 
 

@@ -2,27 +2,28 @@
 
 `ikledger serve` and `get_app()` (for any other WSGI server) both build through
 `open_runtime`, so they run the same wiring. They differ in where the read models
-are caught up: `serve` asks for a child process (`receiver.projector`), so the
+are caught up: `serve` asks for a child process (`receiver.runtime.catchup`), so the
 request process spends nothing on it; `get_app()` keeps a catch-up thread in the
 process, because a WSGI server may fork or start it several times and each copy
 would start a child of its own. The request processes of `serve --workers N`
-(`receiver.supervisor`) ask for no catch-up: their supervisor runs it, and they
+(`receiver.runtime.supervisor`) ask for no catch-up: their supervisor runs it, and they
 report its state from what the supervisor shares. Tests build apps with `create_app`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import falcon
-
-import projections
+from receiver.config import Config
 from store import EventStore, open_store
 
-from .app import create_app
-from .config import Config
-from .projector import Projector
+if TYPE_CHECKING:  # the web stack and the read models load only when used
+    import falcon
+
+    import projections
+
+    from .catchup import Projector
 
 CatchUp = Literal["process", "thread"] | None
 
@@ -45,14 +46,26 @@ class Runtime:
         self.store.close()
 
 
+def open_log_store(config: Config) -> EventStore:
+    """The log (migrated if need be). Raises StoreError when it cannot be opened."""
+    return open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+
+
+def open_read_models(config: Config, store: EventStore) -> projections.ProjectionDB:
+    """The read models of `store` (migrated if need be); raises the read models' errors."""
+    import projections
+
+    return projections.open_projections(store, config.projections_path())
+
+
 def open_log(config: Config) -> tuple[EventStore, projections.ProjectionDB]:
-    """The log and its read models (migrated if need be); nothing is left open on failure.
+    """The log and its read models; nothing is left open on failure.
 
     Raises StoreError when the log cannot be opened, and the read models' errors.
     """
-    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+    store = open_log_store(config)
     try:
-        return store, projections.open_projections(store, config.projections_path())
+        return store, open_read_models(config, store)
     except BaseException:
         store.close()
         raise
@@ -69,6 +82,11 @@ def open_runtime(
     is then what `/healthz` reports of it).
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
+    import projections
+    from receiver.http.app import create_app
+
+    from .catchup import Projector
+
     store, views = open_log(config)
     if catch_up is None:
         return Runtime(

@@ -10,7 +10,6 @@ all its request processes since `serve` started, whichever worker answers it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 
@@ -99,9 +98,11 @@ class _ScrapeCollector:
 class Metrics:
     """The receiver's counters and histograms."""
 
-    def __init__(self, store: EventStore, views: ProjectionDB | None = None):
+    def __init__(
+        self, store: EventStore, views: ProjectionDB | None = None, *, shared: str | None = None
+    ):
+        """`shared`: prometheus_client's multiprocess folder (`Config.metrics_dir`), if any."""
         self.registry = CollectorRegistry()
-        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if shared:  # the counters live in the shared folder; the scrape sums them all
             from prometheus_client.multiprocess import MultiProcessCollector
 

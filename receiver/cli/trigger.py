@@ -1,6 +1,6 @@
 """`ikledger trigger`: sign a realistic event and POST it as ImageKit would.
 
-Templates ship in `receiver/templates/`: the seven bodies of ImageKit's documentation
+Payloads ship in `receiver/cli/payloads/`: the seven bodies of ImageKit's documentation
 (video.transformation.*, upload.*) verbatim, and the file, file-version and folder
 events built from the fields of ImageKit's SDK models (the docs show no example).
 """
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from .signatures import sign_legacy, sign_standard
+from receiver.ingest.signatures import sign_legacy, sign_standard
 
 
 class TriggerError(Exception):
@@ -26,14 +26,14 @@ class TriggerError(Exception):
 
 def template_names() -> list[str]:
     """Event types that have a shipped template, sorted."""
-    folder = resources.files("receiver") / "templates"
+    folder = resources.files("receiver.cli") / "payloads"
     return sorted(
         p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
     )
 
 
 def load_template(event_type: str) -> dict:
-    path = resources.files("receiver") / "templates" / f"{event_type}.json"
+    path = resources.files("receiver.cli") / "payloads" / f"{event_type}.json"
     if not path.is_file():
         raise TriggerError(
             f"no template for {event_type!r}; known types: {', '.join(template_names())} "

@@ -6,11 +6,11 @@ per core (`--workers`), and this module is the process that starts them:
 
 - the **supervisor** (the `serve` process itself) binds the address, opens
   the log and the read models once (so migrations run once, before any worker), then
-  starts the workers and the read models' catch-up child (`receiver.projector`), and
-  restarts any of them that dies (`receiver.children`: after 0.5 s, doubling while it
+  starts the workers and the read models' catch-up child (`receiver.runtime.catchup`), and
+  restarts any of them that dies (`receiver.runtime.children`: after 0.5 s, doubling while it
   keeps dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
   its queued commits), then the catch-up child.
-- each **worker** (`python -m receiver.supervisor`) listens on the same address with
+- each **worker** (`python -m receiver.runtime.supervisor`) listens on the same address with
   SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
   waitress there, with its own store and writer thread. The writers of all
   workers take turns through the log's writers' lock (`store/sqlite/commit.py`), and
@@ -46,8 +46,15 @@ import threading
 import time
 from functools import partial
 
+from receiver.config import (
+    METRICS_DIR_ENV,
+    PROJECTOR_STATUS_ENV,
+    SESSION_SEED_ENV,
+    UI_STATE_ENV,
+    Config,
+)
+
 from .children import Child, process_alive, read_json, wait_for_parent_exit, write_json
-from .config import Config
 
 log = logging.getLogger("ikledger.supervisor")
 
@@ -55,10 +62,6 @@ STOP_WAIT = 10.0  # seconds a stopping worker may take to finish its commits
 BACKLOG = 1024
 
 # Environment the supervisor sets for its workers (internal; not for users to set).
-SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
-UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.actions)
-PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 
 # Connections that keep every descriptor of the process under select()'s 1024, with
 # room for the log's and read models' files of each worker thread.
@@ -222,17 +225,14 @@ def run(
         ui_dir = os.path.join(private, "ui")  # the log page's verify and rebuild state
         os.mkdir(ui_dir)
         env = {
-            **os.environ,
-            "IKLEDGER_DB": config.db,
-            "IKLEDGER_PROJECTIONS_DB": os.path.abspath(config.projections_path()),
-            "IKLEDGER_DB_TIMEOUT": str(config.db_timeout),
+            **config.child_env(os.environ),
             SESSION_SEED_ENV: secrets.token_hex(32),
             METRICS_DIR_ENV: metrics_dir,
             UI_STATE_ENV: ui_dir,
         }
         env.pop(PROJECTOR_STATUS_ENV, None)
         if catch_up == "process":
-            from .projector import Projector
+            from .catchup import Projector
 
             status_path = os.path.join(private, "projector.json")
             views.close()
@@ -245,7 +245,7 @@ def run(
             catch_up_handle = _ThreadCatchUp(store, views)
         catch_up_handle.start()
         host = sock.getsockname()[0]
-        command = [sys.executable, "-m", "receiver.supervisor", "--threads", str(threads)]
+        command = [sys.executable, "-m", "receiver.runtime.supervisor", "--threads", str(threads)]
         command += ["--host", host, "--port", str(port), "--log-level", log_level]
         for index in range(workers):
             worker = Child(f"request worker {index}", [*command, "--index", str(index)], env)
@@ -305,7 +305,7 @@ def _stop_when_parent_exits(fd: int, parent_pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """One request process: waitress on its own socket until SIGTERM or orphaned."""
-    parser = argparse.ArgumentParser(prog="python -m receiver.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m receiver.runtime.supervisor")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--parent-fd", type=int, required=True)
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_runtime
 
-    config = Config.from_env(threads=args.threads)
-    status_path = os.environ.get(PROJECTOR_STATUS_ENV)
+    config = Config.from_env()
+    status_path = config.projector_status
     runtime = open_runtime(
         config,
         catch_up=None,

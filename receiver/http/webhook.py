@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 
 import falcon
 
+from receiver.ingest.signatures import SignatureError, verify
+from receiver.ingest.validation import InvalidEvent, parse_event
 from store import EventStore, NewEvent, Rejection, StoreError
 
 from .errors import DeliveryRejected, StoreUnavailableError
 from .metrics import Metrics
-from .signatures import SignatureError, verify
-from .validation import InvalidEvent, parse_event
 
 log = logging.getLogger("ikledger.webhook")
 

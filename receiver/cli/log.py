@@ -9,8 +9,9 @@ import sys
 import click
 import orjson
 
-from .cli_common import CONTEXT, db_option, load_config, opened_store
-from .config import SECRET_HELP
+from receiver.config import SECRET_HELP
+
+from .common import CONTEXT, db_option, load_config, opened_store
 
 
 @click.command(context_settings=CONTEXT)
@@ -59,7 +60,7 @@ def _pairs(counts: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")
 def events(db, types, ids, since, until, after, limit, as_json) -> None:
     """List events in log order, filtered by type, id and created_at range."""
-    from .admin import event_summary, select_events
+    from receiver.events import event_summary, select_events
 
     with opened_store(load_config(db=db)) as store:
         rows = select_events(
@@ -92,7 +93,7 @@ def show(db: str | None, event_id: str) -> None:
 @click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
 def verify(db: str | None, expect_head: str | None) -> None:
     """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
-    from .admin import verify_log
+    from receiver.events import verify_log
 
     with opened_store(load_config(db=db)) as store:
         report = verify_log(store)
@@ -114,7 +115,7 @@ def verify(db: str | None, expect_head: str | None) -> None:
 @click.option("-o", "--output", type=click.File("wb"), default="-", help="File to write [stdout].")
 def export(db: str | None, output) -> None:
     """Write every event as JSON Lines, raw bodies included."""
-    from .admin import export_events
+    from receiver.events import export_events
 
     with opened_store(load_config(db=db)) as store:
         count = export_events(store, output)
@@ -126,7 +127,7 @@ def export(db: str | None, output) -> None:
 @click.argument("file", type=click.File("rb"))
 def import_(db: str | None, file) -> None:
     """Backfill events from an `ikledger export` file; safe to run again."""
-    from .admin import import_events
+    from receiver.events import import_events
 
     with opened_store(load_config(db=db)) as store:
         report = import_events(store, file)

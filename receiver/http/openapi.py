@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from receiver.ui.openapi import PATHS as UI_PATHS
+
 from .openapi_schemas import SCHEMAS, STATUS
-from .ui.openapi import PATHS as UI_PATHS
 
 
 def _version() -> str:

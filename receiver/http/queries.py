@@ -15,11 +15,11 @@ import falcon
 
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
+from receiver.events import event_summary, select_events
+from receiver.ingest.validation import InvalidEvent, normalise_time
 from store import MAX_POSITION, EventStore
 
-from .admin import event_summary, select_events
 from .errors import coded
-from .validation import InvalidEvent, normalise_time
 
 MAX_LIMIT = 1000
 

@@ -9,10 +9,10 @@ from contextlib import contextmanager
 
 import click
 
-from store import EventStore, StoreError, open_store
-
-from .config import Config, ConfigError
-from .read_models import read_model_errors
+import projections
+from receiver.config import Config, ConfigError
+from receiver.runtime.wiring import open_log_store
+from store import EventStore, StoreError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -35,7 +35,7 @@ def load_config(**overrides) -> Config:
 def opened_store(config: Config) -> Iterator[EventStore]:
     """The log, closed afterwards; store and admin failures end the command in one line."""
     try:
-        store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+        store = open_log_store(config)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -45,8 +45,8 @@ def opened_store(config: Config) -> Iterator[EventStore]:
     except Exception as exc:
         # The commands that can raise these import them; the query commands never load
         # them (start-up time), so they are looked at only once something failed.
-        from .admin import AdminError
-        from .validation import InvalidEvent
+        from receiver.events import AdminError
+        from receiver.ingest.validation import InvalidEvent
 
         if isinstance(exc, AdminError):
             raise click.ClickException(str(exc)) from None
@@ -62,7 +62,7 @@ def read_model_failures(config: Config) -> Iterator[None]:
     """Turn an unreadable read-model file into a one-line message naming it."""
     try:
         yield
-    except read_model_errors() as exc:
+    except projections.UNREADABLE as exc:
         raise click.ClickException(
             f"cannot use the read models in {config.projections_path()}: {exc} "
             "(IKLEDGER_PROJECTIONS_DB; delete the file and they are rebuilt from the log)"

@@ -1,7 +1,7 @@
 """Child processes of `ikledger serve`, and the small files they share.
 
 `Child` is the parent's handle on one child (the read models' catch-up child,
-`receiver.projector`, and each request worker, `receiver.supervisor`):
+`receiver.runtime.catchup`, and each request worker, `receiver.runtime.supervisor`):
 
 - the child dies with its parent, however the parent dies (SIGKILL included): it is
   given the read end of a pipe whose only write end the parent holds

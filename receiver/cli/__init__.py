@@ -16,21 +16,21 @@ import sys
 
 import click
 
+from receiver.config import SECRET_HELP
 from store import StoreError
 
-from .cli_common import CONTEXT, db_option, load_config, read_model_failures
-from .config import SECRET_HELP
+from .common import CONTEXT, db_option, load_config, read_model_failures
 
 # name: (module, attribute, the first paragraph of the command's docstring, which its
 # line of `ikledger --help` is made from; tests/integration/test_cli.py checks both).
 LAZY_COMMANDS = {
     "assets": (
-        "receiver.cli_read",
+        "receiver.cli.read",
         "assets",
         "Video assets with counts per transformation status, newest activity first.",
     ),
     "backup": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "backup",
         (
             "Write a consistent snapshot of the log to PATH as a SQLite log file, while the "
@@ -38,62 +38,62 @@ LAZY_COMMANDS = {
         ),
     ),
     "db-role": (
-        "receiver.cli_db",
+        "receiver.cli.db",
         "db_role",
         "Create (--apply) or print the SQL of a PostgreSQL role NAME for receivers.",
     ),
     "events": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "events",
         "List events in log order, filtered by type, id and created_at range.",
     ),
     "export": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "export",
         "Write every event as JSON Lines, raw bodies included.",
     ),
     "failures": (
-        "receiver.cli_read",
+        "receiver.cli.read",
         "failures",
         "What is failing right now: transformations in error, and those stuck after accepted.",
     ),
     "import": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "import_",
         "Backfill events from an `ikledger export` file; safe to run again.",
     ),
     "projections": (
-        "receiver.cli_read",
+        "receiver.cli.read",
         "projections_",
         "Each projection's version, checkpoint, lag behind the log and last error.",
     ),
     "rebuild": (
-        "receiver.cli_read",
+        "receiver.cli.read",
         "rebuild",
         "Replay the whole log into fresh read models and swap them in atomically.",
     ),
     "show": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "show",
         "Print the raw body of event EVENT_ID exactly as it was received.",
     ),
     "status": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "status",
         "Events, last position, head of the chain, deliveries by outcome, database size.",
     ),
     "timeline": (
-        "receiver.cli_read",
+        "receiver.cli.read",
         "timeline",
         "What happened to the video at URL: its transformations, their status, times and errors.",
     ),
     "trigger": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "trigger",
         "Sign a realistic event with the configured secret and POST it, as ImageKit would.",
     ),
     "verify": (
-        "receiver.cli_log",
+        "receiver.cli.log",
         "verify",
         "Recompute the hash chain from the first event; exit 1 naming the first bad position.",
     ),
@@ -211,11 +211,11 @@ def serve(
     The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
     a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
     """
-    from . import supervisor
+    from receiver.runtime import supervisor
 
     workers = supervisor.default_workers() if workers is None else workers
     threads = supervisor.default_threads(workers) if threads is None else threads
-    config = load_config(db=db, host=host, port=port, threads=threads)
+    config = load_config(db=db)
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
     if not is_loopback(host) and not config.read_token:
@@ -249,7 +249,7 @@ def serve(
         return
     import waitress
 
-    from .wiring import open_runtime
+    from receiver.runtime.wiring import open_runtime
 
     try:
         with read_model_failures(config):

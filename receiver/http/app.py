@@ -1,7 +1,7 @@
 """The HTTP app: `create_app` wires routes, middleware and error handlers over an open store.
 
 Production wiring (opening the store, the read models and the catch-up thread) is
-`receiver.wiring.open_runtime`, which `serve` and `get_app` share.
+`receiver.runtime.wiring.open_runtime`, which `serve` and `get_app` share.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import projections
 from projections import ProjectionDB
+from receiver import ui
+from receiver.config import Config
 from store import EventStore, StoreError
 
-from . import ui
-from .config import Config
 from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
 from .openapi import OpenAPIResource
-from .query_api import (
+from .queries import (
     AssetsResource,
     EventResource,
     EventsResource,
@@ -151,14 +151,14 @@ def create_app(
 
     The caller owns and closes both. Without `views` only the ingest routes exist.
     `now` fixes the clock of the stuck-transformation queries (None: real time).
-    `projector` (the catch-up child's handle, see `receiver.projector`) is reported
+    `projector` (the catch-up child's handle, see `receiver.runtime.catchup`) is reported
     by `/healthz`.
     """
     app = falcon.App(middleware=[RequestLog()])
     handler = _json_handler()
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
-    metrics = Metrics(store, views)
+    metrics = Metrics(store, views, shared=config.metrics_dir)
     app.add_route(
         "/webhook",
         WebhookResource(

@@ -12,9 +12,8 @@ from typing import IO
 
 import orjson
 
+from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
 from store import Event, EventStore, NewEvent, Outcome, VerifyReport
-
-from .validation import InvalidEvent, normalise_time, parse_event
 
 
 class AdminError(Exception):

@@ -1,12 +1,12 @@
 """The read models' catch-up in a child process of `ikledger serve`.
 
-`Projector(config).start()` runs `python -m receiver.projector` on the same log and
+`Projector(config).start()` runs `python -m receiver.runtime.catchup` on the same log and
 read-model file: a `ProjectionRunner` that catches up, then sleeps on `store.wait`.
 The request process then spends no CPU (and no GIL) on projections; `/healthz` and
 `/metrics` still read every projection's checkpoint and lag from the shared file.
 
 - The child dies with its parent, however the parent dies (SIGKILL included), and a
-  child that dies is started again, as every child of `serve` (`receiver.children`);
+  child that dies is started again, as every child of `serve` (`receiver.runtime.children`);
   `status()` says so meanwhile.
 - `stop()` closes the pipe, then waits a bounded time before terminating the child.
 
@@ -23,8 +23,9 @@ import signal
 import sys
 import threading
 
+from receiver.config import Config
+
 from .children import Child, wait_for_parent_exit
-from .config import Config
 
 log = logging.getLogger("ikledger.projector")
 
@@ -42,13 +43,8 @@ class Projector(Child):
     def __init__(self, config: Config, *, log_level: str = "INFO", on_change=None):
         # `on_change(status())` whenever it changes (start, exit, restart), from
         # whichever thread changed it; `serve --workers N` shares it with its workers.
-        env = {
-            **os.environ,
-            "IKLEDGER_DB": config.db,
-            "IKLEDGER_PROJECTIONS_DB": os.path.abspath(config.projections_path()),
-            "IKLEDGER_DB_TIMEOUT": str(config.db_timeout),
-        }
-        command = [sys.executable, "-m", "receiver.projector", "--log-level", log_level]
+        env = config.child_env(os.environ)
+        command = [sys.executable, "-m", "receiver.runtime.catchup", "--log-level", log_level]
         share = None if on_change is None else (lambda: on_change(self.status()))
         super().__init__("read-model catch-up", command, env, on_change=share)
         self.config = config
@@ -88,7 +84,7 @@ def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACIN
 
 def main(argv: list[str] | None = None) -> int:
     """Catch up the read models until the parent exits (or SIGTERM)."""
-    parser = argparse.ArgumentParser(prog="python -m receiver.projector")
+    parser = argparse.ArgumentParser(prog="python -m receiver.runtime.catchup")
     parser.add_argument("--parent-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
@@ -100,12 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the parent, then us
 
     import projections
-    from store import open_store
 
-    config = Config.from_env()
-    store = open_store(config.db, timeout=config.db_timeout, rejected_keep=config.rejected_keep)
+    from .wiring import open_log
+
+    store, views = open_log(Config.from_env())
     try:
-        views = projections.open_projections(store, config.projections_path())
         runner = projections.ProjectionRunner(views)
         stop = threading.Event()
         loop = threading.Thread(

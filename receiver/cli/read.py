@@ -14,15 +14,16 @@ import orjson
 
 import projections
 from projections import ProjectionError, ProjectionRunner
+from receiver.runtime.wiring import open_read_models
 
-from .cli_common import CONTEXT, db_option, load_config, opened_store, read_model_failures
+from .common import CONTEXT, db_option, load_config, opened_store, read_model_failures
 
 
 @contextmanager
 def _views(db: str | None, *, catch_up: bool = True):
     config = load_config(db=db)
     with opened_store(config) as store, read_model_failures(config):
-        views = projections.open_projections(store, config.projections_path())
+        views = open_read_models(config, store)
         try:
             runner = ProjectionRunner(views)
             if catch_up:
@@ -97,7 +98,7 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     with _views(db) as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
     if svg_file is not None:
-        from . import ui  # Jinja2 and the templates only for a picture
+        from receiver import ui  # Jinja2 and the templates only for a picture
 
         svg_file.write(ui.timeline_svg(result, stuck_after=config.stuck_after))
         if svg_file.name == "<stdout>":
@@ -105,9 +106,9 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     if as_json:
         _print_json(result)
     else:
-        from . import render  # the text tables only for text output
+        from . import tables  # the text tables only for text output
 
-        click.echo(render.timeline(result))
+        click.echo(tables.timeline(result))
 
 
 @click.command(context_settings=CONTEXT)
@@ -129,9 +130,9 @@ def assets(db, status, since, limit, as_json) -> None:
     if as_json:
         _print_json(result)
     else:
-        from . import render
+        from . import tables
 
-        click.echo(render.assets(result))
+        click.echo(tables.assets(result))
 
 
 @click.command(context_settings=CONTEXT)
@@ -159,9 +160,9 @@ def failures(db, reason, limit, as_json) -> None:
     elif not result["transformations"]:
         click.echo("no failing or stuck transformations")
     else:
-        from . import render
+        from . import tables
 
-        click.echo(render.transformations(result))
+        click.echo(tables.transformations(result))
 
 
 @click.command("projections", context_settings=CONTEXT)
@@ -174,6 +175,6 @@ def projections_(db, as_json) -> None:
     if as_json:
         _print_json(status)
     else:
-        from . import render
+        from . import tables
 
-        click.echo(render.projections(status))
+        click.echo(tables.projections(status))
