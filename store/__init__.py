@@ -23,6 +23,7 @@ from .contract import (
     VerifyReport,
     body_digest,
     chain_link,
+    new_log_id,
 )
 from .encoding import utc_now
 from .open import open_store
@@ -47,6 +48,7 @@ __all__ = [
     "VerifyReport",
     "body_digest",
     "chain_link",
+    "new_log_id",
     "open_store",
     "utc_now",
 ]
