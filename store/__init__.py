@@ -26,7 +26,7 @@ from .contract import (
     new_log_id,
 )
 from .encoding import utc_now
-from .open import open_store
+from .open import open_store, sqlite_path
 
 __all__ = [
     "GENESIS",
@@ -50,6 +50,7 @@ __all__ = [
     "chain_link",
     "new_log_id",
     "open_store",
+    "sqlite_path",
     "utc_now",
 ]
 
