@@ -6,9 +6,10 @@
 - **poison**: the projection says an event's body cannot be folded, by raising
   `MalformedBody` or a type it lists in `Projection.poison`. Everything before the
   event is committed, the checkpoint stops just before it and the event is reported.
-- **defect**: anything else (a SQL error in the projection's code, a broken file, a
-  corrupt log). It is no event's fault and a retry will not fix it soon: recorded,
-  reported, and retried only after a long backoff.
+- **defect**: anything else (a SQL error in the projection's code, a damaged file
+  (`ReadModelCorrupt`), a corrupt log (`StoreCorrupt`), a file adopted by another
+  log). It is no event's fault and a retry will not fix it soon: recorded, reported,
+  and retried only after a long backoff.
 
 Inside the engine SQLite's errors stay raw until classified; `translated` is the one
 place where they become this package's errors on the way out.
@@ -29,6 +30,7 @@ from .framework import (
     Projection,
     ProjectionDefect,
     ProjectionError,
+    ReadModelCorrupt,
     ReadModelUnavailable,
     RebuildBusy,
     Tables,
@@ -51,6 +53,8 @@ def is_busy(exc: BaseException) -> bool:
 
 def classify(exc: BaseException, projection: Projection) -> Kind:
     """Transient, poison or defect (see the module's docstring)."""
+    if isinstance(exc, ReadModelCorrupt):
+        return Kind.DEFECT
     if isinstance(exc, StoreUnavailable | ReadModelUnavailable | RebuildBusy) or is_busy(exc):
         return Kind.TRANSIENT
     if isinstance(exc, (MalformedBody, PoisonEvent, *projection.poison)):

@@ -45,6 +45,32 @@ class ReadModelUnavailable(ProjectionError):
     """
 
 
+class ReadModelCorrupt(ReadModelUnavailable):
+    """The projections file is damaged: SQLite found a page it cannot read.
+
+    Unlike its base this is not transient; the message names the file and the way on
+    (remove it: the read models are rebuilt from the log). A subclass of
+    ReadModelUnavailable, so whatever answers 503 for that answers for this too.
+    """
+
+
+class ReadModelOfAnotherLog(ProjectionError):
+    """The projections file was built from another log than the one it is opened with.
+
+    Nothing of this log is applied to it and nothing in it is served for this log
+    until it is adopted (`open_projections(store, path, adopt=True)`, which empties it:
+    what `ikledger rebuild` does). `path` is the file.
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(
+            f"the read models in {path} belong to another log: {reason}; "
+            "`ikledger rebuild` rebuilds them from this log"
+        )
+        self.path = path
+        self.reason = reason
+
+
 # What means "the read models' file cannot be read right now", for HTTP and the CLI alike.
 # The package translates its SQLite errors into ReadModelUnavailable; a sqlite3.Error
 # that still escapes it (a query that reads outside `db.read()`) means the same: the

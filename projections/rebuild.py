@@ -71,6 +71,7 @@ def _rebuild(db, projection, progress, batch_size, commit_every, chunk) -> int:
 def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> int:
     store, name = db.store, projection.name
     with transaction(conn, "IMMEDIATE"):
+        db.check_bound(conn)
         meta = read_meta(conn, name) or create_meta(conn, projection)
         generation = meta.next_generation
         conn.execute(

@@ -1,6 +1,9 @@
 """Keep projections current: `ProjectionRunner(db, projections).start()` / `.stop()`.
 
 - `catch_up()`: synchronous, for the CLI and tests; returns events applied per name.
+  A damaged log (`StoreCorrupt`), a damaged projections file (`ReadModelCorrupt`) or
+  a file adopted by another log (`ReadModelOfAnotherLog`) is raised once every
+  projection was tried: the read models are then no answer to give.
 - `start()`: a daemon thread catches up, then sleeps on the store (`store.wait`)
   until a new position is readable, at most `idle_wait` seconds so that `stop()`
   and due retries are prompt; `stop()` ends it and joins it.
@@ -24,11 +27,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Self
 
+from store import StoreCorrupt
+
 from .catchup import catch_up_safely
 from .checkpoints import ensure, record_error
 from .db import ProjectionDB
 from .failures import Kind, classify
-from .framework import Projection, UnknownProjection
+from .framework import Projection, ReadModelCorrupt, ReadModelOfAnotherLog, UnknownProjection
 from .status import projection_status
 from .video_timeline import TIMELINE
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECTIONS: tuple[Projection, ...] = (TIMELINE,)
+# Failures of the whole log or file, not of one projection: `catch_up` raises them.
+FATAL = (StoreCorrupt, ReadModelCorrupt, ReadModelOfAnotherLog)
 
 
 class ProjectionRunner:
@@ -85,14 +92,19 @@ class ProjectionRunner:
             rebuild(self.db, projection)
         self._ensured.add(projection.name)
 
-    def _step(self, projection: Projection) -> int:
-        """Ensure and catch up one projection; failures are recorded, never raised."""
+    def _step(self, projection: Projection, fatal: list[Exception] | None = None) -> int:
+        """Ensure and catch up one projection; failures are recorded, never raised.
+
+        A FATAL failure is also appended to `fatal`, when given.
+        """
         name = projection.name
         try:
             self._ensure(projection)
             applied = catch_up_safely(self.db, projection, batch_size=self.batch_size)
         except Exception as exc:  # noqa: BLE001 - recorded and retried; the others keep going
             self._failed(projection, exc)
+            if fatal is not None and isinstance(exc, FATAL):
+                fatal.append(exc)
             return 0
         self._failures.pop(name, None)
         self._retry_at.pop(name, None)
@@ -108,6 +120,10 @@ class ProjectionRunner:
         if kind is Kind.TRANSIENT:
             delay = self._fail(name, self.backoff)
             log.warning("projection %s: %s; retrying in %.1f s", name, exc, delay)
+        elif isinstance(exc, FATAL):  # its message says it all: no traceback
+            delay = self._fail(name, self.defect_backoff)
+            log.error("projection %s: %s; retrying in %.0f s", name, exc, delay)
+            log.debug("projection %s failed", name, exc_info=exc)
         else:
             delay = self._fail(name, self.defect_backoff)
             log.error("projection %s: defect; retrying in %.0f s", name, delay, exc_info=exc)
@@ -131,10 +147,15 @@ class ProjectionRunner:
     def catch_up(self) -> dict[str, int]:
         """Apply every event now in the log to every projection; errors are recorded.
 
-        Ignores backoff: an explicit call always tries again.
+        Ignores backoff: an explicit call always tries again. Raises the first FATAL
+        failure (damaged log or file, file of another log) after trying them all.
         """
+        fatal: list[Exception] = []
         with self._lock:
-            return {name: self._step(p) for name, p in self.projections.items()}
+            applied = {name: self._step(p, fatal) for name, p in self.projections.items()}
+        if fatal:
+            raise fatal[0]
+        return applied
 
     def poll_once(self) -> dict[str, int]:
         """One pass of the background loop: like `catch_up` but honouring backoff."""

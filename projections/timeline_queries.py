@@ -146,7 +146,7 @@ def timeline_json(
     cutoff = stuck_cutoff(now if now is not None else moment, stuck_after)
     if as_of is None and cache is not None:
         conn = db.conn()
-        with unavailable_on_error("cannot read the read models"):
+        with unavailable_on_error("cannot read the read models", db.path):
             kept = cache.answer(conn, key, _version(conn), cutoff)
         if kept is not None:
             return kept

@@ -23,9 +23,10 @@ from .contract import (
     VerifyReport,
     body_digest,
     chain_link,
+    new_log_id,
 )
 from .encoding import utc_now
-from .open import open_store
+from .open import open_store, sqlite_path
 
 __all__ = [
     "GENESIS",
@@ -47,7 +48,9 @@ __all__ = [
     "VerifyReport",
     "body_digest",
     "chain_link",
+    "new_log_id",
     "open_store",
+    "sqlite_path",
     "utc_now",
 ]
 

@@ -44,6 +44,18 @@ Definitions the backends share:
   dead-writer detection (replaced by a fresh thread) and a bounded close.
 - `display_name` is the log's location with any password removed: the only form of it
   that may appear in a log line, an error, `status` or `/metrics`.
+- **Identity.** `log_id()` is a random id (32 hex digits) the log is given when it is
+  created (a log created before identities existed is given one by migration). Nothing
+  copies it: `backup` writes a file with an id of its own, and an export imported
+  elsewhere lands in a log that has its own. A copy is another log, so read models
+  built from one are never taken for another's (`projections/db.py`). A file copied
+  behind the store's back (`cp`) keeps the id; the read models' chain check at their
+  checkpoint still tells such copies apart once they differ.
+- **A damaged log is loud.** A read that meets a page the backend cannot read raises
+  `StoreCorrupt`, never a short or empty answer; from then on the store refuses appends
+  with `StoreCorrupt` (nothing is appended after a corrupt page) and `check_writable`
+  names the damage. `quick_check()` looks for damage at start-up, and
+  `last_close_clean()` says whether that is worth doing.
 """
 
 from __future__ import annotations
@@ -189,6 +201,13 @@ class StoreCorrupt(StoreError):
     """
 
 
+def new_log_id() -> str:
+    """A fresh log identity: 128 random bits as 32 hex digits."""
+    from uuid import uuid4
+
+    return uuid4().hex
+
+
 def _sha256(data: bytes):
     """hashlib's sha256, imported on first use: loading OpenSSL is a few ms of every
     start, and the read commands never hash. Rebinds itself to hashlib's function."""
@@ -235,7 +254,8 @@ class EventStore(Protocol):
         ...
 
     def check_writable(self) -> str | None:
-        """Why an append would fail now (disk full, read-only, locked, writer dead), or None."""
+        """Why an append would fail now (disk full, read-only, locked, writer dead,
+        damage seen), or None."""
         ...
 
     # -- reading ------------------------------------------------------------------
@@ -291,13 +311,38 @@ class EventStore(Protocol):
         """Counts, head and size; cheap enough for every `/metrics` scrape."""
         ...
 
+    # -- identity and health ------------------------------------------------------
+
+    def log_id(self) -> str:
+        """This log's identity: given at creation, never copied (see the module docstring)."""
+        ...
+
+    def quick_check(self) -> str | None:
+        """Look for damage in the log's storage; what was found, or None when none was.
+
+        Cheap enough for a start-up (SQLite: `PRAGMA quick_check`, linear in the file's
+        size, no index cross-check). Finding damage has the effect of a corrupt read:
+        appends are refused with StoreCorrupt from then on.
+        """
+        ...
+
+    def last_close_clean(self) -> bool:
+        """Whether everyone who used the log before this store closed it cleanly.
+
+        False when a previous process ended without `close()` (a crash, a kill): the
+        caller may then run `quick_check`. True when the backend cannot tell or a
+        crash cannot damage its storage (PostgreSQL recovers on its own).
+        """
+        ...
+
     # -- copies -------------------------------------------------------------------
 
     def backup(self, path: str) -> int:
         """Write a consistent snapshot of the log as a SQLite log file at `path`.
 
         Any backend writes the same thing: a file `open_store(path)` opens, whose
-        `verify()` passes with the same head. Returns its event count.
+        `verify()` passes with the same head and whose `log_id()` is a new one (the
+        copy is another log). Returns its event count.
         """
         ...
 

@@ -73,6 +73,22 @@ def poison_event(event_id: str, created_at: str) -> NewEvent:
     )
 
 
+def copy_keeping_identity(store: SQLiteStore, path: Path) -> None:
+    """A copy of the log at `path` that keeps its `log_id`, as a `cp` of the file does.
+
+    (`backup` gives a copy an identity of its own; a file copied behind the store's back
+    keeps it, and only the chain at the read models' checkpoint tells the two apart.)
+    """
+    from store.sqlite_engine import sqlite3
+
+    store.backup(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("UPDATE log_meta SET value = ? WHERE key = 'log_id'", (store.log_id(),))
+    finally:
+        conn.close()
+
+
 # A projection counting `file.created` events: it says which positions it saw, once each.
 def _counter_setup(conn, t):
     conn.execute(f"CREATE TABLE IF NOT EXISTS {t.seen} (position INTEGER PRIMARY KEY)")

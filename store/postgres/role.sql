@@ -6,6 +6,6 @@ CREATE ROLE {role} LOGIN PASSWORD {password};
 GRANT CONNECT ON DATABASE {database} TO {role};
 GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON {schema}.events, {schema}.log_head, {schema}.deliveries, {schema}.type_counts,
-    {schema}.delivery_counts, {schema}.ikledger_schema TO {role};
+    {schema}.delivery_counts, {schema}.ikledger_schema, {schema}.log_meta TO {role};
 GRANT EXECUTE ON FUNCTION {schema}.ikledger_append(text[], text[], text[], text[], text[],
     bytea[], text[], jsonb, text, integer, boolean) TO {role};

@@ -73,6 +73,7 @@ class PostgresStore(WritesThroughGroupWriter):
         self.display_name = self._target.display_name
         self.timeout = timeout
         self._closed = False
+        self._log_id: str | None = None
         with self._target.translated("starting"):
             conn = self._target.connect()
             try:
@@ -95,8 +96,12 @@ class PostgresStore(WritesThroughGroupWriter):
     def _query(self, sql: str, params: Sequence = (), *, action: str = "read") -> list[tuple]:
         if self._closed:
             raise StoreClosed("the store is closed")
-        with self._target.translated(action), self._pool.connection() as conn:
-            return conn.cursor(binary=True).execute(sql, params).fetchall()
+        try:
+            with self._target.translated(action), self._pool.connection() as conn:
+                return conn.cursor(binary=True).execute(sql, params).fetchall()
+        except StoreCorrupt as exc:
+            self._damaged(exc)
+            raise
 
     def read_batches(
         self,
@@ -212,6 +217,35 @@ class PostgresStore(WritesThroughGroupWriter):
                 deliveries[outcome] = int(number)
         by_type = dict(sorted(zip(types or (), counts or (), strict=True)))
         return Stats(position, position, chain, dict(sorted(deliveries.items())), by_type, size)
+
+    # -- identity and health ------------------------------------------------------
+
+    def log_id(self) -> str:
+        """The log's identity, from `log_meta` (read once, on first use: it never changes)."""
+        if self._log_id is None:
+            self._log_id = self._query("SELECT log_id FROM log_meta")[0][0]
+        return self._log_id
+
+    def quick_check(self) -> str | None:
+        """Whether the head row and the events agree; None when they do.
+
+        PostgreSQL checks its own pages (a page it cannot read is `StoreCorrupt` on
+        any read); what is left to look at cheaply is that the log's head names the
+        newest event (one index probe). A disagreement counts as damage.
+        """
+        position, newest = self._query(
+            "SELECT h.position, (SELECT coalesce(max(position), 0) FROM events) FROM log_head AS h",
+            action="check",
+        )[0]
+        if position == newest:
+            return None
+        found = f"the head names position {position}, the newest event is at {newest}"
+        self._damaged(StoreCorrupt(f"{self.display_name} is damaged: {found}"))
+        return found
+
+    def last_close_clean(self) -> bool:
+        """Always True: a receiver's crash leaves nothing for the server to repair."""
+        return True
 
     # -- copies -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..contract import new_log_id
 from ..sqlite_engine import sqlite3
 
 if TYPE_CHECKING:
@@ -160,6 +161,15 @@ def m007_redeliveries_by_position(db: Database) -> None:
     db.execute(
         "CREATE INDEX deliveries_redelivered ON deliveries(position) WHERE outcome != 'stored'"
     )
+
+
+@migration
+def m008_log_meta(db: Database) -> None:
+    # The log's identity (`EventStore.log_id`), given once: when the log is created, or
+    # by this migration to a log created before identities. A `backup` gives its copy
+    # a new one; nothing else writes this table.
+    db.execute("CREATE TABLE log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO log_meta (key, value) VALUES ('log_id', ?)", [new_log_id()])
 
 
 def pending(conn: sqlite3.Connection) -> bool:

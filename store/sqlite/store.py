@@ -2,7 +2,10 @@
 
 Writes go through the backend-neutral group-commit writer (`writer.py`), which hands
 each group to `SQLiteCommit` (`commit.py`). Reads use one connection per thread
-and never wait for the writer. Every driver error is translated in `conn.py`.
+and never wait for the writer. Every driver error is translated in `conn.py`; a
+corrupt page met by any read is `StoreCorrupt` naming the file, after which appends
+are refused (`writer.WritesThroughGroupWriter`). Whether the last users closed the
+file cleanly is kept by a marker file beside it (`session.py`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from ..contract import (
     Event,
     Stats,
     StoreClosed,
+    StoreCorrupt,
     StoreError,
     VerifyReport,
     clamp_position,
+    new_log_id,
 )
 from ..encoding import utc_now
 from ..sqlite_engine import sqlite3
@@ -43,6 +48,7 @@ from .rows import (
     event,
     stored_delivery,
 )
+from .session import OpenMarker
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
@@ -69,6 +75,19 @@ class SQLiteStore(WritesThroughGroupWriter):
         self._closed = False
         self._appended = threading.Condition()  # notified after each commit that appends
         self._commits = 0
+        self._log_id: str | None = None
+        # Taken before the first connection, so that it judges the previous users only.
+        self._marker = OpenMarker(self.path)
+        try:
+            self._open(timeout, rejected_keep)
+        except BaseException:
+            self._marker.release()
+            raise
+        self._writer = GroupWriter(
+            self._commit, timeout=timeout, name="ikledger-writer", turn=self._committer.turn
+        )
+
+    def _open(self, timeout: float, rejected_keep: int) -> None:
         with translated(f"cannot open {self.display_name}"):
             setup = connect(self.path, timeout)
             try:
@@ -85,9 +104,6 @@ class SQLiteStore(WritesThroughGroupWriter):
             self._committer = SQLiteCommit(
                 self.path, busy_timeout=timeout / 2, rejected_keep=rejected_keep
             )
-        self._writer = GroupWriter(
-            self._commit, timeout=timeout, name="ikledger-writer", turn=self._committer.turn
-        )
 
     # -- writing (see writer.py) -------------------------------------------
 
@@ -120,7 +136,12 @@ class SQLiteStore(WritesThroughGroupWriter):
         except sqlite3.Error as exc:
             if self._closed:
                 raise StoreClosed("the store is closed") from exc
-            raise translate(exc) from exc
+            error = translate(exc)
+            if isinstance(error, StoreCorrupt):
+                raise self._damaged(
+                    StoreCorrupt(f"{self.display_name} is damaged: {error}")
+                ) from exc
+            raise error from exc
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
@@ -278,6 +299,34 @@ class SQLiteStore(WritesThroughGroupWriter):
                 pass
         return Stats(last, last, chain, outcomes, types, size)
 
+    # -- identity and health ------------------------------------------------
+
+    def log_id(self) -> str:
+        """The log's identity, from `log_meta` (read once: it never changes)."""
+        if self._log_id is None:
+            self._log_id = self._query("SELECT value FROM log_meta WHERE key = 'log_id'")[0][0]
+        return self._log_id
+
+    def quick_check(self, *, max_problems: int = 20) -> str | None:
+        """`PRAGMA quick_check` of the file: None when it is sound, else what SQLite found.
+
+        Linear in the file's size (about a second per GB on a warm cache). Damage found
+        (or a file SQLite cannot read at all) makes later appends raise StoreCorrupt.
+        """
+        try:
+            rows = self._query(f"PRAGMA quick_check({int(max_problems)})")
+        except StoreCorrupt as exc:
+            return str(exc)
+        if rows == [("ok",)]:
+            return None
+        found = "; ".join(str(row[0]) for row in rows)
+        self._damaged(StoreCorrupt(f"{self.display_name} is damaged: {found}"))
+        return found
+
+    def last_close_clean(self) -> bool:
+        """False when a process that had the file open ended without closing it."""
+        return self._marker.clean
+
     # -- copies -------------------------------------------------------------
 
     def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
@@ -309,13 +358,24 @@ class SQLiteStore(WritesThroughGroupWriter):
         """Copy the whole database to `path` with SQLite's online backup API.
 
         The copy is one consistent snapshot even while appends go on; returns the
-        number of events it holds. An existing file at `path` is replaced.
+        number of events it holds. An existing file at `path` is replaced. The copy is
+        another log: it is given a new `log_id`, so read models of this log are never
+        taken for the copy's. The backup API copies pages as they are, so the copy is
+        checked (`PRAGMA quick_check`): damage raises StoreCorrupt, and that copy is
+        not one to keep.
         """
         target = os.fspath(path)
         with translated(f"backup to {target} failed"):
             destination = sqlite3.connect(target, isolation_level=None)
             try:
                 self._reader().backup(destination)
+                found = destination.execute("PRAGMA quick_check(20)").fetchall()
+                if found != [("ok",)]:
+                    problems = "; ".join(str(row[0]) for row in found)
+                    raise self._damaged(StoreCorrupt(f"{self.display_name} is damaged: {problems}"))
+                destination.execute(
+                    "UPDATE log_meta SET value = ? WHERE key = 'log_id'", (new_log_id(),)
+                )
                 return destination.execute("SELECT count(*) FROM events").fetchone()[0]
             finally:
                 destination.close()
@@ -328,12 +388,17 @@ class SQLiteStore(WritesThroughGroupWriter):
         if self._closed:
             return
         self._closed = True
-        if self._writer.close():
+        clean = self._writer.close()
+        if clean:
             self._committer.close()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        if clean:
+            self._marker.release()
+        else:  # a commit left running on its thread: the next user may check the file
+            self._marker.abandon()
 
     def __enter__(self) -> Self:
         return self

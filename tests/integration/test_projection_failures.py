@@ -17,6 +17,7 @@ from projections import (
     ProjectionDB,
     ProjectionDefect,
     ProjectionRunner,
+    ReadModelCorrupt,
     ReadModelUnavailable,
     projection_status,
     timeline,
@@ -106,7 +107,7 @@ def test_a_projections_file_that_is_not_a_database_is_read_model_unavailable(log
                 query()
     finally:
         opened.close()
-    with pytest.raises(ReadModelUnavailable, match="cannot open the read models"):
+    with pytest.raises(ReadModelCorrupt, match=f"read models in {path} are damaged"):
         ProjectionDB(log, path)
     path.write_bytes(header + path.read_bytes()[100:])
     with ProjectionDB(log, path) as db:

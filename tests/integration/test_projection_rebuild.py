@@ -6,6 +6,7 @@ Every test that rebuilds runs on both of a rebuild's paths: through the store's
 
 import dataclasses
 import select
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from projections import (
     ProjectionDB,
     ProjectionDefect,
     ProjectionRunner,
+    ReadModelOfAnotherLog,
     RebuildBusy,
     projection_status,
     timeline,
@@ -151,7 +153,7 @@ def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     assert timeline(pdb, SAMPLE) == before
 
 
-def test_replaced_log_rebuilds_on_start(tmp_path, path):
+def test_replaced_log_is_refused_then_adopted_and_rebuilt(tmp_path, path):
     first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
     views = str(tmp_path / "read.projections.db")
     try:
@@ -159,14 +161,41 @@ def test_replaced_log_rebuilds_on_start(tmp_path, path):
         second.append_many(_many(3))
         with ProjectionDB(through(first, path), views) as db:
             ProjectionRunner(db).catch_up()
-        with ProjectionDB(through(second, path), views) as db:
+        with pytest.raises(ReadModelOfAnotherLog):
+            ProjectionDB(through(second, path), views)
+        with ProjectionDB(through(second, path), views, adopt=True) as db:
             ProjectionRunner(db).catch_up()
             assert [t["request_id"] for t in timeline(db, SAMPLE)["transformations"]] == [
                 "q0",
                 "q1",
                 "q2",
             ]
-            assert projection_status(db)[0]["generation"] == 2
+            assert projection_status(db)[0]["checkpoint"] == 3
+    finally:
+        first.close()
+        second.close()
+
+
+def test_log_of_the_same_identity_with_another_history_rebuilds_on_start(tmp_path, path):
+    # A file copied behind the store's back keeps the identity; the chain at the
+    # checkpoint still tells the copies apart once their histories differ.
+    first = SQLiteStore(tmp_path / "a.db")
+    views = str(tmp_path / "read.projections.db")
+    try:
+        first.append_many(_many(3))
+    finally:
+        first.close()
+    shutil.copyfile(tmp_path / "a.db", tmp_path / "b.db")
+    first, second = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
+    try:
+        first.append_many(documented_events())
+        second.append_many([video_event("other", "accepted", "2030-01-01T00:00:00.000Z")])
+        with ProjectionDB(through(first, path), views) as db:
+            ProjectionRunner(db).catch_up()
+        with ProjectionDB(through(second, path), views) as db:
+            ProjectionRunner(db).catch_up()
+            status = projection_status(db)[0]
+            assert (status["generation"], status["checkpoint"]) == (2, 4)
     finally:
         first.close()
         second.close()

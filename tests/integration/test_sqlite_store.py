@@ -349,3 +349,18 @@ def test_writers_take_turns_through_the_lock_file_beside_the_log(db_path):
     finally:
         os.close(other)
         quick.close()
+
+
+def test_log_created_before_identities_gets_one_by_migration_and_keeps_it(db_path):
+    from sqlite_utils import Database
+
+    from store.sqlite import migrations
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrations.apply(Database(conn), stop_before="m008_log_meta")
+    conn.close()
+    with SQLiteStore(db_path) as store:
+        given = store.log_id()
+    with SQLiteStore(db_path) as store:
+        assert store.log_id() == given
+    assert raw(db_path, "SELECT value FROM log_meta WHERE key = 'log_id'") == [(given,)]

@@ -12,7 +12,7 @@ import pytest
 
 from projections import ProjectionDB, ProjectionRunner, TimelineCache, timeline, timeline_json
 from store import SQLiteStore
-from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
+from tests.projections_helpers import SAMPLE, copy_keeping_identity, log, pdb, runner, video_event
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 
@@ -71,11 +71,13 @@ def test_another_assets_event_moves_the_kept_answers_position(log, pdb, writer, 
 
 
 def test_a_rebuild_committed_elsewhere_misses(log, pdb, cache, tmp_path):
+    copy_keeping_identity(log, tmp_path / "restored.db")  # empty, as the log is now
     log.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
     ProjectionRunner(pdb).catch_up()
     assert _answer(pdb, cache)["transformations"][0]["status"] == "accepted"
     # Read models rebuilt from another log (a restored backup): same event count for the
     # asset, same checkpoint; only the commit tells.
+    # (a copy of the log, so the same identity, with another history since)
     restored = SQLiteStore(tmp_path / "restored.db")
     restored.append(video_event("e1", "error", "2024-01-01T00:00:03.000Z"))
     try:

@@ -13,7 +13,7 @@ from projections import (
     timeline_json,
 )
 from store import SQLiteStore
-from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
+from tests.projections_helpers import SAMPLE, copy_keeping_identity, log, pdb, runner, video_event
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 
@@ -54,6 +54,7 @@ def test_cached_timeline_position_follows_other_assets_events(log, pdb, runner, 
 
 
 def test_cached_timeline_misses_after_a_rebuild(log, pdb, runner, cache, tmp_path):
+    copy_keeping_identity(log, tmp_path / "restored.db")  # empty, as the log is now
     log.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
     runner.catch_up()
     before = _cached(pdb, cache)
@@ -61,6 +62,7 @@ def test_cached_timeline_misses_after_a_rebuild(log, pdb, runner, cache, tmp_pat
     assert _cached(pdb, cache) == before
     # The read models are rebuilt from another log (a restored backup, say): a new
     # generation whose asset has the same event count, so only the generation tells.
+    # (a copy of the log, so the same identity, with another history since)
     restored = SQLiteStore(tmp_path / "restored.db")
     restored.append(video_event("e1", "error", "2024-01-01T00:00:03.000Z"))
     try:
