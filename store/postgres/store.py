@@ -32,6 +32,7 @@ from ..writer import GroupWriter, WritesThroughGroupWriter
 from . import schema
 from .append import GroupCommitter
 from .connect import Target
+from .forwarding import PostgresForwarding
 from .listen import Listener
 
 REJECTED_KEEP = 10_000
@@ -82,6 +83,7 @@ class PostgresStore(WritesThroughGroupWriter):
                 conn.close()
         self._pool = self._target.pool()
         self._listener = Listener(self._target)
+        self._forwarding = PostgresForwarding(self._target, self._pool)
         self._committer = GroupCommitter(self._target, rejected_keep, check_durable)
         self._writer = GroupWriter(self._committer, timeout=timeout, name=self.display_name)
 
@@ -212,6 +214,14 @@ class PostgresStore(WritesThroughGroupWriter):
                 deliveries[outcome] = int(number)
         by_type = dict(sorted(zip(types or (), counts or (), strict=True)))
         return Stats(position, position, chain, dict(sorted(deliveries.items())), by_type, size)
+
+    # -- forwarding ---------------------------------------------------------------
+
+    def forwarding(self) -> PostgresForwarding:
+        """The forwarding state beside the log (store/forwarding.py)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._forwarding
 
     # -- copies -------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
 from . import migrations
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
+from .forwarding import SQLiteForwarding
 from .migrations import TYPE_FOLD
 from .rows import (
     DELIVERY_COUNTS,
@@ -69,6 +70,7 @@ class SQLiteStore(WritesThroughGroupWriter):
         self._closed = False
         self._appended = threading.Condition()  # notified after each commit that appends
         self._commits = 0
+        self._forwarding: SQLiteForwarding | None = None
         with translated(f"cannot open {self.display_name}"):
             setup = connect(self.path, timeout)
             try:
@@ -278,6 +280,17 @@ class SQLiteStore(WritesThroughGroupWriter):
                 pass
         return Stats(last, last, chain, outcomes, types, size)
 
+    # -- forwarding ---------------------------------------------------------
+
+    def forwarding(self) -> SQLiteForwarding:
+        """The forwarding state beside the log (store/forwarding.py); one per store."""
+        with self._readers_lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            if self._forwarding is None:
+                self._forwarding = SQLiteForwarding(self.path, self.timeout)
+            return self._forwarding
+
     # -- copies -------------------------------------------------------------
 
     def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
@@ -331,6 +344,8 @@ class SQLiteStore(WritesThroughGroupWriter):
         if self._writer.close():
             self._committer.close()
         with self._readers_lock:
+            if self._forwarding is not None:
+                self._forwarding.close()
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
