@@ -135,6 +135,7 @@ class SQLForwardingState:
 
     def __init__(self, *, attempts_keep: int = ATTEMPTS_KEEP):
         self.attempts_keep = attempts_keep
+        self.prune_every = PRUNE_EVERY
 
     def _transaction(self, *, write: bool = True) -> AbstractContextManager[Run]:
         raise NotImplementedError
@@ -278,7 +279,7 @@ class SQLForwardingState:
                     "WHERE name = ?",
                     (ended, reason, attempt.destination),
                 )
-            if seq % PRUNE_EVERY == 0:
+            if seq % self.prune_every == 0:
                 self._prune(run)
         return True
 
