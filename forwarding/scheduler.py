@@ -95,7 +95,7 @@ def plan(
             continue
         if free <= 0:
             break  # a finishing attempt wakes the forwarder
-        buckets = [limiters[k] for k in (None, item.replay_job) if k in limiters]
+        buckets = [limiters[k] for k in {None, item.replay_job} if k in limiters]
         blocked = [b for b in buckets if not b.available(now_ms)]
         if blocked:
             soonest = max(b.next_token_ms(now_ms) for b in blocked)
