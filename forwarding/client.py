@@ -51,8 +51,6 @@ def classify(exc: BaseException) -> str:
     """The error class of an exception raised while posting (see the module docstring)."""
     chain = _chain(exc)
     kinds = [type(e) for e in chain]
-    if any(issubclass(k, x.TimeoutError | socket.timeout | TimeoutError) for k in kinds):
-        return "timeout"
     if any(issubclass(k, x.NameResolutionError | socket.gaierror) for k in kinds):
         return "dns_error"
     if any(issubclass(k, x.SSLError | ssl.SSLError) for k in kinds):
@@ -61,6 +59,11 @@ def classify(exc: BaseException) -> str:
         return "connection_refused"
     if any(issubclass(k, ConnectionResetError | BrokenPipeError) for k in kinds):
         return "connection_reset"
+    # urllib3's NewConnectionError derives from its ConnectTimeoutError: a failure to
+    # connect is a timeout only when a timeout caused it.
+    timeouts = x.TimeoutError | socket.timeout | TimeoutError
+    if any(issubclass(k, timeouts) and not issubclass(k, x.NewConnectionError) for k in kinds):
+        return "timeout"
     if any(issubclass(k, x.ProtocolError | x.HTTPError) for k in kinds) and not any(
         issubclass(k, x.NewConnectionError) for k in kinds
     ):
