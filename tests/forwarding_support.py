@@ -9,12 +9,16 @@ Every request is recorded (headers lower-cased, body) whatever the answer.
 from __future__ import annotations
 
 import http.server
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tests.support import free_port
+from tests.support import ROOT, free_port
 
 Behaviour = Callable[[int, dict, bytes], object]
 
@@ -101,3 +105,40 @@ class Recorder:
                 for r in self.received
                 if status is None or (isinstance(r.answered, tuple) and r.answered[1] == status)
             ]
+
+
+# -- a forwarder in its own process ----------------------------------------------------
+
+FORWARDER = """
+import signal, sys, threading
+import forwarding
+from store import open_store
+
+location, secret, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+store = open_store(location, timeout=5.0)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+settings = forwarding.Settings(
+    imagekit_secrets=(secret,), lease_ttl=ttl, poll=0.01, reload=0.1, drain=2
+)
+print("ready", flush=True)
+forwarding.run(store, stop, settings=settings, poll=0.05)
+store.close()
+"""
+
+
+def start_forwarder(location: str, secret: str, *, ttl: float = 1.0) -> subprocess.Popen:
+    """`forwarding.run` over `location` in a child process (stop it by its pid)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", FORWARDER, location, secret, str(ttl)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_forwarder(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+    process.wait(20)
