@@ -32,6 +32,7 @@ from ..writer import GroupWriter, WritesThroughGroupWriter
 from . import schema
 from .append import GroupCommitter
 from .connect import Target
+from .forwarding import PostgresForwarding
 from .listen import Listener
 
 REJECTED_KEEP = 10_000
@@ -83,6 +84,7 @@ class PostgresStore(WritesThroughGroupWriter):
                 conn.close()
         self._pool = self._target.pool()
         self._listener = Listener(self._target)
+        self._forwarding = PostgresForwarding(self._target, self._pool)
         self._committer = GroupCommitter(self._target, rejected_keep, check_durable)
         self._writer = GroupWriter(self._committer, timeout=timeout, name=self.display_name)
 
@@ -246,6 +248,14 @@ class PostgresStore(WritesThroughGroupWriter):
     def last_close_clean(self) -> bool:
         """Always True: a receiver's crash leaves nothing for the server to repair."""
         return True
+
+    # -- forwarding ---------------------------------------------------------------
+
+    def forwarding(self) -> PostgresForwarding:
+        """The forwarding state beside the log (store/forwarding.py)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._forwarding
 
     # -- copies -------------------------------------------------------------------
 

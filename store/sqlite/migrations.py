@@ -172,6 +172,77 @@ def m008_log_meta(db: Database) -> None:
     db.execute("INSERT INTO log_meta (key, value) VALUES ('log_id', ?)", [new_log_id()])
 
 
+def m009_forwarding(db: Database) -> None:
+    # Forwarding's state beside the log (store/forwarding.py): mutable, outside the chain.
+    # The same tables as PostgreSQL's 004_forwarding.sql; times are epoch milliseconds.
+    for statement in FORWARDING_SCHEMA:
+        db.execute(statement)
+
+
+FORWARDING_SCHEMA = (
+    """CREATE TABLE fwd_destinations (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT,
+        types TEXT NOT NULL,            -- JSON array of shell patterns; [] is every type
+        timeout_ms INTEGER NOT NULL,
+        max_in_flight INTEGER NOT NULL,
+        rate REAL,                      -- attempts per second; NULL is unlimited
+        schedule TEXT NOT NULL,         -- retry delays in ms, comma-separated
+        unordered INTEGER NOT NULL,
+        paused INTEGER NOT NULL,
+        pause_reason TEXT,
+        created_ms INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,        -- last log position turned into deliveries
+        last_success_ms INTEGER,
+        last_failure_ms INTEGER,
+        last_failure TEXT
+    )""",
+    """CREATE TABLE fwd_items (
+        destination TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        key TEXT NOT NULL,              -- the ordering key (asset, file, folder or event id)
+        state TEXT NOT NULL,            -- pending, delivered, failed
+        attempts INTEGER NOT NULL,
+        next_ms INTEGER NOT NULL,
+        replay_job INTEGER,
+        PRIMARY KEY (destination, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX fwd_items_state ON fwd_items (destination, state, position)",
+    """CREATE TABLE fwd_attempts (
+        seq INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL,             -- scheduled, replay
+        replay_job INTEGER,
+        started_ms INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status INTEGER,
+        error TEXT,
+        response BLOB NOT NULL,
+        next_ms INTEGER
+    )""",
+    "CREATE INDEX fwd_attempts_event ON fwd_attempts (event_id)",
+    "CREATE INDEX fwd_attempts_item ON fwd_attempts (destination, position)",
+    """CREATE TABLE fwd_replays (
+        id INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        selection TEXT NOT NULL,
+        rate REAL,
+        queued INTEGER NOT NULL
+    )""",
+    """CREATE TABLE fwd_leases (
+        destination TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    )""",
+)
+
+
 def pending(conn: sqlite3.Connection) -> bool:
     """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
 

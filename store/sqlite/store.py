@@ -39,6 +39,7 @@ from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
 from . import migrations
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
+from .forwarding import SQLiteForwarding
 from .migrations import TYPE_FOLD
 from .rows import (
     DELIVERY_COUNTS,
@@ -88,6 +89,8 @@ class SQLiteStore(WritesThroughGroupWriter):
         )
 
     def _open(self, timeout: float, rejected_keep: int) -> None:
+
+        self._forwarding: SQLiteForwarding | None = None
         with translated(f"cannot open {self.display_name}"):
             setup = connect(self.path, timeout)
             try:
@@ -327,6 +330,17 @@ class SQLiteStore(WritesThroughGroupWriter):
         """False when a process that had the file open ended without closing it."""
         return self._marker.clean
 
+    # -- forwarding ---------------------------------------------------------
+
+    def forwarding(self) -> SQLiteForwarding:
+        """The forwarding state beside the log (store/forwarding.py); one per store."""
+        with self._readers_lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            if self._forwarding is None:
+                self._forwarding = SQLiteForwarding(self.path, self.timeout)
+            return self._forwarding
+
     # -- copies -------------------------------------------------------------
 
     def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
@@ -392,6 +406,8 @@ class SQLiteStore(WritesThroughGroupWriter):
         if clean:
             self._committer.close()
         with self._readers_lock:
+            if self._forwarding is not None:
+                self._forwarding.close()
             for conn in self._readers:
                 conn.close()
             self._readers.clear()

@@ -1,0 +1,420 @@
+"""The forwarder of one destination, and the supervisor that runs one per destination.
+
+A `Forwarder` holds its destination's lease (one forwarder per destination across every
+process and receiver of the log), turns new log events into pending deliveries, asks
+the pure scheduler (`scheduler.py`) what is due, attempts it through the injected HTTP
+client, and journals every attempt with its outcome in one transaction.
+
+At least once: a delivery stays `pending` in the database until its attempt's outcome
+is recorded, so an attempt whose process died mid-request is made again after the
+restart (by whoever holds the lease then); an attempt recorded is never made again
+unless replayed. An attempt that never returned is not in the journal.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from store import EventStore, StoreError
+from store.forwarding import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    REPLAY,
+    SCHEDULED,
+    Attempt,
+    Destination,
+    Item,
+    Queued,
+)
+
+from .client import Answer, Client, HttpClient, TransportError
+from .errors import ForwardingError
+from .keys import ordering_key
+from .schedule import next_delay, parse_retry_after
+from .scheduler import RateLimiter, plan
+from .signing import headers, signing_key
+
+log = logging.getLogger("ikledger.forwarding")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How forwarders run (not per destination). Times in seconds."""
+
+    imagekit_secrets: tuple[str, ...] = ()
+    lease_ttl: float = 5.0  # another process takes a dead holder's lease after this
+    poll: float = 0.05  # the longest sleep between two looks at the log
+    reload: float = 1.0  # how often the destination and its pending window are re-read
+    window: int = 1000  # pending deliveries held in memory
+    batch: int = 500  # log events read per step
+    drain: float = 30.0  # how long stopping waits for attempts in flight
+
+
+def holder_name() -> str:
+    """A lease holder's name: host, process and a random part (threads differ too)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def matches(patterns: Sequence[str], event_type: str) -> bool:
+    return not patterns or any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
+
+class Forwarder:
+    """Delivers one destination's events while it holds the destination's lease."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        name: str,
+        *,
+        client: Client,
+        settings: Settings = Settings(),
+        holder: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ):
+        self.store = store
+        self.state = store.forwarding()
+        self.name = name
+        self.client = client
+        self.settings = settings
+        self.holder = holder or holder_name()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._window: dict[int, Item] = {}
+        self._bodies: dict[int, bytes] = {}
+        self._in_flight: dict[int, str] = {}
+        self._reloading = False
+        self._touched: set[int] = set()  # finished during a reload
+        self._more = False  # pending deliveries beyond the window
+        self._limiters: dict[int | None, RateLimiter] = {}
+        self._stop_holding = False
+        self._cursor = 0
+        self._stale = False  # the window may miss or misstate deliveries: reload it
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Forward until `stop` is set or the destination is paused or removed.
+
+        Raises ForwardingError when the destination cannot be signed for.
+        """
+        ttl = self.settings.lease_ttl
+        while not stop.is_set():
+            destination = self.state.destination(self.name)
+            if destination is None or destination.paused:
+                return
+            if not self.state.acquire_lease(self.name, self.holder, ttl):
+                stop.wait(ttl / 4)
+                continue
+            log.info("forwarding to %s (%s)", self.name, destination.display_url)
+            try:
+                self._hold(stop, destination)
+            finally:
+                try:
+                    self.state.release_lease(self.name, self.holder)
+                except StoreError as exc:
+                    log.warning("%s: could not release the lease: %s", self.name, exc)
+
+    def _hold(self, stop: threading.Event, destination: Destination) -> None:
+        key = signing_key(destination.secret, self.settings.imagekit_secrets)
+        self._stop_holding = False
+        renewed = reloaded = self.clock()
+        self._reload(destination)
+        workers = ThreadPoolExecutor(destination.max_in_flight, thread_name_prefix="ikl-fwd")
+        try:
+            while not stop.is_set() and not self._stop_holding:
+                now = self.clock()
+                if now - renewed >= self.settings.lease_ttl / 3:
+                    if not self.state.acquire_lease(
+                        self.name, self.holder, self.settings.lease_ttl
+                    ):
+                        log.warning("%s: lost the lease", self.name)
+                        return
+                    renewed = now
+                if self._stale or now - reloaded >= self.settings.reload:
+                    destination = self.state.destination(self.name)
+                    if destination is None or destination.paused:
+                        return
+                    self._stale = False
+                    self._reload(destination)
+                    reloaded = now
+                self._ingest(destination)
+                wake = self._dispatch(workers, destination, key)
+                timeout = self.settings.poll
+                if wake is not None:
+                    timeout = min(timeout, max(0.0, wake / 1000 - self.clock()))
+                self._wake.wait(timeout)
+                self._wake.clear()
+        except StoreError as exc:
+            log.warning("%s: the store failed, retrying: %s", self.name, exc)
+            stop.wait(self.settings.poll)
+        finally:
+            self._stop_holding = True
+            workers.shutdown(wait=True, cancel_futures=True)
+
+    # -- reading the log and the pending window ------------------------------------
+
+    def _ingest(self, destination: Destination) -> None:
+        """Queue the log's new events (after the cursor) that the destination wants."""
+        cursor = self._cursor
+        if self.store.last_position() <= cursor:
+            return
+        for batch in self.store.read_batches(cursor, batch_size=self.settings.batch):
+            chosen = [e for e in batch if matches(destination.types, e.type)]
+            queued = [Queued(e.position, e.id, ordering_key(e)) for e in chosen]
+            due = self.now_ms()
+            added = self.state.enqueue(self.name, queued, due_ms=due, cursor=batch[-1].position)
+            self._cursor = batch[-1].position
+            if added != len(queued):
+                # Some were queued already (by a replay): their rows say where they stand.
+                self._stale = True
+                continue
+            with self._lock:
+                for event, q in zip(chosen, queued, strict=True):
+                    if len(self._window) >= self.settings.window:
+                        self._more = True
+                        break
+                    if q.position not in self._window:
+                        self._window[q.position] = Item(
+                            self.name, q.position, q.event_id, q.key, PENDING, 0, due, None
+                        )
+                        self._bodies[q.position] = event.body
+            if len(batch) < self.settings.batch:
+                return
+
+    def _reload(self, destination: Destination) -> None:
+        """Re-read the pending window, the cursor and the replay jobs' rates.
+
+        Deliveries that finished while the window was read keep their in-memory state:
+        the rows read may predate their outcome.
+        """
+        with self._lock:
+            self._reloading = True
+            self._touched.clear()
+        try:
+            rows = self.state.pending(self.name, limit=self.settings.window)
+            self._cursor = max(self._cursor, destination.cursor)
+            jobs = {job.id: job.rate for job in self.state.replays(self.name)}
+            missing = [r.position for r in rows if r.position not in self._bodies]
+            bodies = {e.position: e.body for e in self.store.get_positions(missing)}
+        finally:
+            with self._lock:
+                self._reloading = False
+        now = self.now_ms()
+        with self._lock:
+            window = {}
+            for row in rows:
+                if row.position in self._in_flight or row.position in self._touched:
+                    if row.position in self._window:
+                        window[row.position] = self._window[row.position]
+                    continue
+                window[row.position] = row
+            self._bodies.update(bodies)
+            for position in list(self._bodies):
+                if position not in window and position not in self._in_flight:
+                    del self._bodies[position]
+            self._window = window
+            self._more = len(rows) >= self.settings.window
+            limiters = {None: self._limiter(None, destination.rate, now)}
+            for job, rate in jobs.items():
+                if rate is not None:
+                    limiters[job] = self._limiter(job, rate, now)
+            self._limiters = limiters
+
+    def _limiter(self, job: int | None, rate: float | None, now: int) -> RateLimiter:
+        current = self._limiters.get(job)
+        if current is not None and current.rate == rate:
+            return current
+        return RateLimiter(rate, now)
+
+    # -- attempting -----------------------------------------------------------------
+
+    def _dispatch(self, workers, destination: Destination, key: bytes) -> int | None:
+        now = self.now_ms()
+        with self._lock:
+            chosen = plan(
+                self._window.values(),
+                now_ms=now,
+                in_flight=self._in_flight,
+                max_in_flight=destination.max_in_flight,
+                ordered=not destination.unordered,
+                limiters=self._limiters,
+            )
+            for item in chosen.start:
+                self._in_flight[item.position] = item.key
+            need_reload = self._more and len(self._window) < self.settings.window // 2
+        for item in chosen.start:
+            workers.submit(self._attempt, destination, key, item)
+        if need_reload:
+            self._reload(destination)
+        return chosen.wake_ms
+
+    def _attempt(self, destination: Destination, key: bytes, item: Item) -> None:
+        try:
+            self._attempt_once(destination, key, item)
+        except Exception:
+            log.exception("%s: attempt of event %s failed", self.name, item.event_id)
+            self._finish(item, item._replace(next_ms=self.now_ms() + 1000))
+
+    def _attempt_once(self, destination: Destination, key: bytes, item: Item) -> None:
+        body = self._bodies.get(item.position)
+        if body is None:
+            found = self.store.get_positions([item.position])
+            if not found:
+                raise StoreError(f"position {item.position} is not in the log")
+            body = found[0].body
+        number = item.attempts + 1
+        started = self.clock()
+        sent_headers = headers(
+            key,
+            event_id=item.event_id,
+            body=body,
+            timestamp=int(started),
+            position=item.position,
+            attempt=number,
+            replay_job=item.replay_job,
+        )
+        answer: Answer | None = None
+        error = None
+        try:
+            answer = self.client.post(destination.url, body, sent_headers, destination.timeout)
+        except TransportError as exc:
+            error = exc.kind
+        ended = self.clock()
+        status = answer.status if answer else None
+        state, next_ms, gone = self._outcome(destination, number, answer, ended)
+        attempt = Attempt(
+            self.name,
+            item.position,
+            item.event_id,
+            number,
+            REPLAY if item.replay_job is not None else SCHEDULED,
+            item.replay_job,
+            int(started * 1000),
+            max(0, int((ended - started) * 1000)),
+            status,
+            error,
+            answer.body if answer else b"",
+            next_ms,
+        )
+        self.state.record_attempt(attempt, state)
+        if gone:
+            reason = f"410 Gone from {destination.display_url} (event {item.event_id})"
+            self.state.set_paused(self.name, True, reason)
+            log.warning("%s: paused: %s", self.name, reason)
+            self._stop_holding = True
+        if state == PENDING:
+            self._finish(item, item._replace(attempts=number, next_ms=next_ms))
+        else:
+            self._finish(item, None)
+
+    def _outcome(
+        self, destination: Destination, number: int, answer: Answer | None, now: float
+    ) -> tuple[str, int | None, bool]:
+        """(state, next attempt time, 410 Gone) after attempt `number`."""
+        now_ms = int(now * 1000)
+        if answer is not None and 200 <= answer.status < 300:
+            return DELIVERED, None, False
+        if answer is not None and answer.status == 410:
+            return PENDING, now_ms, True  # attempted again on resume
+        status = answer.status if answer else None
+        retry_after = parse_retry_after(answer.headers.get("retry-after"), now) if answer else None
+        delay = next_delay(
+            destination.schedule_ms, number, self.rng, status=status, retry_after_ms=retry_after
+        )
+        if delay is None:
+            return FAILED, None, False
+        return PENDING, now_ms + delay, False
+
+    def _finish(self, item: Item, retry: Item | None) -> None:
+        """Update the window after an attempt: drop the delivery, or keep it for its retry."""
+        with self._lock:
+            self._in_flight.pop(item.position, None)
+            if self._reloading:
+                self._touched.add(item.position)
+            if retry is None:
+                self._window.pop(item.position, None)
+                self._bodies.pop(item.position, None)
+            else:
+                self._window[item.position] = retry
+        self._wake.set()
+
+
+def run(
+    store: EventStore,
+    stop: threading.Event,
+    *,
+    client: Client | None = None,
+    settings: Settings = Settings(),
+    poll: float = 0.5,
+) -> None:
+    """Run a forwarder thread for every destination that is not paused, until `stop` is set.
+
+    New destinations start within `poll` seconds; a forwarder ends by itself when its
+    destination is paused or removed. One process holds one lease holder name per
+    destination; several processes share the work through the leases.
+    """
+    client = client or HttpClient()
+    holder = holder_name()
+    running: dict[str, tuple[threading.Thread, threading.Event]] = {}
+    retry_at: dict[str, float] = {}
+    state = store.forwarding()
+
+    def forward(name: str, own_stop: threading.Event) -> None:
+        forwarder = Forwarder(store, name, client=client, settings=settings, holder=holder)
+        try:
+            forwarder.run(own_stop)
+        except ForwardingError as exc:
+            log.error("%s: cannot forward: %s", name, exc)
+            retry_at[name] = time.monotonic() + 30
+        except StoreError as exc:
+            log.warning("%s: the store failed: %s", name, exc)
+            retry_at[name] = time.monotonic() + 1
+
+    try:
+        while not stop.is_set():
+            try:
+                destinations = state.destinations()
+            except StoreError as exc:
+                log.warning("cannot read the destinations: %s", exc)
+                destinations = []
+            wanted = {d.name for d in destinations if not d.paused}
+            for name in list(running):
+                thread, own_stop = running[name]
+                if name not in wanted:
+                    own_stop.set()
+                if not thread.is_alive():
+                    del running[name]
+            for name in sorted(wanted - set(running)):
+                if retry_at.get(name, 0) > time.monotonic():
+                    continue
+                own_stop = threading.Event()
+                thread = threading.Thread(
+                    target=forward, args=(name, own_stop), name=f"ikl-fwd-{name}", daemon=True
+                )
+                running[name] = (thread, own_stop)
+                thread.start()
+            stop.wait(poll)
+    finally:
+        for _, own_stop in running.values():
+            own_stop.set()
+        deadline = time.monotonic() + settings.drain
+        for thread, _ in running.values():
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,347 @@
+"""The forwarding state in SQL, shared by both backends (`store/forwarding.py`'s contract).
+
+The tables are the same on SQLite (`sqlite/migrations.py`, m008) and PostgreSQL
+(`postgres/migrations/004_forwarding.sql`), and so are these statements: written with
+`?` placeholders, which a backend may rewrite for its driver. A backend supplies one
+thing: `_transaction()`, a context manager yielding `run(sql, params) -> rows` inside
+one transaction, its driver errors translated to the store's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+from .forwarding import (
+    ATTEMPTS_KEEP,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    STATES,
+    Attempt,
+    Destination,
+    DestinationExists,
+    Item,
+    Queued,
+    ReplayJob,
+    UnknownDestination,
+)
+
+Run = Callable[[str, Sequence], list[tuple]]
+
+# The database's own clock in epoch milliseconds, so that every receiver judges a
+# lease's expiry by one clock (a backend replaces it by its dialect's expression).
+NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+PRUNE_EVERY = 256  # journal rows between two prunings
+
+DESTINATION_COLUMNS = (
+    "name, url, secret, types, timeout_ms, max_in_flight, rate, schedule, unordered, paused, "
+    "pause_reason, created_ms, cursor, last_success_ms, last_failure_ms, last_failure"
+)
+ITEM_COLUMNS = "destination, position, event_id, key, state, attempts, next_ms, replay_job"
+ATTEMPT_COLUMNS = (
+    "destination, position, event_id, number, kind, replay_job, started_ms, duration_ms, "
+    "status, error, response, next_ms, seq"
+)
+
+INSERT_ITEM = f"""
+INSERT INTO fwd_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL)
+ON CONFLICT (destination, position) DO NOTHING
+"""
+# A replay queues a delivered or failed event again; a pending one stays as it is.
+REQUEUE_ITEM = f"""
+INSERT INTO fwd_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)
+ON CONFLICT (destination, position) DO UPDATE
+SET state = 'pending', attempts = 0, next_ms = excluded.next_ms, replay_job = excluded.replay_job
+WHERE fwd_items.state <> 'pending'
+"""
+RECORD_ITEM = """
+UPDATE fwd_items SET state = ?, attempts = ?, next_ms = ?
+WHERE destination = ? AND position = ? AND state = 'pending'
+"""
+INSERT_ATTEMPT = f"""
+INSERT INTO fwd_attempts ({ATTEMPT_COLUMNS.removesuffix(", seq")})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq
+"""
+# Attempts of delivered events, oldest first, beyond the journal's cap.
+PRUNE_ATTEMPTS = """
+DELETE FROM fwd_attempts WHERE seq IN (
+    SELECT a.seq FROM fwd_attempts AS a JOIN fwd_items AS i
+        ON i.destination = a.destination AND i.position = a.position
+    WHERE i.state = 'delivered'
+    ORDER BY a.seq
+    LIMIT ?
+)
+"""
+ACQUIRE_LEASE = """
+INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
+ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+WHERE fwd_leases.holder = excluded.holder OR fwd_leases.expires_ms < {now}
+RETURNING holder
+"""
+
+
+def destination_row(d: Destination) -> tuple:
+    return (
+        d.name,
+        d.url,
+        d.secret,
+        json.dumps(list(d.types)),
+        round(d.timeout * 1000),
+        d.max_in_flight,
+        d.rate,
+        ",".join(str(ms) for ms in d.schedule_ms),
+        int(d.unordered),
+        int(d.paused),
+        d.pause_reason,
+        d.created_ms,
+        d.cursor,
+        d.last_success_ms,
+        d.last_failure_ms,
+        d.last_failure,
+    )
+
+
+def destination(row: Sequence) -> Destination:
+    (name, url, secret, types, timeout_ms, max_in_flight, rate, schedule, unordered, paused) = row[
+        :10
+    ]
+    return Destination(
+        name,
+        url,
+        secret,
+        tuple(json.loads(types)),
+        timeout_ms / 1000,
+        max_in_flight,
+        rate,
+        tuple(int(ms) for ms in schedule.split(",") if ms),
+        bool(unordered),
+        bool(paused),
+        *row[10:],
+    )
+
+
+def attempt(row: Sequence) -> Attempt:
+    values = list(row)
+    values[10] = bytes(values[10] or b"")
+    return Attempt(*values)
+
+
+class SQLForwardingState:
+    """`ForwardingState` over the shared tables; a backend supplies `_transaction`."""
+
+    now_ms_sql = NOW_MS
+
+    def __init__(self, *, attempts_keep: int = ATTEMPTS_KEEP):
+        self.attempts_keep = attempts_keep
+        self.prune_every = PRUNE_EVERY
+
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[Run]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._transaction(write=False) as run:
+            return run(sql, params)
+
+    def _require(self, run: Run, name: str) -> None:
+        if not run("SELECT 1 FROM fwd_destinations WHERE name = ?", (name,)):
+            raise UnknownDestination(f"no destination named {name!r}")
+
+    # -- destinations ---------------------------------------------------------------
+
+    def add_destination(self, destination: Destination) -> None:
+        marks = ", ".join("?" * 16)
+        with self._transaction() as run:
+            if run("SELECT 1 FROM fwd_destinations WHERE name = ?", (destination.name,)):
+                raise DestinationExists(f"a destination named {destination.name!r} exists")
+            run(
+                f"INSERT INTO fwd_destinations ({DESTINATION_COLUMNS}) VALUES ({marks})",
+                destination_row(destination),
+            )
+
+    def destination(self, name: str) -> Destination | None:
+        rows = self._read(
+            f"SELECT {DESTINATION_COLUMNS} FROM fwd_destinations WHERE name = ?", (name,)
+        )
+        return destination(rows[0]) if rows else None
+
+    def destinations(self) -> list[Destination]:
+        rows = self._read(f"SELECT {DESTINATION_COLUMNS} FROM fwd_destinations ORDER BY name")
+        return [destination(row) for row in rows]
+
+    def set_paused(self, name: str, paused: bool, reason: str | None = None) -> None:
+        with self._transaction() as run:
+            self._require(run, name)
+            run(
+                "UPDATE fwd_destinations SET paused = ?, pause_reason = ? WHERE name = ?",
+                (int(paused), reason if paused else None, name),
+            )
+
+    def remove_destination(self, name: str) -> None:
+        with self._transaction() as run:
+            self._require(run, name)
+            for table in ("fwd_attempts", "fwd_items", "fwd_replays", "fwd_leases"):
+                run(f"DELETE FROM {table} WHERE destination = ?", (name,))
+            run("DELETE FROM fwd_destinations WHERE name = ?", (name,))
+
+    # -- deliveries -----------------------------------------------------------------
+
+    def enqueue(
+        self,
+        name: str,
+        items: Sequence[Queued],
+        *,
+        due_ms: int,
+        cursor: int | None = None,
+        replay_job: int | None = None,
+    ) -> int:
+        queued = 0
+        with self._transaction() as run:
+            self._require(run, name)
+            for item in items:
+                if replay_job is None:
+                    params = (name, item.position, item.event_id, item.key, due_ms)
+                    statement = INSERT_ITEM
+                else:
+                    params = (name, item.position, item.event_id, item.key, due_ms, replay_job)
+                    statement = REQUEUE_ITEM
+                queued += self._changes(run, statement, params)
+            if cursor is not None:
+                run(
+                    "UPDATE fwd_destinations SET cursor = ? WHERE name = ? AND cursor < ?",
+                    (cursor, name, cursor),
+                )
+        return queued
+
+    def _changes(self, run: Run, sql: str, params: Sequence) -> int:
+        """Rows changed by one INSERT/UPDATE (RETURNING 1 counts them on both backends)."""
+        return len(run(sql.rstrip() + " RETURNING 1", params))
+
+    def requeue_failed(self, name: str, *, replay_job: int, due_ms: int) -> int:
+        with self._transaction() as run:
+            self._require(run, name)
+            return self._changes(
+                run,
+                "UPDATE fwd_items SET state = 'pending', attempts = 0, next_ms = ?, "
+                "replay_job = ? WHERE destination = ? AND state = 'failed'",
+                (due_ms, replay_job, name),
+            )
+
+    def pending(self, name: str, *, limit: int = 1000) -> list[Item]:
+        return self.items(name, PENDING, limit=limit)
+
+    def items(self, name: str, state: str, *, limit: int = 100) -> list[Item]:
+        rows = self._read(
+            f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? AND state = ? "
+            "ORDER BY position LIMIT ?",
+            (name, state, limit),
+        )
+        return [Item(*row) for row in rows]
+
+    def counts(self, name: str) -> dict[str, int]:
+        rows = self._read(
+            "SELECT state, count(*) FROM fwd_items WHERE destination = ? GROUP BY state", (name,)
+        )
+        found = dict(rows)
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def record_attempt(self, attempt: Attempt, state: str) -> bool:
+        if state not in STATES:
+            raise ValueError(f"not a delivery state: {state!r}")
+        with self._transaction() as run:
+            changed = self._changes(
+                run,
+                RECORD_ITEM,
+                (
+                    state,
+                    attempt.number,
+                    attempt.next_ms if attempt.next_ms is not None else attempt.started_ms,
+                    attempt.destination,
+                    attempt.position,
+                ),
+            )
+            if not changed:
+                return False
+            seq = run(INSERT_ATTEMPT, attempt[:-1])[0][0]
+            ended = attempt.started_ms + attempt.duration_ms
+            if state == DELIVERED:
+                run(
+                    "UPDATE fwd_destinations SET last_success_ms = ? WHERE name = ?",
+                    (ended, attempt.destination),
+                )
+            else:
+                reason = f"HTTP {attempt.status}" if attempt.status else attempt.error
+                if state == FAILED:
+                    reason = f"{reason}; given up after attempt {attempt.number}"
+                run(
+                    "UPDATE fwd_destinations SET last_failure_ms = ?, last_failure = ? "
+                    "WHERE name = ?",
+                    (ended, reason, attempt.destination),
+                )
+            if seq % self.prune_every == 0:
+                self._prune(run)
+        return True
+
+    def _prune(self, run: Run) -> None:
+        total = run("SELECT count(*) FROM fwd_attempts")[0][0]
+        if total > self.attempts_keep:
+            run(PRUNE_ATTEMPTS, (total - self.attempts_keep,))
+
+    def attempts(
+        self, *, event_id: str | None = None, destination: str | None = None, limit: int = 100
+    ) -> list[Attempt]:
+        where, params = [], []
+        if event_id is not None:
+            where.append("event_id = ?")
+            params.append(event_id)
+        if destination is not None:
+            where.append("destination = ?")
+            params.append(destination)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._read(
+            f"SELECT {ATTEMPT_COLUMNS} FROM fwd_attempts {clause}ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [attempt(row) for row in rows]
+
+    # -- replays --------------------------------------------------------------------
+
+    def create_replay(self, name: str, selection: str, rate: float | None) -> int:
+        with self._transaction() as run:
+            self._require(run, name)
+            return run(
+                "INSERT INTO fwd_replays (destination, created_ms, selection, rate, queued) "
+                f"VALUES (?, {self.now_ms_sql}, ?, ?, 0) RETURNING id",
+                (name, selection, rate),
+            )[0][0]
+
+    def set_replay_queued(self, job: int, queued: int) -> None:
+        with self._transaction() as run:
+            run("UPDATE fwd_replays SET queued = ? WHERE id = ?", (queued, job))
+
+    def replays(self, name: str) -> list[ReplayJob]:
+        rows = self._read(
+            "SELECT id, destination, created_ms, selection, rate, queued FROM fwd_replays "
+            "WHERE destination = ? ORDER BY id",
+            (name,),
+        )
+        return [ReplayJob(*row) for row in rows]
+
+    # -- leases ---------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        sql = ACQUIRE_LEASE.format(now=self.now_ms_sql)
+        with self._transaction() as run:
+            return bool(run(sql, (name, holder, round(ttl * 1000))))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._transaction() as run:
+            run("DELETE FROM fwd_leases WHERE destination = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str) -> str | None:
+        rows = self._read(
+            f"SELECT holder FROM fwd_leases WHERE destination = ? AND expires_ms >= {self.now_ms_sql}",
+            (name,),
+        )
+        return rows[0][0] if rows else None

@@ -1,0 +1,65 @@
+"""The forwarding state in the SQLite log file (`store/forwarding_sql.py` holds the SQL).
+
+Each thread has its own connection; a writing transaction starts with BEGIN IMMEDIATE,
+so it takes the file's write lock at once (waiting up to the store's timeout) rather
+than failing on upgrade. Driver errors are translated by `conn.py`, like the log's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..contract import StoreClosed
+from ..forwarding_sql import Run, SQLForwardingState
+from ..sqlite_engine import sqlite3
+from .conn import connect, translated
+
+
+class SQLiteForwarding(SQLForwardingState):
+    """`ForwardingState` in one SQLite file."""
+
+    def __init__(self, path: str, timeout: float, **options):
+        super().__init__(**options)
+        self._path = path
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                with translated("cannot open the forwarding state"):
+                    conn = connect(self._path, self._timeout)
+                self._connections.append(conn)
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[Run]:
+        conn = self._connection()
+
+        def run(sql: str, params=()) -> list[tuple]:
+            return conn.execute(sql, params).fetchall()
+
+        with translated("forwarding state"):
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield run
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
