@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     )
     from .rebuild import Progress
     from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+    from .search import search_events
+    from .stats_queries import stats
     from .video_timeline import TIMELINE, asset_key
 
 # name: the module (of this package) that defines it
@@ -69,6 +71,8 @@ _MODULE_OF = {
     "assets": "listings",
     "default_projections_path": "db",
     "open_projections": "db",
+    "search_events": "search",
+    "stats": "stats_queries",
     "projection_status": "status",
     "timeline": "timeline_queries",
     "timeline_json": "timeline_queries",
@@ -101,6 +105,8 @@ __all__ = [
     "default_projections_path",
     "open_projections",
     "projection_status",
+    "search_events",
+    "stats",
     "timeline",
     "timeline_json",
     "transformations",
