@@ -159,3 +159,28 @@ def test_search_words_of_operators_are_words(bodies):
 def test_search_without_a_word_is_an_invalid_query(bodies, q):
     with pytest.raises(InvalidQuery):
         search_events(bodies, q)
+
+
+def test_search_index_costs_under_a_third_of_the_body_bytes(tmp_path):
+    from bench.events import fill
+    from projections import open_projections
+    from projections.rebuild import rebuild
+    from projections.search_index import SEARCH
+    from store import SQLiteStore
+    from store.sqlite_engine import sqlite3
+
+    written = fill(tmp_path / "log.db", 3000)
+    store = SQLiteStore(tmp_path / "log.db")
+    try:
+        with open_projections(store, tmp_path / "p.db") as db:
+            rebuild(db, SEARCH)
+    finally:
+        store.close()
+    conn = sqlite3.connect(tmp_path / "p.db")
+    try:
+        (index,) = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'search_text_g%'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert 0 < index <= 0.3 * written["body_bytes"]
