@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .listings import asset_positions, assets, search_transformations, transformations
     from .rebuild import Progress
     from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+    from .search import search_events
+    from .stats_queries import stats
     from .status import projection_status
     from .timeline_queries import timeline, timeline_json
     from .video_timeline import TIMELINE, asset_key
@@ -71,6 +73,8 @@ _MODULE_OF = {
     "assets": "listings",
     "default_projections_path": "db",
     "open_projections": "db",
+    "search_events": "search",
+    "stats": "stats_queries",
     "projection_status": "status",
     "search_transformations": "listings",
     "timeline": "timeline_queries",
@@ -107,7 +111,9 @@ __all__ = [
     "default_projections_path",
     "open_projections",
     "projection_status",
+    "search_events",
     "search_transformations",
+    "stats",
     "timeline",
     "timeline_json",
     "transformations",

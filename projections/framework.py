@@ -162,6 +162,8 @@ class Projection:
       position) into the tables. It runs inside the transaction that also moves the
       checkpoint; raising rolls both back. The result must not depend on how the log
       is cut into batches, nor on the order events arrive in within the log.
+    - `handles`: the event types it folds, or None for every event (any type, known
+      or not: a read model of the whole log).
     - `poison`: exception types (besides `MalformedBody`) by which `apply`/`load` say
       an event's body cannot be folded. Any other exception is transient (a locked
       file, an unavailable log) or a defect, never blamed on an event.
@@ -183,7 +185,7 @@ class Projection:
 
     name: str
     version: int
-    handles: tuple[str, ...]
+    handles: tuple[str, ...] | None
     setup: Setup
     reset: Setup
     apply: Apply

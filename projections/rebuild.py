@@ -82,7 +82,8 @@ def _build(db, conn, projection, progress, batch_size, commit_every, chunk) -> i
         (projection.bulk_setup or projection.setup)(conn, tables)
     head = store.last_position()
     counts = store.type_counts()
-    total = sum(counts.get(t, 0) for t in projection.handles)  # for progress: about
+    handled = counts if projection.handles is None else projection.handles
+    total = sum(counts.get(t, 0) for t in handled)  # for progress: about
     started = time.monotonic()
 
     def report(phase: str, done: int) -> None:

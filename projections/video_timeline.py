@@ -17,6 +17,9 @@ Tables (generation g):
     `ready` (ImageKit retried and succeeded), and the other group stays visible;
   - `attempts`: how many terminal events ImageKit sent (above 1: it reported twice).
 - `timeline_assets_g`: one row per asset, counted from its transformations.
+- `timeline_counts_g`, `timeline_durations_g`: the transformations counted by 5-minute
+  bucket of their latest event, status, kind, format and reason, and their
+  accepted→ready durations (`timeline_stats_sql`), for `stats`.
 
 The merge is an UPSERT whose every column is a min/max by (created_at, position) or comes from the
 event such a min/max designates, so it is order-independent: a rebuild (`load` +
@@ -45,13 +48,22 @@ from .timeline_sql import (
     ROWS,
     STAGE_COLUMNS,
 )
+from .timeline_stats_sql import (
+    APPLY_DELTA,
+    CREATE_COUNTS,
+    CREATE_DURATIONS,
+    DELTA_AFTER,
+    DELTA_BEFORE,
+    STATS_ALL,
+)
 
 PREFIX = "video.transformation."
 HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 # 2: ready_at/error_at from the latest ready/error (were the earliest); attempts.
 # 3: events ordered by (created_at, position) row values; `*_pos` integers replace the
 #    stored `ord`/`*_ord`/`info_key` order strings.
-VERSION = 3
+# 4: the counts and durations tables of the overview.
+VERSION = 4
 
 
 def asset_key(url: str) -> str:
@@ -70,6 +82,8 @@ def sql(statement: str, t: Tables | None = None, **names: str) -> str:
             "transformations": t.transformations,
             "assets": t.assets,
             "stage": t.stage,
+            "counts": t.counts,
+            "durations": t.durations,
             **names,
         }
     return statement.format(**names)
@@ -127,7 +141,13 @@ _STAGED = "position, url, rid, rurl, kind, options, out_url, vm, timings, reason
 
 
 def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
-    for statement in (CREATE_EVENTS, CREATE_TRANSFORMATIONS, CREATE_ASSETS):
+    for statement in (
+        CREATE_EVENTS,
+        CREATE_TRANSFORMATIONS,
+        CREATE_ASSETS,
+        CREATE_COUNTS,
+        CREATE_DURATIONS,
+    ):
         conn.execute(sql(statement, t))
 
 
@@ -142,7 +162,7 @@ def setup(conn: sqlite3.Connection, t: Tables) -> None:
 
 
 def reset(conn: sqlite3.Connection, t: Tables) -> None:
-    for table in (t.events, t.transformations, t.assets):
+    for table in (t.events, t.transformations, t.assets, t.counts, t.durations):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
 
@@ -159,10 +179,17 @@ def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
 
 
 def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Fold a batch: add its event rows, merge them into their transformations, recount assets."""
+    """Fold a batch: add its event rows, merge them into their transformations, recount
+    assets, and move the touched transformations' counts and durations by their change."""
     _extract_batch(conn, t, events)
+    conn.execute("DROP TABLE IF EXISTS temp.stats_delta")
+    conn.execute(sql(DELTA_BEFORE, t))
     conn.execute(sql(MERGE, t))
     conn.execute(sql(ASSETS_OF_BATCH, t))
+    conn.execute(sql(DELTA_AFTER, t))
+    for statement in APPLY_DELTA:
+        conn.execute(sql(statement, t))
+    conn.execute("DROP TABLE temp.stats_delta")
     conn.execute("DROP TABLE temp.timeline_rows")
 
 
@@ -201,12 +228,14 @@ def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
 
 def finish(conn: sqlite3.Connection, t: Tables) -> None:
     """Index the events, merge them per transformation in that index's order, count
-    assets, then build the other indexes."""
-    conn.execute(f"DELETE FROM {t.transformations}")
-    conn.execute(f"DELETE FROM {t.assets}")
+    assets and the overview's aggregates, then build the other indexes."""
+    for table in (t.transformations, t.assets, t.counts, t.durations):
+        conn.execute(f"DELETE FROM {table}")
     conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
     conn.execute(sql(ASSETS_ALL, t))
+    for statement in STATS_ALL:
+        conn.execute(sql(statement, t))
     _create_indexes(conn, t)
 
 
@@ -222,6 +251,6 @@ TIMELINE = Projection(
     bulk_setup=bulk_setup,
     bulk_extract=bulk_extract,
     bulk_sql=bulk_sql,
-    table_names=("events", "transformations", "assets", "stage"),
+    table_names=("events", "transformations", "assets", "stage", "counts", "durations"),
     poison=(MalformedBody,),
 )

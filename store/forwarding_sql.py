@@ -1,6 +1,6 @@
 """The forwarding state in SQL, shared by both backends (`store/forwarding.py`'s contract).
 
-The tables are the same on SQLite (`sqlite/migrations.py`, m008) and PostgreSQL
+The tables are the same on SQLite (`sqlite/migrations.py`, m009) and PostgreSQL
 (`postgres/migrations/004_forwarding.sql`), and so are these statements: written with
 `?` placeholders, which a backend may rewrite for its driver. A backend supplies one
 thing: `_transaction()`, a context manager yielding `run(sql, params) -> rows` inside

@@ -7,10 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections import ProjectionDB, timeline
+from projections import ProjectionDB, search_events, stats, timeline
 from projections.catchup import catch_up
 from projections.checkpoints import ensure
 from projections.rebuild import rebuild
+from projections.runner import OVERVIEW_PROJECTIONS
 from projections.video_timeline import TIMELINE
 from store import SQLiteStore
 from tests.projections_helpers import REBUILD_PATHS, other_event, table_rows, through, video_event
@@ -90,6 +91,46 @@ def test_rebuild_equals_incremental_catch_up(path, spec, duplicates, cuts, batch
                 except Exception as exc:  # noqa: BLE001
                     replayed = type(exc)
                 assert served == replayed
+        finally:
+            incremental.close()
+            rebuilt.close()
+            log.close()
+
+
+@pytest.mark.parametrize("path", REBUILD_PATHS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spec=streams,
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=8),
+    batch_size=st.integers(1, 5),
+    chunk=st.integers(1, 30),
+)
+def test_overview_models_rebuild_equals_catch_up(path, spec, cuts, batch_size, chunk):
+    """The event-type counts and the search listing are equal, and search answers alike."""
+    events = _events(spec, [])
+    with tempfile.TemporaryDirectory() as tmp:
+        log = SQLiteStore(os.path.join(tmp, "log.db"))
+        incremental = ProjectionDB(log, os.path.join(tmp, "inc.projections.db"))
+        rebuilt = ProjectionDB(through(log, path), os.path.join(tmp, "full.projections.db"))
+        try:
+            for projection in OVERVIEW_PROJECTIONS:
+                ensure(incremental, projection)
+            start, i = 0, 0
+            while start < len(events):
+                size = cuts[i % len(cuts)]
+                log.append_many(events[start : start + size])
+                for projection in OVERVIEW_PROJECTIONS:
+                    catch_up(incremental, projection, batch_size=batch_size)
+                start, i = start + size, i + 1
+            for projection in OVERVIEW_PROJECTIONS:
+                rebuild(rebuilt, projection, chunk=chunk)
+                name = projection.name
+                assert table_rows(incremental.path, name) == table_rows(rebuilt.path, name)
+            for q in ("encoding", "webm", "h", "download failed", None):
+                assert search_events(incremental, q, limit=100) == search_events(
+                    rebuilt, q, limit=100
+                )
+            assert stats(incremental, now=TIMES[-1]) == stats(rebuilt, now=TIMES[-1])
         finally:
             incremental.close()
             rebuilt.close()

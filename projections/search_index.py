@@ -1,0 +1,142 @@
+"""The search projection: every event of the log, of any type, findable by the words of its body.
+
+`SEARCH` is the `Projection` to register. Tables (generation g):
+
+- `search_events_g`: one row per event (position, id, type, created_at), indexed by
+  (type, position): the listing of every event, newest first, by type and time.
+- `search_text_g`: a contentless FTS5 table (`content=''`, so the words are indexed
+  and the text itself is not kept; the body stays in the log) whose rowid is the
+  log position. It indexes the body's JSON string values (not its keys, numbers or
+  punctuation, which every body shares) with the `unicode61` tokenizer, at
+  `detail=none`: it records which events hold a word, not where. Measured on the
+  bench's generated log (20,000 events, 11.5 MB of bodies): 0.18x the body bytes at
+  `none`, 0.33x at `column`, 0.36x at `full`. An exact phrase is therefore found by
+  its words in the index and then checked against the candidates' bodies (`search`).
+
+A body that is not JSON is listed and indexes no word: no event is poison here.
+Rows only add, so any batching or order of the same events gives the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from store import Event
+from store.sqlite_engine import sqlite3
+
+from .framework import Projection, Tables
+
+VERSION = 1
+TOKENIZE = "unicode61 remove_diacritics 0"
+
+CREATE = (
+    """CREATE TABLE IF NOT EXISTS {events} (
+    position INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL,
+    created_at TEXT NOT NULL)""",
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {{text}} USING fts5(
+    words, content='', detail=none, tokenize='{TOKENIZE}')""",
+)
+CREATE_INDEXES = ("CREATE INDEX IF NOT EXISTS {events}_type ON {events} (type, position)",)
+
+# (position, id, type, created_at, words) of {source}'s events in (after, until]. A body
+# json_valid refuses gives no words; `LIMIT -1 OFFSET 0` keeps json_valid and the cast
+# from being evaluated twice per row.
+ROWS = """
+SELECT position, id, type, created_at,
+    (SELECT group_concat(value, ' ') FROM json_tree(j) WHERE type = 'text') AS words
+FROM (
+    SELECT position, id, type, created_at,
+        CASE WHEN json_valid(CAST(body AS TEXT)) THEN CAST(body AS TEXT) END AS j
+    FROM {source} WHERE position > :after AND position <= :until
+    LIMIT -1 OFFSET 0
+)
+"""
+
+ADD = (
+    "INSERT INTO {events} (position, id, type, created_at) SELECT position, id, type, created_at FROM {rows}",
+    "INSERT INTO {text} (rowid, words) SELECT position, words FROM {rows} WHERE words IS NOT NULL",
+)
+
+_BATCH = "search_batch"
+
+
+def _fill(statement: str, t: Tables, **names: str) -> str:
+    return statement.format(events=t.events, text=t.text, **names)
+
+
+def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
+    for statement in CREATE:
+        conn.execute(_fill(statement, t))
+
+
+def setup(conn: sqlite3.Connection, t: Tables) -> None:
+    _create_tables(conn, t)
+    for statement in CREATE_INDEXES:
+        conn.execute(_fill(statement, t))
+
+
+def reset(conn: sqlite3.Connection, t: Tables) -> None:
+    for table in (t.events, t.text):
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
+    """List a batch's events and index their words."""
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} (position INTEGER PRIMARY KEY, "
+        "id TEXT, type TEXT, created_at TEXT, body BLOB)"
+    )
+    conn.execute(f"DELETE FROM temp.{_BATCH}")
+    conn.executemany(
+        f"INSERT INTO temp.{_BATCH} VALUES (?, ?, ?, ?, ?)",
+        [(e.position, e.id, e.type, e.created_at, e.body) for e in events],
+    )
+    positions = [e.position for e in events] or [0]
+    conn.execute("DROP TABLE IF EXISTS temp.search_rows")
+    conn.execute(
+        "CREATE TEMP TABLE search_rows AS " + ROWS.format(source=f"temp.{_BATCH}"),
+        {"after": min(positions) - 1, "until": max(positions)},
+    )
+    for statement in ADD:
+        conn.execute(_fill(statement, t, rows="temp.search_rows"))
+    conn.execute("DROP TABLE temp.search_rows")
+
+
+def bulk_extract(
+    conn: sqlite3.Connection, source: str, schema: str, after: int, until: int
+) -> None:
+    """Extract `source`'s events in (after, until] and their words into `schema`.rows."""
+    conn.execute(
+        f"CREATE TABLE {schema}.rows AS " + ROWS.format(source=source),
+        {"after": int(after), "until": int(until)},
+    )
+
+
+def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
+    """`apply` for the rows `bulk_extract` made in `schema`; returns how many events."""
+    conn.execute(_fill(ADD[0], t, rows=f"{schema}.rows"))
+    count = conn.execute("SELECT changes()").fetchone()[0]
+    conn.execute(_fill(ADD[1], t, rows=f"{schema}.rows"))
+    return count
+
+
+def finish(conn: sqlite3.Connection, t: Tables) -> None:
+    """Build the listing's index, and merge the index's segments into one."""
+    for statement in CREATE_INDEXES:
+        conn.execute(_fill(statement, t))
+    conn.execute(f"INSERT INTO {t.text} ({t.text}) VALUES ('optimize')")
+
+
+SEARCH = Projection(
+    name="search",
+    version=VERSION,
+    handles=None,
+    setup=setup,
+    reset=reset,
+    apply=apply,
+    finish=finish,
+    bulk_setup=_create_tables,
+    bulk_extract=bulk_extract,
+    bulk_sql=bulk_sql,
+    table_names=("events", "text"),
+)
