@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from receiver.admin import export_events, import_events
+from receiver.events import export_events, import_events
 from store import open_store
 from tests import backends
 from tests.support import new_event as new
