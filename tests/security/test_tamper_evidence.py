@@ -124,8 +124,10 @@ def test_verify_names_an_event_inserted_at_the_end_with_a_made_up_link(log):
     assert code == 1 and f"FAILED at position {EVENTS + 1}:" in output
 
 
-def test_verify_names_the_row_after_an_event_inserted_in_the_middle(log):
-    """The forger links the inserted row correctly; the next, untouched row no longer links."""
+def test_verify_names_an_event_inserted_in_the_middle_with_a_correct_link(log):
+    """The forger links the inserted row correctly; the tree's leaf at its position
+    still commits to the event that was there, so the inserted row itself is named
+    (the chain alone would only catch the next, untouched row)."""
     body = event_body("evt-new")
     link = forged(log, 4, "evt-new", body)
     statements = [
@@ -135,7 +137,7 @@ def test_verify_names_the_row_after_an_event_inserted_in_the_middle(log):
     ]
     tamper(log, *statements)
     code, output = verify(log)
-    assert code == 1 and "FAILED at position 5:" in output
+    assert code == 1 and "FAILED at position 4:" in output
 
 
 def test_removed_tail_or_recomputed_chain_is_caught_by_the_recorded_head(log):
