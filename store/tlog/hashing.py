@@ -37,8 +37,8 @@ def received_ms(value: int | str) -> int:
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if not isinstance(value, str):
-        raise ValueError(f"received_at is not a time: {value!r}")
+    if not isinstance(value, str):  # a stored value of another kind is bad data too
+        raise ValueError(f"received_at is not a time: {value!r}")  # noqa: TRY004
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError(f"received_at has no UTC offset: {value!r}")

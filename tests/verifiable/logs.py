@@ -18,7 +18,7 @@ def random_events(count: int, seed: int) -> list[NewEvent]:
         event_id = f"evt-{seed}-{i}-" + "".join(
             rng.choice("abcxyzé€0") for _ in range(rng.randint(0, 12))
         )
-        body = ('{"n":%d,"pad":"%s"}' % (i, "x" * rng.randint(0, 300))).encode()
+        body = f'{{"n":{i},"pad":"{"x" * rng.randint(0, 300)}"}}'.encode()
         received = decode_time(1_700_000_000_000 + i * 1000 + rng.randint(0, 999))
         events.append(
             NewEvent(
