@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, datetime, timedelta
-from hashlib import sha256
 
-from ..contract import Leaf
+from ..contract import Leaf, body_digest
+
+# SHA-256 through the contract's `body_digest`, which loads hashlib (OpenSSL) on first
+# use: opening a store for reading must not pay for it.
 
 HASH_SIZE = 32
-EMPTY_ROOT = sha256(b"").digest()
+EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -68,12 +70,12 @@ def leaf_bytes(leaf: Leaf) -> bytes:
 
 def record_hash(data: bytes) -> bytes:
     """RFC 6962 leaf hash: SHA-256(0x00 ‖ data)."""
-    return sha256(b"\x00" + data).digest()
+    return body_digest(b"\x00" + data)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 6962 interior node hash: SHA-256(0x01 ‖ left ‖ right)."""
-    return sha256(b"\x01" + left + right).digest()
+    return body_digest(b"\x01" + left + right)
 
 
 def leaf_hash(leaf: Leaf) -> bytes:
@@ -83,4 +85,4 @@ def leaf_hash(leaf: Leaf) -> bytes:
 
 def event_leaf(event_id: str, event_type: str, received_at: int | str, body: bytes) -> Leaf:
     """The leaf of an event from its stored columns (received_at as stored: ms or text)."""
-    return Leaf(event_id, event_type, received_ms(received_at), sha256(body).digest())
+    return Leaf(event_id, event_type, received_ms(received_at), body_digest(body))
