@@ -20,6 +20,12 @@ runs over each backend and holds them):
 - **Bytes exactly.** `Event.body` is the body as received, byte for byte.
 - **Chain.** `Event.chain` is `chain_link(previous chain, id, SHA-256(body))` from
   `GENESIS`; the same events give byte-identical chains on every backend.
+- **Tree.** Every commit also grows an RFC 6962 Merkle tree over the log (leaf index =
+  position - 1; leaf and storage: `store/tlog/`, `docs/verifiable-history.md`) in the
+  same transaction, so the tree always covers exactly the committed events and the
+  same events give byte-identical roots on every backend. Stored tree hashes never
+  change: a root or proof for size N read once reads the same forever.
+- **Checkpoints** (signed tree heads, as text) are kept append-only beside the log.
 
 Definitions the backends share:
 
@@ -141,8 +147,17 @@ class Rejection(NamedTuple):
     remote_addr: str | None = None
 
 
+class Leaf(NamedTuple):
+    """The fields of one event that its Merkle tree leaf commits to (store/tlog/hashing.py)."""
+
+    id: str
+    type: str
+    received_at_ms: int  # epoch milliseconds, UTC
+    body_sha256: bytes
+
+
 class VerifyReport(NamedTuple):
-    """Result of recomputing the hash chain from the first event."""
+    """Result of recomputing the hash chain (and the Merkle tree) from the first event."""
 
     ok: bool
     events: int
@@ -304,7 +319,46 @@ class EventStore(Protocol):
         ...
 
     def verify(self) -> VerifyReport:
-        """Recompute the chain from GENESIS; name the first bad position."""
+        """Recompute the chain and the tree from GENESIS; name the first bad position."""
+        ...
+
+    # -- the Merkle tree and its checkpoints -----------------------------------------
+
+    def tree_head(self) -> tuple[int, bytes]:
+        """(size, root) of the tree over every committed event: one consistent pair.
+
+        The empty log gives (0, SHA-256 of nothing), as RFC 6962 defines it.
+        """
+        ...
+
+    def tree_root(self, size: int) -> bytes:
+        """The root of the tree of the first `size` events; ValueError past the head."""
+        ...
+
+    def inclusion_proof(self, position: int, tree_size: int) -> list[bytes]:
+        """The RFC 6962 audit path of the event at `position` in the tree of `tree_size`.
+
+        Leaf to root. ValueError unless 1 <= position <= tree_size <= the head.
+        """
+        ...
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 6962 consistency proof from the tree of `old_size` to that of `new_size`.
+
+        ValueError unless 1 <= old_size <= new_size <= the head.
+        """
+        ...
+
+    def leaf(self, position: int) -> Leaf | None:
+        """The fields the leaf at `position` commits to, read from the event; None if absent."""
+        ...
+
+    def add_checkpoint(self, text: bytes) -> None:
+        """Keep one checkpoint (a signed note, as bytes), append-only, durably."""
+        ...
+
+    def latest_checkpoint(self) -> bytes | None:
+        """The checkpoint added last, or None when there is none."""
         ...
 
     def stats(self) -> Stats:

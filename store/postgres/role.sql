@@ -1,12 +1,15 @@
 -- A role for receivers: reads the log and appends only through ikledger_append.
 -- Run as the owner of the log's schema once the schema exists (any first start makes
--- it). The role cannot INSERT, UPDATE or DELETE in any table itself; the triggers on
--- `events` refuse UPDATE, DELETE and TRUNCATE even to the owner.
+-- it). The role cannot INSERT, UPDATE or DELETE in any table itself, except INSERT a
+-- checkpoint; the triggers on `events`, `tree_hashes` and `checkpoints` refuse UPDATE,
+-- DELETE and TRUNCATE even to the owner.
 CREATE ROLE {role} LOGIN PASSWORD {password};
 GRANT CONNECT ON DATABASE {database} TO {role};
 GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON {schema}.events, {schema}.log_head, {schema}.deliveries, {schema}.type_counts,
-    {schema}.delivery_counts, {schema}.ikledger_schema, {schema}.log_meta TO {role};
+    {schema}.delivery_counts, {schema}.ikledger_schema, {schema}.log_meta, {schema}.tree_hashes,
+    {schema}.checkpoints TO {role};
+GRANT INSERT ON {schema}.checkpoints TO {role};
 GRANT EXECUTE ON FUNCTION {schema}.ikledger_append(text[], text[], text[], text[], text[],
     bytea[], text[], jsonb, text, integer, boolean) TO {role};
 -- Forwarding's state (migrations/004_forwarding.sql) is mutable by design: every

@@ -19,6 +19,7 @@ from ..contract import (
     MAX_POSITION,
     Delivery,
     Event,
+    Leaf,
     NewEvent,
     Stats,
     StoreClosed,
@@ -27,6 +28,8 @@ from ..contract import (
     VerifyReport,
     clamp_position,
 )
+from ..tlog.hashing import event_leaf
+from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import GroupWriter, WritesThroughGroupWriter
 from . import schema
@@ -66,7 +69,7 @@ def _remove(database: Path) -> None:
         Path(str(database) + suffix).unlink(missing_ok=True)
 
 
-class PostgresStore(WritesThroughGroupWriter):
+class PostgresStore(WritesThroughGroupWriter, TreeReads):
     """The append-only log in a PostgreSQL database (see the module docstring)."""
 
     def __init__(self, location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP):
@@ -185,20 +188,56 @@ class PostgresStore(WritesThroughGroupWriter):
         return dict(rows)
 
     def verify(self, *, batch_size: int = 5000) -> VerifyReport:
-        """Recompute the chain from GENESIS up to the head read first; name the first bad row.
+        """Recompute chain and tree up to the head read first; name the first bad row.
 
         Also catches rows removed from the end: the head table still names them.
         """
         head_position, head_chain = self._query("SELECT position, chain FROM log_head")[0]
         sql = (
-            "SELECT position, id, chain, body FROM events WHERE position > %s AND position <= %s"
-            " ORDER BY position LIMIT %s"
+            "SELECT position, id, chain, body, type, received_at FROM events"
+            " WHERE position > %s AND position <= %s ORDER BY position LIMIT %s"
         )
+        tree = "SELECT idx, hash FROM tree_hashes WHERE idx >= %s AND idx < %s ORDER BY idx"
         return verify_chain(
             lambda after, limit: self._query(sql, (after, head_position, limit), action="verify"),
+            tree=lambda lo, hi: self._query(tree, (lo, hi), action="verify"),
             head=(head_position, head_chain),
             batch_size=batch_size,
         )
+
+    # -- the Merkle tree (roots and proofs: tree_reads.py) ------------------------
+
+    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        found = dict(
+            self._query(
+                "SELECT idx, hash FROM tree_hashes WHERE idx = ANY(%s::bigint[])",
+                (sorted(set(indexes)),),
+            )
+        )
+        missing = [i for i in indexes if i not in found]
+        if missing:
+            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
+        return [found[i] for i in indexes]
+
+    def leaf(self, position: int) -> Leaf | None:
+        """The leaf's fields, from the event at `position`; None when there is none."""
+        rows = self._query(
+            "SELECT id, type, received_at, body FROM events WHERE position = %s",
+            (clamp_position(position),),
+        )
+        return event_leaf(*rows[0]) if rows else None
+
+    def add_checkpoint(self, text: bytes) -> None:
+        """Keep one checkpoint, append-only; committed on return."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        with self._target.translated("add checkpoint"), self._pool.connection() as conn:
+            conn.execute("INSERT INTO checkpoints (note) VALUES (%s)", (bytes(text),))
+
+    def latest_checkpoint(self) -> bytes | None:
+        """The checkpoint added last, or None."""
+        rows = self._query("SELECT note FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        return bytes(rows[0][0]) if rows else None
 
     def stats(self) -> Stats:
         """Head, counters and size: a handful of rows, whatever the log's length."""
@@ -209,6 +248,7 @@ class PostgresStore(WritesThroughGroupWriter):
             " (SELECT array_agg(events) FROM type_counts WHERE events > 0),"
             " pg_total_relation_size('events') + pg_total_relation_size('deliveries')"
             " + pg_total_relation_size('log_head') + pg_total_relation_size('type_counts')"
+            " + pg_total_relation_size('tree_hashes')"
             " FROM log_head AS h"
         )
         position, chain, outcomes, types, counts, size = self._query(sql)[0]

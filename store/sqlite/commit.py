@@ -35,6 +35,7 @@ from ..encoding import encode_scheme, encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
 from .conn import connect, translate
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
+from .tree import grow, load_frontier
 
 # `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
 # below the head, `delivery_counts` the journal rows up to the last multiple of
@@ -194,6 +195,14 @@ class SQLiteCommit:
         if event_rows:
             conn.executemany(
                 f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", event_rows
+            )
+            # The Merkle tree grows in the same transaction: its rows commit with the
+            # events or not at all, so a crash never leaves the two apart.
+            conn.executemany(
+                "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)",
+                grow(
+                    load_frontier(conn, head), ((r[0], r[1], r[2], r[4], r[7]) for r in event_rows)
+                ),
             )
             folded, due = head // TYPE_FOLD * TYPE_FOLD, position // TYPE_FOLD * TYPE_FOLD
             if due > folded:

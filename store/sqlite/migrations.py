@@ -243,6 +243,40 @@ FORWARDING_SCHEMA = (
 )
 
 
+def m010_merkle_tree(db: Database) -> None:
+    # The Merkle tree's stored hashes (store/tlog/tree.py: index = stored_hash_index),
+    # grown by every group commit, and the signed checkpoints: both append-only.
+    db.execute("CREATE TABLE tree_hashes (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL)")
+    db.execute(
+        "CREATE TABLE checkpoints (seq INTEGER PRIMARY KEY, added_at INTEGER NOT NULL, "
+        "note BLOB NOT NULL)"
+    )
+    for table in ("tree_hashes", "checkpoints"):
+        for change in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_no_{change.lower()} BEFORE {change} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+    # An existing log gets its tree here, in one pass, inside the migration's transaction.
+    from ..tlog.tree import Frontier
+    from .tree import grow
+
+    frontier = Frontier()
+    after = 0
+    while True:
+        rows = db.execute(
+            "SELECT position, id, type, received_at, body FROM events WHERE position > ? "
+            "ORDER BY position LIMIT 5000",
+            [after],
+        ).fetchall()
+        if not rows:
+            break
+        db.conn.executemany(
+            "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)", grow(frontier, rows)
+        )
+        after = rows[-1][0]
+
+
 def pending(conn: sqlite3.Connection) -> bool:
     """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
 

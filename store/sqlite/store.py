@@ -24,6 +24,7 @@ from ..contract import (
     AppendResult,
     Delivery,
     Event,
+    Leaf,
     Stats,
     StoreClosed,
     StoreCorrupt,
@@ -32,8 +33,10 @@ from ..contract import (
     clamp_position,
     new_log_id,
 )
-from ..encoding import utc_now
+from ..encoding import now_ms, utc_now
 from ..sqlite_engine import sqlite3
+from ..tlog.hashing import event_leaf
+from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
 from . import migrations
@@ -60,7 +63,7 @@ WAIT_POLL = 0.05
 __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
 
-class SQLiteStore(WritesThroughGroupWriter):
+class SQLiteStore(WritesThroughGroupWriter, TreeReads):
     """The append-only log in one SQLite file (see the module docstring)."""
 
     def __init__(
@@ -277,15 +280,62 @@ class SQLiteStore(WritesThroughGroupWriter):
         return dict(self._query(TYPE_COUNTS))
 
     def verify(self, *, batch_size: int = 5000) -> VerifyReport:
-        """Recompute the chain from the first event and compare every stored link.
+        """Recompute the chain and the tree from the first event and compare every stored hash.
 
         Names the first position where a row was changed, removed or inserted.
         An empty log verifies.
         """
-        sql = "SELECT position, id, chain, body FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        return verify_chain(
-            lambda after, limit: self._query(sql, (after, limit)), batch_size=batch_size
+        sql = (
+            "SELECT position, id, chain, body, type, received_at FROM events "
+            "WHERE position > ? ORDER BY position LIMIT ?"
         )
+        tree = "SELECT idx, hash FROM tree_hashes WHERE idx >= ? AND idx < ? ORDER BY idx"
+        return verify_chain(
+            lambda after, limit: self._query(sql, (after, limit)),
+            tree=lambda lo, hi: self._query(tree, (lo, hi)),
+            batch_size=batch_size,
+        )
+
+    # -- the Merkle tree (roots and proofs: tree_reads.py) ----------------------
+
+    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        found: dict[int, bytes] = {}
+        wanted = sorted(set(indexes))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._query(f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})", chunk)
+            )
+        missing = [i for i in indexes if i not in found]
+        if missing:
+            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
+        return [found[i] for i in indexes]
+
+    def leaf(self, position: int) -> Leaf | None:
+        """The leaf's fields, from the event at `position`; None when there is none."""
+        rows = self._query(
+            "SELECT id, type, received_at, body FROM events WHERE position = ?",
+            (clamp_position(position),),
+        )
+        return event_leaf(*rows[0]) if rows else None
+
+    def add_checkpoint(self, text: bytes) -> None:
+        """Keep one checkpoint, append-only; durable on return (its own short transaction)."""
+        with translated(f"cannot add a checkpoint to {self.display_name}"):
+            conn = connect(self.path, self.timeout)
+            try:
+                conn.execute(
+                    "INSERT INTO checkpoints (added_at, note) VALUES (?, ?)",
+                    (now_ms(), bytes(text)),
+                )
+            finally:
+                conn.close()
+
+    def latest_checkpoint(self) -> bytes | None:
+        """The checkpoint added last, or None."""
+        rows = self._query("SELECT note FROM checkpoints ORDER BY seq DESC LIMIT 1")
+        return bytes(rows[0][0]) if rows else None
 
     def stats(self) -> Stats:
         """Head, counts by type and by outcome from the folded counters; one snapshot."""

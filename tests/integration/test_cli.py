@@ -16,6 +16,7 @@ from receiver.cli import LAZY_COMMANDS, cli
 from receiver.ingest.validation import parse_event
 from store import NewEvent, SQLiteStore
 from store.sqlite_engine import sqlite3
+from store.tlog.tree import stored_hash_count
 from tests.support import SECRET, payload, payload_names, run_cli
 
 
@@ -178,8 +179,11 @@ def test_verify_with_expected_head_catches_a_truncated_tail(filled):
     conn = sqlite3.connect(filled, isolation_level=None)
     conn.execute("DROP TRIGGER events_no_delete")
     conn.execute("DELETE FROM events WHERE position = 8")
+    assert invoke("verify", "--db", str(filled)).exit_code == 1  # the tree still holds it
+    conn.execute("DROP TRIGGER tree_hashes_no_delete")  # cut the tree's tail too:
+    conn.execute("DELETE FROM tree_hashes WHERE idx >= ?", (stored_hash_count(7),))
     conn.close()
-    assert invoke("verify", "--db", str(filled)).exit_code == 0  # the chain alone cannot see it
+    assert invoke("verify", "--db", str(filled)).exit_code == 0  # chain and tree cannot see it
     assert invoke("verify", "--expect-head", head, "--db", str(filled)).exit_code == 1
 
 

@@ -124,8 +124,10 @@ def test_verify_names_an_event_inserted_at_the_end_with_a_made_up_link(log):
     assert code == 1 and f"FAILED at position {EVENTS + 1}:" in output
 
 
-def test_verify_names_the_row_after_an_event_inserted_in_the_middle(log):
-    """The forger links the inserted row correctly; the next, untouched row no longer links."""
+def test_verify_names_an_event_inserted_in_the_middle_with_a_correct_link(log):
+    """The forger links the inserted row correctly; the tree's leaf at its position
+    still commits to the event that was there, so the inserted row itself is named
+    (the chain alone would only catch the next, untouched row)."""
     body = event_body("evt-new")
     link = forged(log, 4, "evt-new", body)
     statements = [
@@ -135,13 +137,25 @@ def test_verify_names_the_row_after_an_event_inserted_in_the_middle(log):
     ]
     tamper(log, *statements)
     code, output = verify(log)
-    assert code == 1 and "FAILED at position 5:" in output
+    assert code == 1 and "FAILED at position 4:" in output
 
 
 def test_removed_tail_or_recomputed_chain_is_caught_by_the_recorded_head(log):
     head = json.loads(run_cli("status", "--json", db=log).stdout)["head"]
     tamper(log, ("DELETE FROM events WHERE position = ?", (EVENTS,)))
-    assert verify(log)[0] == 0  # the chain alone cannot see a shorter log (README)
+    # The chain alone cannot see a shorter log (README); the tree still holds the
+    # removed event's hashes, so verify names it.
+    code, output = verify(log)
+    assert code == 1 and f"FAILED at position {EVENTS}:" in output
+    # Removing the tree's tail too leaves a shorter, consistent log: the head catches it.
+    from store.tlog.tree import stored_hash_count
+
+    tamper(
+        log,
+        ("DROP TRIGGER tree_hashes_no_delete", ()),
+        ("DELETE FROM tree_hashes WHERE idx >= ?", (stored_hash_count(EVENTS - 1),)),
+    )
+    assert verify(log)[0] == 0
     code, output = verify(log, "--expect-head", head)
     assert code == 1 and "expected" in output
 
