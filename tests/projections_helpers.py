@@ -5,6 +5,8 @@ Test files import it as `tests.projections_helpers` and re-export the fixtures t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
