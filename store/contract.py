@@ -314,6 +314,27 @@ class EventStore(Protocol):
         """
         ...
 
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries received in [since, until), newest first, at most `limit`.
+
+        `since` and `until` are normalised times (UTC, ms, "Z"); None is unbounded.
+        Only the refusals the journal keeps (the newest `rejected_keep`) are found.
+        Costs what it returns (an index on the refusals' time), not the journal's size.
+        """
+        ...
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries received in [since, until), counted by reason code.
+
+        Over the refusals the journal keeps; {} when there are none. Costs the refusals
+        in the range (read from an index), not the journal's size.
+        """
+        ...
+
     def type_counts(self) -> dict[str, int]:
         """Events in the log by type, without scanning the log."""
         ...

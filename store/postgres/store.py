@@ -182,6 +182,28 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
             params = (event_id, event_id, limit)
         return [Delivery(*row) for row in self._query(sql, params)]
 
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries in [since, until), newest first (index `deliveries_rejected_at`)."""
+        where, params = _rejected_range(since, until)
+        sql = (
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where}"
+            " ORDER BY received_at DESC, seq DESC LIMIT %s"
+        )
+        return [Delivery(*row) for row in self._query(sql, (*params, limit))]
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries in [since, until) by reason, from the index alone."""
+        where, params = _rejected_range(since, until)
+        sql = (
+            f"SELECT coalesce(reason, ''), count(*) FROM deliveries WHERE {where}"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        return {reason: int(n) for reason, n in self._query(sql, params)}
+
     def type_counts(self) -> dict[str, int]:
         """Events by type, from the counters `ikledger_append` keeps."""
         rows = self._query("SELECT type, events FROM type_counts WHERE events > 0 ORDER BY type")
@@ -373,3 +395,15 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rejected_range(since: str | None, until: str | None) -> tuple[str, list]:
+    """The WHERE clause of refusals received in [since, until): times are normalised text."""
+    where, params = ["outcome = 'rejected'"], []
+    if since is not None:
+        where.append("received_at >= %s")
+        params.append(since)
+    if until is not None:
+        where.append("received_at < %s")
+        params.append(until)
+    return " AND ".join(where), params

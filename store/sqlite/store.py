@@ -33,7 +33,7 @@ from ..contract import (
     clamp_position,
     new_log_id,
 )
-from ..encoding import now_ms, utc_now
+from ..encoding import encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
 from ..tlog.hashing import event_leaf
 from ..tree_reads import TreeReads
@@ -275,6 +275,30 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         )
         return [delivery(row) for row in rows]
 
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries in [since, until), newest first (index `deliveries_rejected_at`)."""
+        where, params = _rejected_range(since, until)
+        rows = self._query(
+            f"SELECT {JOURNAL_COLUMNS} FROM deliveries INDEXED BY deliveries_rejected_at "
+            f"WHERE {where} ORDER BY received_at DESC, seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [delivery(row) for row in rows]
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries in [since, until) by reason, read from the index alone."""
+        where, params = _rejected_range(since, until)
+        rows = self._query(
+            "SELECT coalesce(reason, ''), count(*) FROM deliveries "
+            f"INDEXED BY deliveries_rejected_at WHERE {where} GROUP BY 1 ORDER BY 1",
+            params,
+        )
+        return dict(rows)
+
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
         return dict(self._query(TYPE_COUNTS))
@@ -471,3 +495,16 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rejected_range(since: str | None, until: str | None) -> tuple[str, list]:
+    """The WHERE clause of refusals received in [since, until), times as stored."""
+    where, params = ["outcome = 'rejected'"], []
+    for op, moment in ((">=", since), ("<", until)):
+        if moment is not None:
+            encoded = encode_time(moment)
+            if not isinstance(encoded, int):
+                raise ValueError(f"not a normalised time: {moment!r}")
+            where.append(f"received_at {op} ?")
+            params.append(encoded)
+    return " AND ".join(where), params

@@ -270,6 +270,43 @@ def test_deliveries_of_an_event_name_every_delivery_and_refusal_newest_first(sto
     assert len(newest) == 2 and newest[0].seq > newest[1].seq
 
 
+def test_rejections_list_refusals_newest_first_and_count_them_by_reason(store):
+    store.append(new("e1"))  # a stored delivery is no refusal
+    refused = [
+        Rejection("signature_expired", 401, remote_addr="10.0.0.1", size=120),
+        Rejection("bad_signature", 401, event_id="x", size=7),
+        Rejection("signature_expired", 401, remote_addr="10.0.0.2"),
+        Rejection("too_large", 413, size=2_000_000),
+    ]
+    for rejection in refused:
+        store.record_rejection(rejection)
+        time.sleep(0.002)  # distinct times, so the range bounds below are exact
+    deadline = time.monotonic() + BOUND
+    while len(rows := store.rejections()) < 4:
+        assert time.monotonic() < deadline, "refusals never journalled"
+        store.append(new(f"flush-{time.monotonic_ns()}"))
+    assert [(d.reason, d.status, d.remote_addr, d.size) for d in rows] == [
+        ("too_large", 413, None, 2_000_000),
+        ("signature_expired", 401, "10.0.0.2", None),
+        ("bad_signature", 401, None, 7),
+        ("signature_expired", 401, "10.0.0.1", 120),
+    ]
+    assert all(d.outcome == "rejected" and d.received_at.endswith("Z") for d in rows)
+    assert store.rejection_counts() == {
+        "bad_signature": 1,
+        "signature_expired": 2,
+        "too_large": 1,
+    }
+    # [since, until): the second and third refusals only
+    since, until = rows[2].received_at, rows[0].received_at
+    middle = store.rejections(since, until)
+    assert [d.seq for d in middle] == [rows[1].seq, rows[2].seq]
+    assert store.rejection_counts(since, until) == {"bad_signature": 1, "signature_expired": 1}
+    assert [d.seq for d in store.rejections(limit=1)] == [rows[0].seq]
+    assert store.rejections(until=rows[3].received_at) == []
+    assert store.rejection_counts(since="2999-01-01T00:00:00.000Z") == {}
+
+
 def test_type_counts_equal_a_count_of_the_events_read(store):
     types = ("video.transformation.accepted", "video.transformation.ready", "file.created")
     events = [new(f"e{n}", type_=types[n % 3]) for n in range(70)]
