@@ -1,4 +1,4 @@
-"""Operations behind the CLI: listing, export and import of the log.
+"""Operations behind the CLI and the query API: listing, refusals, export and import of the log.
 
 Each is a plain function over an open store, so the CLI stays a thin adapter and
 tests call these directly.
@@ -12,6 +12,7 @@ from typing import IO
 
 import orjson
 
+from projections import InvalidQuery, to_time
 from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
 from store import Event, EventStore, NewEvent, Outcome, VerifyReport
 
@@ -30,6 +31,27 @@ def event_summary(event: Event) -> dict:
         "received_at": event.received_at,
         "scheme": event.scheme,
         "size": len(event.body),
+    }
+
+
+def refused_deliveries(
+    store: EventStore, since: str | None = None, until: str | None = None, limit: int = 100
+) -> dict:
+    """The refused deliveries of [since, until), newest first, and their counts by reason.
+
+    `since`/`until` are ISO-8601 times (None or "": unbounded), echoed normalised;
+    raises InvalidQuery for a bad one or an empty range. GET /rejections answers this
+    dict and the refused deliveries page draws it.
+    """
+    since = to_time(since) if since else None
+    until = to_time(until) if until else None
+    if since is not None and until is not None and since >= until:
+        raise InvalidQuery("since must be before until")
+    return {
+        "since": since,
+        "until": until,
+        "counts": store.rejection_counts(since, until),
+        "rejections": [d._asdict() for d in store.rejections(since, until, limit=limit)],
     }
 
 

@@ -29,6 +29,8 @@ from .queries import (
     AssetsResource,
     EventResource,
     EventsResource,
+    RejectionsResource,
+    StatsResource,
     TimelineResource,
     TransformationsResource,
     add_query_error_handlers,
@@ -188,6 +190,8 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     app.add_route("/assets", AssetsResource(views, **stuck))
     app.add_route("/transformations", TransformationsResource(views, **stuck))
     app.add_route("/events", EventsResource(store, views, **token))
+    app.add_route("/stats", StatsResource(views, **stuck))
+    app.add_route("/rejections", RejectionsResource(store, **token))
     event = EventResource(store, **token)
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")

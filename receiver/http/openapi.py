@@ -202,15 +202,52 @@ def spec() -> dict:
                     _query("type", "Only these event types (comma-separated)."),
                     _query("asset", "Only events of this video asset."),
                     _query("since", "Only events created at or after this ISO-8601 time."),
+                    _query(
+                        "q",
+                        'Only events whose body holds these words (and "exact phrases"), '
+                        "newest first; with at most one `type` and no `asset`.",
+                    ),
+                    _query("until", "With `q`: only events created before this ISO-8601 time."),
                     _LIMIT,
                     _query(
                         "cursor",
-                        "The `next_cursor` of the previous page (a log position).",
+                        "The `next_cursor` of the previous page (a log position; with `q`, "
+                        "the page goes on below it).",
                         {"type": "integer", "minimum": 0},
                     ),
                 ],
                 _json("EventPage"),
                 ("404", _error("Asset never seen.")),
+            ),
+            "/stats": _read(
+                "The overview's counts, accepted-to-ready durations and buckets",
+                [
+                    _query(
+                        "since", "From this ISO-8601 time, floored to 5 minutes (default: all)."
+                    ),
+                    _query(
+                        "until", "Before this ISO-8601 time, raised to 5 minutes (default: all)."
+                    ),
+                    _query(
+                        "bucket",
+                        "Bucket size (default 1h).",
+                        {"type": "string", "enum": ["5m", "1h", "1d"]},
+                    ),
+                ],
+                _json("Stats"),
+            ),
+            "/rejections": _read(
+                "Refused deliveries, newest first, and their counts by reason",
+                [
+                    _query("since", "Only refusals received at or after this ISO-8601 time."),
+                    _query("until", "Only refusals received before this ISO-8601 time."),
+                    _query(
+                        "limit",
+                        "At most this many refusals, 1 to 1000 (default 100).",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                ],
+                _json("RejectionPage"),
             ),
             "/events/{event_id}": _read(
                 "One event: metadata, raw body and its deliveries",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 STATUS = {"type": "string", "enum": ["accepted", "ready", "error", "stuck"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 
 SCHEMAS = {
     "Error": {
@@ -191,6 +192,95 @@ SCHEMAS = {
                 "items": {"$ref": "#/components/schemas/Transformation"},
             },
             "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "description": (
+            "Transformations count in the 5-minute bucket of their latest event; `stuck` "
+            "and `running` (accepted, not yet stuck) are judged now. Percentiles by the "
+            "nearest-rank method over every duration, exact to the millisecond."
+        ),
+        "required": [
+            "since",
+            "until",
+            "bucket",
+            "events_by_type",
+            "transformations",
+            "errors_by_reason",
+            "accepted_to_ready_ms",
+            "buckets",
+        ],
+        "properties": {
+            "since": _NULLABLE_TIME,
+            "until": _NULLABLE_TIME,
+            "bucket": {"type": "string", "enum": ["5m", "1h", "1d"]},
+            "events_by_type": _COUNTS,
+            "transformations": {
+                "type": "object",
+                "required": ["ready", "error", "stuck", "running"],
+                "additionalProperties": {"type": "integer"},
+            },
+            "errors_by_reason": _COUNTS,
+            "accepted_to_ready_ms": {"$ref": "#/components/schemas/Percentiles"},
+            "buckets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["start", "events", "ready", "error", "stuck"],
+                    "properties": {
+                        "start": {"type": "string", "format": "date-time"},
+                        "events": {"type": "integer"},
+                        "ready": {"type": "integer"},
+                        "error": {"type": "integer"},
+                        "stuck": {"type": "integer"},
+                    },
+                },
+            },
+            "transformations_by_kind": {"type": "object"},
+            "transformations_by_format": {"type": "object"},
+            "accepted_to_ready_ms_by_kind": {
+                "type": "object",
+                "additionalProperties": {"$ref": "#/components/schemas/Percentiles"},
+            },
+        },
+    },
+    "Percentiles": {
+        "type": "object",
+        "required": ["count", "p50", "p95", "p99"],
+        "properties": {
+            "count": {"type": "integer"},
+            "p50": {"type": ["integer", "null"]},
+            "p95": {"type": ["integer", "null"]},
+            "p99": {"type": ["integer", "null"]},
+        },
+    },
+    "RejectionPage": {
+        "type": "object",
+        "required": ["since", "until", "counts", "rejections"],
+        "properties": {
+            "since": _NULLABLE_TIME,
+            "until": _NULLABLE_TIME,
+            "counts": _COUNTS,
+            "rejections": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["seq", "received_at", "status", "reason"],
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "outcome": {"const": "rejected"},
+                        "status": {"type": "integer"},
+                        "reason": {"type": "string"},
+                        "event_id": {"type": ["string", "null"]},
+                        "position": {"type": "null"},
+                        "size": {"type": ["integer", "null"]},
+                        "remote_addr": {"type": ["string", "null"]},
+                        "scheme": {"type": ["string", "null"]},
+                    },
+                },
+            },
         },
     },
 }

@@ -1,4 +1,4 @@
-"""The read-only query API: timelines, assets, transformations and events.
+"""The read-only query API: timelines, assets, transformations, events, stats, refusals.
 
 Every resource here requires `Authorization: Bearer <IKLEDGER_READ_TOKEN>` when a
 token is configured (compared in constant time). Query errors (a bad parameter, an
@@ -15,7 +15,7 @@ import falcon
 
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
-from receiver.events import event_summary, select_events
+from receiver.events import event_summary, refused_deliveries, select_events
 from receiver.ingest.validation import InvalidEvent, normalise_time
 from store import MAX_POSITION, EventStore
 
@@ -117,7 +117,11 @@ class TransformationsResource(_StatusQuery):
 
 @falcon.before(require_token)
 class EventsResource:
-    """GET /events: event metadata in log order, filtered; `next_cursor` pages on."""
+    """GET /events: event metadata in log order, filtered; `next_cursor` pages on.
+
+    With `q`: the events whose body holds those words (or "exact phrases"), from the
+    search read model, newest first; `cursor` is then the position to go below.
+    """
 
     def __init__(self, store: EventStore, db: ProjectionDB, *, read_token: str | None):
         self.store = store
@@ -130,7 +134,10 @@ class EventsResource:
         types = req.get_param_as_list("type") or []
         since = req.get_param("since")
         asset = req.get_param("asset")
-        if asset is not None:
+        q = req.get_param("q")
+        if q is not None:
+            rows = self._search(req, q, types, asset, after, limit + 1)
+        elif asset is not None:
             since = normalise_time(since) if since else None
             positions = projections.asset_positions(
                 self.db, asset, after=after, limit=limit + 1, types=types, since=since
@@ -145,6 +152,63 @@ class EventsResource:
             "events": [event_summary(e) for e in page],
             "next_cursor": str(page[-1].position) if len(rows) > limit else None,
         }
+
+    def _search(self, req, q: str, types: list[str], asset, before: int, limit: int) -> list:
+        if asset is not None or len(types) > 1:
+            raise InvalidQuery("q takes at most one type and no asset")
+        found = projections.search_events(
+            self.db,
+            q,
+            type=types[0] if types else None,
+            since=req.get_param("since"),
+            until=req.get_param("until"),
+            limit=limit,
+            after=before or None,
+        )
+        events = {e.position: e for e in self.store.get_positions([f["position"] for f in found])}
+        return [events[f["position"]] for f in found if f["position"] in events]
+
+
+@falcon.before(require_token)
+class StatsResource:
+    """GET /stats: the overview's counts, durations and buckets (`projections.stats`)."""
+
+    def __init__(
+        self,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        stuck_after: float = projections.STUCK_AFTER.total_seconds(),
+        now: Callable[[], str | None] = lambda: None,
+    ):
+        self.db = db
+        self.read_token = read_token
+        self.stuck_after = stuck_after
+        self.now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = projections.stats(
+            self.db,
+            since=req.get_param("since"),
+            until=req.get_param("until"),
+            bucket=req.get_param("bucket") or "1h",
+            now=self.now(),
+            stuck_after=self.stuck_after,
+        )
+
+
+@falcon.before(require_token)
+class RejectionsResource:
+    """GET /rejections: the journal's refused deliveries, newest first, and counts by reason."""
+
+    def __init__(self, store: EventStore, *, read_token: str | None):
+        self.store = store
+        self.read_token = read_token
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = refused_deliveries(
+            self.store, req.get_param("since"), req.get_param("until"), _limit(req, 100)
+        )
 
 
 @falcon.before(require_token)

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from projections import InvalidQuery, ProjectionRunner, search_events, stats
-from projections.runner import DEFAULT_PROJECTIONS, OVERVIEW_PROJECTIONS
+from projections.runner import OVERVIEW_PROJECTIONS
 from store import NewEvent
 from tests.projections_helpers import log, other_event, pdb, video_event  # noqa: F401
 
@@ -46,7 +46,7 @@ def _hand_fixture():
 @pytest.fixture
 def filled(log, pdb):  # noqa: F811
     log.append_many(_hand_fixture())
-    ProjectionRunner(pdb, DEFAULT_PROJECTIONS + OVERVIEW_PROJECTIONS).catch_up()
+    ProjectionRunner(pdb).catch_up()  # the default set: timeline, event_types, search
     return pdb
 
 
