@@ -77,6 +77,11 @@ LAZY_COMMANDS = {
         "show",
         "Print the raw body of event EVENT_ID exactly as it was received.",
     ),
+    "stats": (
+        "receiver.cli.stats",
+        "stats",
+        "Events by type, transformations by status, errors by reason, accepted-to-ready times.",
+    ),
     "status": (
         "receiver.cli.log",
         "status",

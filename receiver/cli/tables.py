@@ -108,3 +108,26 @@ def projections(status: list[dict]) -> str:
             [row["name"], str(row["version"]), str(row["checkpoint"]), str(row["lag"]), problem]
         )
     return table(["NAME", "VERSION", "CHECKPOINT", "LAG", "LAST ERROR"], rows)
+
+
+def stats(result: dict) -> str:
+    """The overview's numbers: range, totals, durations, then tables by type, reason, bucket."""
+    t, d = result["transformations"], result["accepted_to_ready_ms"]
+    since = clock(result["since"]) if result["since"] else "the first event"
+    until = clock(result["until"]) if result["until"] else "now"
+    lines = [
+        f"from {since} to {until}, by {result['bucket']}",
+        "transformations  "
+        + "  ".join(f"{s} {t[s]}" for s in ("ready", "error", "stuck", "running")),
+        f"accepted->ready  count {d['count']}"
+        + "".join(f"  p{p} {seconds(d[f'p{p}'])}" for p in (50, 95, 99)),
+        "",
+        table(["type", "events"], sorted(result["events_by_type"].items())),
+    ]
+    if result["errors_by_reason"]:
+        lines += ["", table(["reason", "errors"], sorted(result["errors_by_reason"].items()))]
+    if result["buckets"]:
+        keys = ("events", "ready", "error", "stuck")
+        rows = [[clock(b["start"]), *(b[k] for k in keys)] for b in result["buckets"]]
+        lines += ["", table(["bucket", *keys], rows)]
+    return "\n".join(lines)
