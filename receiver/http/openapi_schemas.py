@@ -234,6 +234,8 @@ SCHEMAS = {
                         "ready": {"type": "integer"},
                         "error": {"type": "integer"},
                         "stuck": {"type": "integer"},
+                        "p50_ms": {"type": ["integer", "null"]},
+                        "p95_ms": {"type": ["integer", "null"]},
                     },
                 },
             },
