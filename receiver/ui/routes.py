@@ -11,6 +11,7 @@ from receiver.config import Config
 
 from .actions import LoginPage, LogPage, Rebuilds, Verifications
 from .auth import SessionMiddleware, Sessions
+from .overview import EventsPage, OverviewPage, RejectionsPage
 from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
 
 # `default-src 'self'` covers scripts, styles (inline `style=` included), images and
@@ -38,7 +39,7 @@ class SecurityHeaders:
 
 class Root:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        raise falcon.HTTPSeeOther("/ui")
+        raise falcon.HTTPSeeOther("/ui/overview")
 
 
 def add_routes(
@@ -49,7 +50,7 @@ def add_routes(
     views,
     now: Callable[[], str | None] = lambda: None,
 ) -> None:
-    """Mount /ui (and `/` redirecting to it) on `app`; call once, before serving."""
+    """Mount /ui (and `/` redirecting to the overview) on `app`; call once, before serving."""
     sessions = Sessions(config.read_token, anonymous_seed=config.anonymous_session_seed())
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
@@ -59,6 +60,9 @@ def add_routes(
     }
     app.add_route("/", Root())
     app.add_route("/ui", AssetsPage(**shared))
+    app.add_route("/ui/overview", OverviewPage(**shared))
+    app.add_route("/ui/events", EventsPage(**shared))
+    app.add_route("/ui/rejections", RejectionsPage(**shared))
     app.add_route("/ui/asset", AssetPage(**shared))
     app.add_route("/ui/failures", FailuresPage(**shared))
     event = EventPage(**shared)
