@@ -104,15 +104,27 @@ def _day(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
+def iso(ms: float) -> str:
+    """Epoch milliseconds as an ISO-8601 time (UTC, ms, Z), for links."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
+
+
 def _labelled(tick_ms: list[float], step: int, x) -> list[dict]:
-    """Tick positions and labels; a tick on a new day (after the first) shows its date."""
+    """Tick positions and labels; a tick on a new day (after the first) shows its date.
+
+    Each tick also names the window one step either side of it (`zoom_from`, `zoom_to`):
+    a click on the axis zooms there.
+    """
     out, day = [], _day(tick_ms[0]) if tick_ms else None
     for t in tick_ms:
         label = _tick_label(t, step)
         if step < 86_400_000 and _day(t) != day:
             day = _day(t)
             label = f"{day[5:]} {label}"
-        out.append({"x": x(t), "label": label})
+        out.append(
+            {"x": x(t), "label": label, "zoom_from": iso(t - step), "zoom_to": iso(t + step)}
+        )
     return out
 
 
@@ -177,39 +189,69 @@ def _title(item: dict, status: str, lines: list[str]) -> str:
     return "\n".join(head + lines)
 
 
+def _moments(item: dict) -> list[float]:
+    """Every time of a transformation (its fields and its events), epoch ms."""
+    return [
+        _ms(parse_time(t))
+        for t in [item.get("accepted_at"), item.get("ready_at"), item.get("error_at")]
+        + [e["created_at"] for e in item.get("events") or []]
+        if t
+    ]
+
+
+def _in_window(item: dict, status: str, start: float, end: float, now_ms: float) -> bool:
+    """Whether a transformation has anything in [start, end]: an event or its bar."""
+    moments = _moments(item)
+    if not moments:
+        return False
+    last = now_ms if status in ("stuck", "pending") else max(moments)
+    return min(moments) <= end and last >= start
+
+
 def layout(
     timeline: dict,
     *,
     now: datetime | str,
     stuck_after: timedelta | float = 900,
     width: int = WIDTH,
+    window: tuple[datetime | str, datetime | str] | None = None,
 ) -> dict:
     """Geometry of the timeline picture: axis ticks, one row per transformation, marks.
 
     `now` is the moment open bars run to (a datetime, or an ISO time); `stuck_after`
     (seconds) decides stuck against pending. An empty timeline gives no rows and a
     one-second axis around `now`. Coordinates are rounded to 0.1 unit.
+
+    `window` (start, end) zooms: the axis spans exactly it, only transformations with
+    an event or a bar in it get a row, marks outside it are left out and bars are cut
+    at its edges (`clipped`). Raises ValueError unless start is before end.
     """
     now_ms = _ms(parse_time(now) if isinstance(now, str) else now)
     if isinstance(stuck_after, timedelta):
         stuck_after = stuck_after.total_seconds()
     items = timeline.get("transformations") or []
-    moments = [
-        _ms(parse_time(t))
-        for item in items
-        for t in [item.get("accepted_at"), item.get("ready_at"), item.get("error_at")]
-        + [e["created_at"] for e in item.get("events") or []]
-        if t
-    ]
+    total = len(items)
+    moments = [m for item in items for m in _moments(item)]
     moment = parse_time(now) if isinstance(now, str) else now
     statuses = [_status(item, moment, stuck_after) for item in items]
-    start = min(moments, default=now_ms - 500)
-    end = max(moments, default=now_ms + 500)
-    open_bars = any(s in ("stuck", "pending") for s in statuses)
-    if open_bars and end < now_ms <= end + max((end - start) * CLIP_BEYOND, CLIP_MIN_MS):
-        end = now_ms
-    pad = max(end - start, 1000) * 0.03
-    start, end = start - pad, end + pad
+    if window is not None:
+        start, end = (_ms(parse_time(w) if isinstance(w, str) else w) for w in window)
+        if not start < end:
+            raise ValueError("the window's start must be before its end")
+        kept = [
+            (item, status)
+            for item, status in zip(items, statuses, strict=True)
+            if _in_window(item, status, start, end, now_ms)
+        ]
+        items, statuses = [i for i, _ in kept], [s for _, s in kept]
+    else:
+        start = min(moments, default=now_ms - 500)
+        end = max(moments, default=now_ms + 500)
+        open_bars = any(s in ("stuck", "pending") for s in statuses)
+        if open_bars and end < now_ms <= end + max((end - start) * CLIP_BEYOND, CLIP_MIN_MS):
+            end = now_ms
+        pad = max(end - start, 1000) * 0.03
+        start, end = start - pad, end + pad
     x0, x1 = GUTTER, width - RIGHT
 
     def x(ms: float) -> float:
@@ -231,8 +273,6 @@ def layout(
             clipped = False
             if status in ("stuck", "pending"):
                 f_ms = now_ms
-                if now_ms > end:
-                    f_ms, clipped = end, True
                 lines = [f"accepted {show_time(a_ms)}", f"open for {duration(now_ms - a_ms)}"]
             else:
                 f_ms = _ms(parse_time(finished)) if finished else a_ms
@@ -241,6 +281,10 @@ def layout(
                     f"{status} {show_time(f_ms)}",
                     f"took {duration(f_ms - a_ms)}",
                 ]
+            if f_ms > end:
+                f_ms, clipped = end, True
+            if window is not None and a_ms < start:
+                a_ms, clipped = start, True
             bx = x(a_ms)
             bar = {
                 "x": bx,
@@ -253,6 +297,8 @@ def layout(
             }
         marks = []
         for event, flags in zip(events, _flags(events), strict=True):
+            if not start <= _ms(parse_time(event["created_at"])) <= end:
+                continue  # outside the zoom window
             kind = _kind(event["type"])
             notes = {
                 "late": "delivered out of order (after a later event)",
@@ -312,8 +358,10 @@ def layout(
         "tick_date": _day(tick_ms[0] if tick_ms else start),
         "step": duration(step),
         "rows": rows,
+        "window": None if window is None else (iso(start), iso(end)),
         "label": (
             f"Timeline of {asset}: {len(items)} transformation{'s' * (len(items) != 1)}"
+            + (f" of {total} in the window" if window is not None else "")
             + (f" ({summary})" if summary else "")
             + f", from {show_time(start)} to {show_time(end)} UTC"
         ),

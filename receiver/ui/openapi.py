@@ -95,6 +95,8 @@ PATHS = {
         "Web page: one asset's timeline as a picture and a table",
         _q("url", "The asset URL"),
         _q("as_of", "A log position or a created_at time"),
+        _q("from", "Zoom: the picture's start, an ISO-8601 time (with `to`)"),
+        _q("to", "Zoom: the picture's end, an ISO-8601 time (with `from`)"),
         **_BAD,
         **_MISSING,
     ),

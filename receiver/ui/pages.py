@@ -182,9 +182,11 @@ class AssetPage(Page):
             if not url:
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
+            window = zoom_window(req)
             started = time.perf_counter()
             document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
             result, digest = self.fragments.parse(document)
+            here = "/ui/asset?" + query_string({"url": url, "as_of": as_of})
 
             def fragment(moment: datetime) -> str:
                 svg = timeline_svg(
@@ -193,20 +195,42 @@ class AssetPage(Page):
                     stuck_after=self.stuck_after,
                     link="/ui/event?id=",
                     standalone=False,
+                    window=window,
+                    zoom=here,
                 )
                 return render("asset_fragment.html", result=result, svg=svg)
+
+            if window is None:
+                shown = self.fragments.get_or_render(result, self.moment(), fragment, digest)
+            else:  # a zoomed picture is not cached: the cache keys the whole timeline only
+                shown = fragment(self.moment())
 
             self.show(
                 req,
                 resp,
                 "asset.html",
                 result=result,
-                fragment=self.fragments.get_or_render(result, self.moment(), fragment, digest),
+                fragment=shown,
                 as_of=as_of or "",
+                window=window,
+                unzoom_link=here,
                 head=self.store.last_position(),
                 render_ms=(time.perf_counter() - started) * 1000,
                 json_link="/timeline?" + query_string({"asset": url, "as_of": as_of}),
             )
+
+
+def zoom_window(req: falcon.Request) -> tuple[str, str] | None:
+    """The asset page's `from`/`to` zoom window (ISO-8601 times), or None for the whole."""
+    start, end = req.get_param("from") or None, req.get_param("to") or None
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise BadInput("zoom takes both from= and to=")
+    start, end = projections.to_time(start), projections.to_time(end)
+    if start >= end:
+        raise BadInput("from must be before to")
+    return start, end
 
 
 class FailuresPage(Page):

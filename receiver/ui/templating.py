@@ -43,16 +43,23 @@ def timeline_svg(
     stuck_after: timedelta | float = 900,
     link: str | None = None,
     standalone: bool = True,
+    window: tuple[str, str] | None = None,
+    zoom: str | None = None,
 ) -> str:
     """The timeline picture as SVG text: for a file (`standalone`, styles inline) or a page.
 
-    `link` prefixes each mark's event id to make it a link (None: no links).
+    `link` prefixes each mark's event id to make it a link (None: no links); `window`
+    zooms (see `layout`); `zoom` is the page's URL to which an axis label appends
+    `&from=…&to=…` to zoom around it (None: labels are not links).
     """
-    geometry = layout(timeline, now=now or datetime.now(UTC), stuck_after=stuck_after)
+    geometry = layout(
+        timeline, now=now or datetime.now(UTC), stuck_after=stuck_after, window=window
+    )
     return render(
         "timeline.svg",
         geometry=geometry,
         link=link,
+        zoom=zoom,
         standalone=standalone,
         css=timeline_css() if standalone else "",
     )

@@ -206,3 +206,28 @@ def test_refused_deliveries_page_shows_each_refusal_and_counts_by_reason(served)
     assert '<g class="reason-row" data-reason="signature_expired">' in document
     later = page(client, "/ui/rejections", since="2999-01-01T00:00:00Z")
     assert "No delivery was refused in this range." in later
+
+
+def test_asset_page_zooms_to_from_and_to(served):
+    client = served[0]
+    whole = page(client, "/ui/asset", url=B)
+    assert len(re.findall(r'<g class="row row-\w+" data-request-id=', whole)) == 6
+    zoomed = page(
+        client, "/ui/asset", url=B, **{"from": "2024-01-01T00:19:00Z", "to": "2024-01-01T00:22:00Z"}
+    )
+    assert re.findall(r'<g class="row row-\w+" data-request-id="(\w+)"', zoomed) == ["r3"]
+    assert "1 transformation of 6 in the window" in zoomed
+    assert 'class="unzoom"' in zoomed and 'class="zoom-link"' in zoomed
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"from": "2024-01-01T00:19:00Z"},
+        {"from": "2024-01-01T01:00:00Z", "to": "2024-01-01T00:00:00Z"},
+        {"from": "x", "to": "y"},
+    ],
+)
+def test_asset_page_refuses_a_bad_zoom_with_a_400_page(served, window):
+    answer = served[0].simulate_get("/ui/asset", params={"url": B, **window})
+    assert answer.status_code == 400
