@@ -98,3 +98,20 @@ def test_reading_the_new_pages_works_with_javascript_off(browser, ledger):
         assert page.locator("h1").inner_text() == "Refused deliveries"
     finally:
         context.close()
+
+
+def test_a_click_on_the_timeline_axis_zooms_and_the_form_zooms_back_out(signed_in, ledger):
+    page = signed_in
+    page.goto(ledger.url("/ui/asset?" + str(httpx.QueryParams({"url": OTHER}))))
+    # OTHER's transformation took 9 s, over a day after CLIP's: zoom around its first tick.
+    page.locator("svg.timeline a.zoom-link").first.click()
+    page.wait_for_url(re.compile(r"from=.*&to="))
+    assert "in the window" in page.locator("svg.timeline title#tl-label").text_content()
+    page.fill("form.zoom input[name=from]", "2024-01-03T09:59:58Z")
+    page.fill("form.zoom input[name=to]", "2024-01-03T10:00:11Z")
+    page.click("form.zoom button[type=submit]")
+    page.wait_for_url(re.compile(r"to=2024-01-03T10%3A00%3A11Z"))
+    bar = page.locator('svg.timeline g.row[data-request-id="req-other"] rect.bar')
+    assert float(bar.get_attribute("width")) > 500  # 9 s of a 13 s window: a bar, not a dot
+    page.click("a.unzoom")
+    page.wait_for_url(lambda url: "from=" not in url)
