@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "ui", "pg")
+BENCHES = ("ingest", "append", "rebuild", "query", "overview", "freshness", "storage", "ui", "pg")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if "append" in selected:
         figures += attempt("append", lambda: __import__("bench.append", fromlist=["run"]).run(plan)) or []
 
-    needs_logs = {"rebuild", "query", "freshness", "storage"} & set(selected)
+    needs_logs = {"rebuild", "query", "overview", "freshness", "storage"} & set(selected)
     if needs_logs:
         from .events import cached_log
 
@@ -146,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import query
 
                 figures += attempt("query", lambda: query.run(plan, big, probes)) or []
+            if "overview" in selected:
+                from . import overview
+
+                figures += attempt("overview", lambda: overview.run(plan, big)) or []
             if "freshness" in selected:
                 from . import freshness
 
