@@ -191,7 +191,7 @@ class StatsResource:
             self.db,
             since=req.get_param("since"),
             until=req.get_param("until"),
-            bucket=req.get_param("bucket") or "1h",
+            bucket=req.get_param("bucket", default="1h"),
             now=self.now(),
             stuck_after=self.stuck_after,
         )

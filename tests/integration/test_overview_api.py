@@ -65,7 +65,12 @@ def test_stats_range_and_bucket_are_query_parameters(client, views, hand):
 
 @pytest.mark.parametrize(
     "params",
-    [{"bucket": "1w"}, {"since": "yesterday"}, {"since": "2024-01-02", "until": "2024-01-01"}],
+    [
+        {"bucket": "1w"},
+        {"bucket": ""},
+        {"since": "yesterday"},
+        {"since": "2024-01-02", "until": "2024-01-01"},
+    ],
 )
 def test_stats_refuse_a_bad_query_with_400(client, hand, params):
     got = client.simulate_get("/stats", params=params)
