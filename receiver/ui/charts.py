@@ -9,6 +9,8 @@ its `title` (the numbers as text, for a tooltip and a screen reader) and each ch
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from .layout import duration
 
 WIDTH = 720
@@ -20,6 +22,8 @@ BOTTOM = 30  # the bucket labels
 ROW = 22  # one reason in a horizontal bar chart
 LABEL = 220  # the reason labels of a horizontal bar chart
 STACK = ("ready", "error", "stuck")
+STEPS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+MAX_SLOTS = 500  # beyond this many buckets the empty ones are not drawn
 
 
 def nice_max(value: float) -> int:
@@ -40,6 +44,47 @@ def _label(start: str, bucket: str) -> str:
     return f"{day} {clock}" if clock == "00:00" else clock
 
 
+def _floor(moment: datetime, bucket: str) -> datetime:
+    if bucket == "1d":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if bucket == "1h":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(minute=moment.minute // 5 * 5, second=0, microsecond=0)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def slots(stats: dict) -> list[dict]:
+    """`stats["buckets"]` with the empty buckets between them (and to the range's
+    edges, when it has them) filled in, so time runs evenly along the axis.
+
+    Buckets as is when the slots would be more than MAX_SLOTS.
+    """
+    buckets, bucket = stats["buckets"], stats["bucket"]
+    if not buckets:
+        return []
+    step = STEPS[bucket]
+    first = datetime.fromisoformat(buckets[0]["start"])
+    last = datetime.fromisoformat(buckets[-1]["start"])
+    if stats.get("since"):
+        first = min(first, _floor(datetime.fromisoformat(stats["since"]), bucket))
+    if stats.get("until"):
+        end = datetime.fromisoformat(stats["until"]) - timedelta(milliseconds=1)
+        last = max(last, _floor(end, bucket))
+    if (last - first) / step >= MAX_SLOTS:
+        return buckets
+    known = {b["start"]: b for b in buckets}
+    out, moment = [], first
+    while moment <= last:
+        start = _iso(moment)
+        out.append(known.get(start) or {"start": start, "events": 0, **dict.fromkeys(STACK, 0),
+                                         "p50_ms": None, "p95_ms": None})  # fmt: skip
+        moment += step
+    return out
+
+
 def _axis(top: int, y0: float, y1: float, fmt) -> list[dict]:
     """Four value ticks from 0 to `top`, at SVG heights between y0 (0) and y1 (top)."""
     return [{"y": round(y0 - (y0 - y1) * i / 4, 1), "label": fmt(top * i / 4)} for i in range(5)]
@@ -50,7 +95,7 @@ def stacked_bars(stats: dict, *, width: int = WIDTH, height: int = HEIGHT) -> di
 
     A segment of 0 is left out; a bucket with no transformation keeps its slot, empty.
     """
-    buckets = stats["buckets"]
+    buckets = slots(stats)
     total = max((sum(b[k] for k in STACK) for b in buckets), default=0)
     top = nice_max(total)
     x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP
@@ -125,7 +170,7 @@ def reason_bars(counts: dict[str, int], *, what: str, width: int = WIDTH) -> dic
 def percentile_lines(stats: dict, *, width: int = WIDTH, height: int = HEIGHT) -> dict:
     """Accepted→ready p50 and p95 per bucket as two lines of points (buckets without a
     duration have no point and break the line)."""
-    buckets = stats["buckets"]
+    buckets = slots(stats)
     values = [b[k] for b in buckets for k in ("p50_ms", "p95_ms") if b[k] is not None]
     top = nice_max(max(values, default=0))
     x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP

@@ -18,8 +18,9 @@ from receiver.events import refused_deliveries
 from .charts import percentile_lines, reason_bars, stacked_bars
 from .pages import BadInput, Page, limit_param, query_string, since_param
 
-# Quick ranges of the Overview: (since, bucket); the default is the first.
-OVERVIEW_RANGES = {"7d": "1d", "24h": "1h", "1h": "5m", "30d": "1d"}
+# Quick ranges of the Overview: since → bucket.
+OVERVIEW_RANGES = {"1h": "5m", "24h": "1h", "7d": "1d", "30d": "1d"}
+DEFAULT_RANGE = "7d"
 STUCK_SHOWN = 20
 REFUSALS_SHOWN = 200
 
@@ -42,7 +43,7 @@ class OverviewPage(Page):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
-            chosen = _range(self, req, "7d")
+            chosen = _range(self, req, DEFAULT_RANGE)
             bucket = req.get_param("bucket") or OVERVIEW_RANGES.get(chosen["since"], "1d")
             stats = projections.stats(
                 self.views,

@@ -79,3 +79,13 @@ def test_percentile_lines_break_where_a_bucket_has_no_duration():
         "2024-01-01T02:00:00.000Z: p95 2.0 s",
     ]
     assert p95["points"][0]["y"] < p50["points"][0]["y"]  # higher value, higher on the page
+
+
+def test_empty_buckets_keep_their_slot_up_to_the_range_edges():
+    stats = _stats(
+        [_bucket("2024-01-01T01:00:00.000Z", ready=1), _bucket("2024-01-01T03:00:00.000Z", error=1)]
+    )
+    stats.update(since="2024-01-01T00:00:00.000Z", until="2024-01-01T05:00:00.000Z")
+    chart = stacked_bars(stats)
+    assert [len(b["segments"]) for b in chart["bars"]] == [0, 1, 0, 1, 0]
+    assert chart["bars"][0]["title"] == "2024-01-01T00:00:00.000Z: 0 ready, 0 error, 0 stuck"
