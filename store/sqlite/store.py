@@ -290,7 +290,7 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
     def rejection_counts(
         self, since: str | None = None, until: str | None = None
     ) -> dict[str, int]:
-        """Refused deliveries in [since, until) by reason, read from the index alone."""
+        """Refused deliveries in [since, until) by reason, from the (covering) index alone."""
         where, params = _rejected_range(since, until)
         rows = self._query(
             "SELECT coalesce(reason, ''), count(*) FROM deliveries "
