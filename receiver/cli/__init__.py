@@ -42,6 +42,11 @@ LAZY_COMMANDS = {
         "db_role",
         "Create (--apply) or print the SQL of a PostgreSQL role NAME for receivers.",
     ),
+    "destinations": (
+        "receiver.cli.forward",
+        "destinations",
+        "Configure the endpoints every stored event is forwarded to (add, list, show, …).",
+    ),
     "events": (
         "receiver.cli.log",
         "events",
@@ -71,6 +76,11 @@ LAZY_COMMANDS = {
         "receiver.cli.read",
         "rebuild",
         "Replay the whole log into fresh read models and swap them in atomically.",
+    ),
+    "replay": (
+        "receiver.cli.forward",
+        "replay",
+        "Send the selected events to destination NAME again, as a durable, throttled job.",
     ),
     "show": (
         "receiver.cli.log",
