@@ -42,6 +42,7 @@ class Config:
     connection_limit: int = 900
     idle_timeout: int = 30
     stuck_after: int = 900
+    forward_lease_ttl: float = 5.0  # another receiver takes a dead forwarder's place after this
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -81,6 +82,7 @@ class Config:
             ("IKLEDGER_CONNECTION_LIMIT", "connection_limit", int),
             ("IKLEDGER_IDLE_TIMEOUT", "idle_timeout", int),
             ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
+            ("IKLEDGER_FORWARD_LEASE_TTL", "forward_lease_ttl", float),
         ):
             if env.get(name):
                 values[key] = _number(name, env[name], kind)
@@ -102,6 +104,8 @@ class Config:
             raise ConfigError("IKLEDGER_REJECTED_KEEP must be a number of rows, 0 or more")
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
+        if self.forward_lease_ttl <= 0:
+            raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
 
     def anonymous_session_seed(self) -> bytes | None:
         """The key seed of the UI's sessions when no read token is set.

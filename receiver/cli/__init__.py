@@ -216,8 +216,9 @@ def serve(
 
     By default one request process runs per core (--workers), all on one port and one
     log, started and restarted by this process, which answers no request itself; a
-    child keeps the read models current. All of them stop with this process. With
-    --workers 1 this process answers the requests and the child is the only other.
+    child keeps the read models current, another forwards the events to the destinations
+    (`ikledger destinations`). All of them stop with this process. With --workers 1 this
+    process answers the requests and the two children are the only others.
     The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
     a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
     """
@@ -263,7 +264,9 @@ def serve(
 
     try:
         with read_model_failures(config):
-            runtime = open_runtime(config, catch_up=catch_up, log_level=log_level.upper())
+            runtime = open_runtime(
+                config, catch_up=catch_up, log_level=log_level.upper(), forward=True
+            )
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -6,10 +6,11 @@ per core (`--workers`), and this module is the process that starts them:
 
 - the **supervisor** (the `serve` process itself) binds the address, opens
   the log and the read models once (so migrations run once, before any worker), then
-  starts the workers and the read models' catch-up child (`receiver.runtime.catchup`), and
+  starts the workers, the read models' catch-up child (`receiver.runtime.catchup`) and the
+  forwarding child (`receiver.runtime.forwarder`), and
   restarts any of them that dies (`receiver.runtime.children`: after 0.5 s, doubling while it
   keeps dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
-  its queued commits), then the catch-up child.
+  its queued commits), then the forwarder and the catch-up child.
 - each **worker** (`python -m receiver.runtime.supervisor`) listens on the same address with
   SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
   waitress there, with its own store and writer thread. The writers of all
@@ -214,6 +215,7 @@ def run(
         raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
     private = tempfile.mkdtemp(prefix="ikledger-serve-")
     catch_up_handle = None
+    forwarder = None
     started: list[Child] = []
     try:
         # Opened once here: migrations of the log and the read models run before any
@@ -244,6 +246,10 @@ def run(
         else:  # a thread of this process, which answers no request
             catch_up_handle = _ThreadCatchUp(store, views)
         catch_up_handle.start()
+        from .forwarder import ForwarderChild
+
+        forwarder = ForwarderChild(config, log_level=log_level)
+        forwarder.start()
         host = sock.getsockname()[0]
         command = [sys.executable, "-m", "receiver.runtime.supervisor", "--threads", str(threads)]
         command += ["--host", host, "--port", str(port), "--log-level", log_level]
@@ -260,6 +266,8 @@ def run(
         for worker in started:
             worker.wait_stopped(deadline)
         sock.close()
+        if forwarder is not None:
+            forwarder.stop()
         if catch_up_handle is not None:
             catch_up_handle.stop()
         shutil.rmtree(private, ignore_errors=True)

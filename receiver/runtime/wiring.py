@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the web stack and the read models load only when used
     import projections
 
     from .catchup import Projector
+    from .forwarder import ForwarderChild
 
 CatchUp = Literal["process", "thread"] | None
 
@@ -37,9 +38,12 @@ class Runtime:
     views: projections.ProjectionDB
     catch_up: projections.ProjectionRunner | Projector | None
     app: falcon.App
+    forwarder: ForwarderChild | None = None
 
     def close(self) -> None:
-        """Stop the catch-up (thread or child), then close the read models and the log."""
+        """Stop the forwarder and the catch-up, then close the read models and the log."""
+        if self.forwarder is not None:
+            self.forwarder.stop()
         if self.catch_up is not None:
             self.catch_up.stop()
         self.views.close()
@@ -72,7 +76,12 @@ def open_log(config: Config) -> tuple[EventStore, projections.ProjectionDB]:
 
 
 def open_runtime(
-    config: Config, *, catch_up: CatchUp = "thread", log_level: str = "INFO", projector=None
+    config: Config,
+    *,
+    catch_up: CatchUp = "thread",
+    log_level: str = "INFO",
+    projector=None,
+    forward: bool = False,
 ) -> Runtime:
     """Open the log and its read models, start catching up, and build the app.
 
@@ -80,6 +89,7 @@ def open_runtime(
     on (`projector`) and that is restarted when it dies; `"thread"` in this process;
     None not at all (another process does; `projector`, anything with `status()`,
     is then what `/healthz` reports of it).
+    `forward` also starts the forwarding child (`receiver.runtime.forwarder`).
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
     import projections
@@ -98,13 +108,19 @@ def open_runtime(
     else:
         runner = projections.ProjectionRunner(views)
         app = create_app(config, store, views)
+    runtime = Runtime(config, store, views, None, app)
     try:
         runner.start()
+        runtime.catch_up = runner
+        if forward:
+            from .forwarder import ForwarderChild
+
+            runtime.forwarder = ForwarderChild(config, log_level=log_level)
+            runtime.forwarder.start()
     except BaseException:  # a child that cannot be started: nothing is left open
-        views.close()
-        store.close()
+        runtime.close()
         raise
-    return Runtime(config, store, views, runner, app)
+    return runtime
 
 
 def get_app() -> falcon.App:
