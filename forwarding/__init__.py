@@ -8,7 +8,10 @@ destination's lease. See docs/forwarding.md.
 
 from .admin import (
     add_destination,
+    attempt_summary,
     destination_status,
+    event_attempts,
+    failed_events,
     list_destinations,
     parse_time,
     pause,
@@ -36,9 +39,12 @@ __all__ = [
     "Settings",
     "TransportError",
     "add_destination",
+    "attempt_summary",
     "classify",
     "destination_key",
     "destination_status",
+    "event_attempts",
+    "failed_events",
     "list_destinations",
     "next_delay",
     "ordering_key",

@@ -22,6 +22,7 @@ from receiver import ui
 from receiver.config import Config
 from store import EventStore, StoreError
 
+from .destinations import DestinationResource, DestinationsResource
 from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
 from .openapi import OpenAPIResource
@@ -191,4 +192,6 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     event = EventResource(store, **token)
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")
+    app.add_route("/destinations", DestinationsResource(store, **token))
+    app.add_route("/destinations/{name}", DestinationResource(store, **token))
     add_query_error_handlers(app)

@@ -241,6 +241,17 @@ def spec() -> dict:
                 },
                 ("404", _error("No such event.")),
             ),
+            "/destinations": _read(
+                "Every forwarding destination: settings, counts, lag, last outcomes",
+                [],
+                _json("DestinationList"),
+            ),
+            "/destinations/{name}": _read(
+                "One forwarding destination's status and the events given up on",
+                [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                _json("DestinationDetail"),
+                ("404", _error("No such destination.")),
+            ),
             **UI_PATHS,
         },
         "components": {
