@@ -12,12 +12,14 @@ from .admin import (
     destination_status,
     event_attempts,
     failed_events,
+    is_failing,
     list_destinations,
     parse_time,
     pause,
     remove,
     replay,
     resume,
+    state_of,
 )
 from .client import Answer, Client, HttpClient, TransportError, classify
 from .engine import Forwarder, Settings, run
@@ -45,6 +47,7 @@ __all__ = [
     "destination_status",
     "event_attempts",
     "failed_events",
+    "is_failing",
     "list_destinations",
     "next_delay",
     "ordering_key",
@@ -58,4 +61,5 @@ __all__ = [
     "run",
     "signature",
     "signing_key",
+    "state_of",
 ]

@@ -139,11 +139,25 @@ def remove(store: EventStore, name: str) -> None:
         raise ForwardingError(str(exc)) from None
 
 
+def is_failing(destination: Destination) -> bool:
+    """Whether the destination's last attempt failed (its last failure is its newest outcome)."""
+    failed, succeeded = destination.last_failure_ms, destination.last_success_ms
+    return failed is not None and (succeeded is None or failed > succeeded)
+
+
+def state_of(destination: Destination) -> str:
+    """`paused`, `failing` (its last attempt failed) or `ok`."""
+    if destination.paused:
+        return "paused"
+    return "failing" if is_failing(destination) else "ok"
+
+
 def destination_status(store: EventStore, name: str, *, now: float | None = None) -> dict:
     """The destination's settings, counts, lag and last outcomes; never its secret.
 
     `lag_events` counts the pending deliveries and the log events not yet looked at;
     `lag_seconds` is the age (by ikledger's receipt) of the oldest of them, 0 when none.
+    `state`: see `state_of`.
     """
     state = store.forwarding()
     d = _existing(store, name)
@@ -164,6 +178,7 @@ def destination_status(store: EventStore, name: str, *, now: float | None = None
     return {
         "name": d.name,
         "url": d.display_url,
+        "state": state_of(d),
         "paused": d.paused,
         "pause_reason": d.pause_reason,
         "signed_with": "destination secret" if d.secret else "ImageKit secret",

@@ -34,18 +34,6 @@ def _print_json(value) -> None:
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
-def _state(status: dict) -> str:
-    if status["paused"]:
-        return "paused"
-    return "failing" if status["failed"] or _failing(status) else "ok"
-
-
-def _failing(status: dict) -> bool:
-    """The last attempt failed (its failure is newer than its success)."""
-    failure, success = status["last_failure"], status["last_success"]
-    return failure is not None and (success is None or failure > success)
-
-
 @click.group(context_settings=CONTEXT)
 def destinations() -> None:
     """Configure the endpoints every stored event is forwarded to (add, list, show, …).
@@ -149,7 +137,7 @@ def list_(db: str | None, as_json: bool) -> None:
             (
                 [
                     r["name"],
-                    _state(r),
+                    r["state"],
                     r["url"],
                     r["delivered"],
                     r["pending"],
@@ -177,7 +165,7 @@ def show(db: str | None, name: str, as_json: bool) -> None:
     lines = [
         ("name", status["name"]),
         ("url", status["url"]),
-        ("state", _state(status) + reason),
+        ("state", status["state"] + reason),
         ("signed with", status["signed_with"]),
         ("types", ", ".join(status["types"]) or "all"),
         ("delivered", status["delivered"]),

@@ -111,6 +111,11 @@ SCHEMAS = {
         "properties": {
             "name": {"type": "string"},
             "url": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["ok", "failing", "paused"],
+                "description": "failing: its last attempt failed",
+            },
             "paused": {"type": "boolean"},
             "pause_reason": {"type": ["string", "null"]},
             "signed_with": {"type": "string"},

@@ -1,7 +1,8 @@
 """The read pages: assets, one asset's timeline, failures, one event.
 
 Each resource calls the same query functions as the JSON API (`projections.assets`,
-`timeline`, `transformations`, the store's `get` and `deliveries`) and hands the
+`timeline`, `transformations`, the store's `get` and `deliveries`, forwarding's
+`event_attempts`) and hands the
 dict to a template; nothing here computes a field the API does not. Bad input is
 an HTML page with the API's status code (400, 404), storage trouble a 503 with
 `Retry-After`.
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 import falcon
 import orjson
 
+import forwarding
 import projections
 from projections import AssetNotFound, ProjectionDB, ProjectionError
 from receiver.events import event_summary
@@ -247,7 +249,8 @@ def _asset_of(body: bytes) -> str | None:
 
 
 class EventPage(Page):
-    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries."""
+    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries,
+    forwarding attempts."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
@@ -270,6 +273,7 @@ class EventPage(Page):
             except orjson.JSONDecodeError:
                 pretty = None
             deliveries = [_delivery(d) for d in self.store.deliveries(event_id=event_id)]
+            attempts = forwarding.event_attempts(self.store, event_id)
             self.show(
                 req,
                 resp,
@@ -279,6 +283,7 @@ class EventPage(Page):
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
                 conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                attempts=attempts,
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),
             )
