@@ -21,6 +21,7 @@ SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session ke
 UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.actions)
 PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
+FORWARDER_STATS_ENV = "IKLEDGER_FORWARDER_STATS"  # the forwarding child's attempt counts
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,7 @@ class Config:
     ui_state: str | None = None
     projector_status: str | None = None
     metrics_dir: str | None = None
+    forwarder_stats: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -71,6 +73,7 @@ class Config:
             (UI_STATE_ENV, "ui_state"),
             (PROJECTOR_STATUS_ENV, "projector_status"),
             (METRICS_DIR_ENV, "metrics_dir"),
+            (FORWARDER_STATS_ENV, "forwarder_stats"),
         ):
             if env.get(name):
                 values[key] = env[name]

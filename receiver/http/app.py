@@ -17,6 +17,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import projections
+from forwarding import is_failing
 from projections import ProjectionDB
 from receiver import ui
 from receiver.config import Config
@@ -89,7 +90,8 @@ class HealthResource:
     delivery arrives to prove it. `unavailable`: the log cannot be read; `degraded`:
     it cannot be written, or the read models cannot be read. A projection stopped at
     a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
-    So does a catch-up child process that died (`projector`, restarted by `serve`).
+    So does a catch-up child process that died (`projector`, restarted by `serve`), and
+    a forwarding destination whose last attempt failed (named in `failing_destinations`).
     """
 
     def __init__(self, store: EventStore, views: ProjectionDB | None = None, projector=None):
@@ -116,6 +118,12 @@ class HealthResource:
                 body["read_model_error"] = f"{type(exc).__name__}: {exc}"
         if self.projector is not None:
             body["projector"] = self.projector.status()
+        try:
+            failing = [d.name for d in self.store.forwarding().destinations() if is_failing(d)]
+        except StoreError:
+            failing = None  # the log's own trouble is reported above
+        if failing:
+            body["failing_destinations"] = failing
         if body["status"] == "ok" and ("write_error" in body or "read_model_error" in body):
             body["status"] = "degraded"
         resp.media = body
@@ -159,7 +167,9 @@ def create_app(
     handler = _json_handler()
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
-    metrics = Metrics(store, views, shared=config.metrics_dir)
+    metrics = Metrics(
+        store, views, shared=config.metrics_dir, forwarder_stats=config.forwarder_stats
+    )
     app.add_route(
         "/webhook",
         WebhookResource(

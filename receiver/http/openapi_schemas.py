@@ -35,6 +35,12 @@ SCHEMAS = {
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
             "projections": {"type": "array", "items": {"type": "object"}},
+            "failing_destinations": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Forwarding destinations whose last attempt failed (the "
+                "status stays `ok`: ingest goes on).",
+            },
             "projector": {
                 "type": "object",
                 "description": "`ikledger serve`'s catch-up child process (absent when the "

@@ -9,7 +9,9 @@ it is another process, sharing only the database.
 Like the catch-up child (`receiver.runtime.catchup`), it dies with its parent however
 the parent dies and is restarted when it dies (`receiver.runtime.children`). Stopping
 lets the attempts in flight finish for at most `DRAIN` seconds; an attempt cut short
-is made again by the next forwarder (at least once).
+is made again by the next forwarder (at least once). It counts its attempts by outcome
+and latency (`AttemptStats`) into the small file `Config.forwarder_stats` that
+`/metrics` reads.
 
 Run by hand (`python -m receiver.runtime.forwarder`, no `--parent-fd`) it forwards until
 SIGTERM or Ctrl-C: the forwarder of a deployment whose requests a WSGI server of its
@@ -25,14 +27,78 @@ import signal
 import sys
 import threading
 
-from receiver.config import Config
+from receiver.config import FORWARDER_STATS_ENV, Config
 
-from .children import Child, wait_for_parent_exit
+from .children import Child, wait_for_parent_exit, write_json
 
 log = logging.getLogger("ikledger.forwarder")
 
 DRAIN = 5.0  # seconds a stopping forwarder waits for the attempts in flight
 STOP_WAIT = DRAIN + 5.0  # seconds the parent gives a stopping child before SIGTERM
+STATS_EVERY = 1.0  # seconds between two writes of the attempt counts
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def outcome_of(status: int | None, error: str | None) -> str:
+    """An attempt's outcome label: `2xx` … `5xx` by its status, else its error class."""
+    if status is not None:
+        return f"{status // 100}xx"
+    return error or "unknown"
+
+
+class AttemptStats:
+    """Attempts by destination and outcome, and their latency, since this process started.
+
+    The forwarding child counts here (`observe`, from its forwarder threads) and writes
+    `snapshot()` to `Config.forwarder_stats`, which `/metrics` reads (a restarted child
+    starts from 0: a counter reset, which Prometheus' rate() expects).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._attempts: dict[str, dict[str, int]] = {}
+        self._latency: dict[str, dict] = {}
+        self.changes = 0
+
+    def observe(self, attempt) -> None:
+        seconds = attempt.duration_ms / 1000
+        outcome = outcome_of(attempt.status, attempt.error)
+        with self._lock:
+            by_outcome = self._attempts.setdefault(attempt.destination, {})
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+            latency = self._latency.setdefault(
+                attempt.destination, {"buckets": [0] * len(LATENCY_BUCKETS), "count": 0, "sum": 0.0}
+            )
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    latency["buckets"][index] += 1  # cumulative, as Prometheus counts
+            latency["count"] += 1
+            latency["sum"] += seconds
+            self.changes += 1
+
+    def snapshot(self) -> dict:
+        """{"attempts": {destination: {outcome: n}}, "latency": {destination: {"buckets":
+        [cumulative count per LATENCY_BUCKETS bound], "count", "sum"}}}."""
+        with self._lock:
+            return {
+                "attempts": {d: dict(o) for d, o in self._attempts.items()},
+                "latency": {
+                    d: {**v, "buckets": list(v["buckets"])} for d, v in self._latency.items()
+                },
+            }
+
+
+def _write_stats(stats: AttemptStats, path: str, stop: threading.Event) -> None:
+    written = -1
+    while True:
+        if stats.changes != written:
+            written = stats.changes
+            try:
+                write_json(path, stats.snapshot())
+            except OSError as exc:
+                log.warning("cannot write the attempt counts to %s: %s", path, exc)
+        if stop.wait(STATS_EVERY):
+            return
 
 
 def settings(config: Config):
@@ -49,6 +115,8 @@ class ForwarderChild(Child):
 
     def __init__(self, config: Config, *, log_level: str = "INFO"):
         env = config.child_env(os.environ)
+        if config.forwarder_stats:
+            env[FORWARDER_STATS_ENV] = config.forwarder_stats
         command = [sys.executable, "-m", "receiver.runtime.forwarder", "--log-level", log_level]
         super().__init__("forwarder", command, env)
 
@@ -80,14 +148,22 @@ def main(argv: list[str] | None = None) -> int:
 
     config = Config.from_env()
     store = open_log_store(config)
+    stats = AttemptStats()
     try:
         loop = threading.Thread(
             target=forwarding.run,
             args=(store, stop),
-            kwargs={"settings": settings(config)},
+            kwargs={"settings": settings(config), "on_attempt": stats.observe},
             name="ikledger-forwarding",
         )
         loop.start()
+        if config.forwarder_stats:
+            threading.Thread(
+                target=_write_stats,
+                args=(stats, config.forwarder_stats, stop),
+                name="ikledger-forwarding-stats",
+                daemon=True,
+            ).start()
         if args.parent_fd is not None:
             watcher = threading.Thread(
                 target=lambda: (wait_for_parent_exit(args.parent_fd, args.parent_pid), stop.set()),

@@ -45,9 +45,11 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 
 from receiver.config import (
+    FORWARDER_STATS_ENV,
     METRICS_DIR_ENV,
     PROJECTOR_STATUS_ENV,
     SESSION_SEED_ENV,
@@ -233,6 +235,8 @@ def run(
             UI_STATE_ENV: ui_dir,
         }
         env.pop(PROJECTOR_STATUS_ENV, None)
+        stats_path = os.path.join(private, "forwarder-attempts.json")
+        env[FORWARDER_STATS_ENV] = stats_path  # the workers' /metrics read it
         if catch_up == "process":
             from .catchup import Projector
 
@@ -248,7 +252,7 @@ def run(
         catch_up_handle.start()
         from .forwarder import ForwarderChild
 
-        forwarder = ForwarderChild(config, log_level=log_level)
+        forwarder = ForwarderChild(replace(config, forwarder_stats=stats_path), log_level=log_level)
         forwarder.start()
         host = sock.getsockname()[0]
         command = [sys.executable, "-m", "receiver.runtime.supervisor", "--threads", str(threads)]

@@ -12,7 +12,10 @@ report its state from what the supervisor shares. Tests build apps with `create_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from receiver.config import Config
@@ -39,11 +42,14 @@ class Runtime:
     catch_up: projections.ProjectionRunner | Projector | None
     app: falcon.App
     forwarder: ForwarderChild | None = None
+    stats_dir: str | None = None  # the forwarder's attempt counts (removed on close)
 
     def close(self) -> None:
         """Stop the forwarder and the catch-up, then close the read models and the log."""
         if self.forwarder is not None:
             self.forwarder.stop()
+        if self.stats_dir is not None:
+            shutil.rmtree(self.stats_dir, ignore_errors=True)
         if self.catch_up is not None:
             self.catch_up.stop()
         self.views.close()
@@ -97,7 +103,16 @@ def open_runtime(
 
     from .catchup import Projector
 
-    store, views = open_log(config)
+    stats_dir = None
+    if forward:  # the forwarding child's attempt counts, for /metrics
+        stats_dir = tempfile.mkdtemp(prefix="ikledger-forward-")
+        config = replace(config, forwarder_stats=os.path.join(stats_dir, "attempts.json"))
+    try:
+        store, views = open_log(config)
+    except BaseException:
+        if stats_dir:
+            shutil.rmtree(stats_dir, ignore_errors=True)
+        raise
     if catch_up is None:
         return Runtime(
             config, store, views, None, create_app(config, store, views, projector=projector)
@@ -108,7 +123,7 @@ def open_runtime(
     else:
         runner = projections.ProjectionRunner(views)
         app = create_app(config, store, views)
-    runtime = Runtime(config, store, views, None, app)
+    runtime = Runtime(config, store, views, None, app, stats_dir=stats_dir)
     try:
         runner.start()
         runtime.catch_up = runner

@@ -1,5 +1,6 @@
 """`ikledger serve` forwards in its own child process: webhooks posted to it reach a
-destination in order per asset, and a SIGKILLed `serve` loses none after its restart."""
+destination in order per asset, a SIGKILLed `serve` loses none after its restart, and
+the child's attempt counts reach /metrics (one process, and with request workers)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.forwarding_support import Recorder
 from tests.support import event_body, run_cli, serve, signed, wait_for
@@ -26,6 +28,18 @@ def post(base: str, bodies: list[bytes]) -> None:
         for body in bodies:
             answer = http.post("/webhook", content=body, headers=signed(body))
             assert answer.status_code == 200, answer.text
+
+
+def attempts_ok(base: str) -> float:
+    """`ikledger_forwarding_attempts_total{destination="app",outcome="2xx"}`, 0 if absent."""
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        for sample in family.samples:
+            if sample.name == "ikledger_forwarding_attempts_total" and sample.labels == {
+                "destination": "app",
+                "outcome": "2xx",
+            }:
+                return sample.value
+    return 0
 
 
 def by_asset(received, order: dict[str, str]) -> dict[str, list[str]]:
@@ -58,6 +72,8 @@ def test_serve_forwards_in_order_per_asset_across_a_sigkill(db_path, workers):
         with serve(db_path, env=FAST, args=("--workers", workers)) as served:
             post(served.base, bodies[40:])
             wait_for(lambda: set(recorder.ids()) == set(asset_of), "every event delivered")
+            # The forwarding child's counts (since its restart) reach /metrics.
+            wait_for(lambda: attempts_ok(served.base) >= 20, "the attempts in /metrics")
     finally:
         recorder.stop()
     expected = {asset: [i for i in asset_of if asset_of[i] == asset] for asset in ASSETS}
