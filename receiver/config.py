@@ -22,6 +22,7 @@ UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.a
 PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
 FORWARDER_STATS_ENV = "IKLEDGER_FORWARDER_STATS"  # the forwarding child's attempt counts
+FORWARDER_STATUS_ENV = "IKLEDGER_FORWARDER_STATUS"  # the forwarding child's status file
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,7 @@ class Config:
     projector_status: str | None = None
     metrics_dir: str | None = None
     forwarder_stats: str | None = None
+    forwarder_status: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -74,6 +76,7 @@ class Config:
             (PROJECTOR_STATUS_ENV, "projector_status"),
             (METRICS_DIR_ENV, "metrics_dir"),
             (FORWARDER_STATS_ENV, "forwarder_stats"),
+            (FORWARDER_STATUS_ENV, "forwarder_status"),
         ):
             if env.get(name):
                 values[key] = env[name]

@@ -90,14 +90,18 @@ class HealthResource:
     delivery arrives to prove it. `unavailable`: the log cannot be read; `degraded`:
     it cannot be written, or the read models cannot be read. A projection stopped at
     a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
-    So does a catch-up child process that died (`projector`, restarted by `serve`), and
+    So does a catch-up or forwarding child process that died (`projector`, `forwarder`,
+    restarted by `serve`), and
     a forwarding destination whose last attempt failed (named in `failing_destinations`).
     """
 
-    def __init__(self, store: EventStore, views: ProjectionDB | None = None, projector=None):
+    def __init__(
+        self, store: EventStore, views: ProjectionDB | None = None, projector=None, forwarder=None
+    ):
         self.store = store
         self.views = views
         self.projector = projector  # anything with `status() -> dict`, or None
+        self.forwarder = forwarder  # the forwarding child's, likewise
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body: dict = {"status": "ok"}
@@ -118,6 +122,8 @@ class HealthResource:
                 body["read_model_error"] = f"{type(exc).__name__}: {exc}"
         if self.projector is not None:
             body["projector"] = self.projector.status()
+        if self.forwarder is not None:
+            body["forwarder"] = self.forwarder.status()
         try:
             failing = [d.name for d in self.store.forwarding().destinations() if is_failing(d)]
         except StoreError:
@@ -155,13 +161,15 @@ def create_app(
     clock: Callable[[], float] = time.time,
     now: Callable[[], str | None] = lambda: None,
     projector=None,
+    forwarder=None,
 ) -> falcon.App:
     """Build the WSGI app over an open store (and read models, for the query API).
 
     The caller owns and closes both. Without `views` only the ingest routes exist.
     `now` fixes the clock of the stuck-transformation queries (None: real time).
-    `projector` (the catch-up child's handle, see `receiver.runtime.catchup`) is reported
-    by `/healthz`.
+    `projector` (the catch-up child's handle, see `receiver.runtime.catchup`) and
+    `forwarder` (the forwarding child's, `receiver.runtime.forwarder`) are reported by
+    `/healthz`.
     """
     app = falcon.App(middleware=[RequestLog()])
     handler = _json_handler()
@@ -181,7 +189,7 @@ def create_app(
             clock=clock,
         ),
     )
-    app.add_route("/healthz", HealthResource(store, views, projector))
+    app.add_route("/healthz", HealthResource(store, views, projector, forwarder))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenAPIResource())
     add_failure_handlers(app)

@@ -35,6 +35,18 @@ SCHEMAS = {
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
             "projections": {"type": "array", "items": {"type": "object"}},
+            "forwarder": {
+                "type": "object",
+                "description": "`ikledger serve`'s forwarding child process. It is restarted "
+                "when it dies; the status stays `ok` meanwhile.",
+                "properties": {
+                    "process": {"type": "string", "enum": ["child"]},
+                    "running": {"type": "boolean"},
+                    "pid": {"type": ["integer", "null"]},
+                    "restarts": {"type": "integer"},
+                    "last_exit": {"type": ["integer", "null"]},
+                },
+            },
             "failing_destinations": {
                 "type": "array",
                 "items": {"type": "string"},

@@ -113,12 +113,24 @@ def settings(config: Config):
 class ForwarderChild(Child):
     """The parent's handle on the forwarding child: start, watch and restart, stop."""
 
-    def __init__(self, config: Config, *, log_level: str = "INFO"):
+    def __init__(self, config: Config, *, log_level: str = "INFO", on_change=None):
+        # `on_change(status())` whenever it changes; `serve --workers N` shares it.
         env = config.child_env(os.environ)
         if config.forwarder_stats:
             env[FORWARDER_STATS_ENV] = config.forwarder_stats
         command = [sys.executable, "-m", "receiver.runtime.forwarder", "--log-level", log_level]
-        super().__init__("forwarder", command, env)
+        share = None if on_change is None else (lambda: on_change(self.status()))
+        super().__init__("forwarder", command, env, on_change=share)
+
+    def status(self) -> dict:
+        """For /healthz: whether the child runs, its pid, restarts and last exit code."""
+        return {
+            "process": "child",
+            "running": self.running,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+        }
 
     def stop(self, timeout: float = STOP_WAIT) -> None:
         """Stop the child: end of file on its pipe, then SIGTERM, then SIGKILL. Idempotent."""

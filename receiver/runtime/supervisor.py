@@ -26,7 +26,8 @@ What the workers share besides the log: the anonymous UI sessions' key (a random
 the supervisor hands every worker, so a session and its CSRF token are accepted
 whichever worker answers), `/metrics` counters (prometheus_client's multiprocess mode
 in a private folder: every worker's counts summed, those of exited workers included),
-and the catch-up child's state for `/healthz` (a small file the supervisor rewrites).
+and the catch-up and forwarding children's state for `/healthz` (small files the
+supervisor rewrites).
 
 `--workers 1` runs today's single request process (`receiver.cli.serve` does not come
 here at all). `get_app()` is unchanged: a WSGI server of your own decides its processes.
@@ -50,6 +51,7 @@ from functools import partial
 
 from receiver.config import (
     FORWARDER_STATS_ENV,
+    FORWARDER_STATUS_ENV,
     METRICS_DIR_ENV,
     PROJECTOR_STATUS_ENV,
     SESSION_SEED_ENV,
@@ -173,7 +175,8 @@ class CannotListen(Exception):
 
 
 class ProjectorStatus:
-    """In a worker: the catch-up child's state as the supervisor last wrote it."""
+    """In a worker: a child's state (the catch-up's, the forwarder's) as the supervisor
+    last wrote it."""
 
     def __init__(self, path: str):
         self.path = path
@@ -237,6 +240,8 @@ def run(
         env.pop(PROJECTOR_STATUS_ENV, None)
         stats_path = os.path.join(private, "forwarder-attempts.json")
         env[FORWARDER_STATS_ENV] = stats_path  # the workers' /metrics read it
+        forwarder_path = os.path.join(private, "forwarder.json")
+        env[FORWARDER_STATUS_ENV] = forwarder_path  # and their /healthz this
         if catch_up == "process":
             from .catchup import Projector
 
@@ -252,7 +257,11 @@ def run(
         catch_up_handle.start()
         from .forwarder import ForwarderChild
 
-        forwarder = ForwarderChild(replace(config, forwarder_stats=stats_path), log_level=log_level)
+        forwarder = ForwarderChild(
+            replace(config, forwarder_stats=stats_path),
+            log_level=log_level,
+            on_change=partial(write_json, forwarder_path),
+        )
         forwarder.start()
         host = sock.getsockname()[0]
         command = [sys.executable, "-m", "receiver.runtime.supervisor", "--threads", str(threads)]
@@ -344,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         config,
         catch_up=None,
         projector=ProjectorStatus(status_path) if status_path else None,
+        forwarder=ProjectorStatus(config.forwarder_status) if config.forwarder_status else None,
     )
     try:
         sock = bind(args.host, args.port, listening=True)

@@ -88,6 +88,7 @@ def open_runtime(
     log_level: str = "INFO",
     projector=None,
     forward: bool = False,
+    forwarder=None,
 ) -> Runtime:
     """Open the log and its read models, start catching up, and build the app.
 
@@ -95,7 +96,9 @@ def open_runtime(
     on (`projector`) and that is restarted when it dies; `"thread"` in this process;
     None not at all (another process does; `projector`, anything with `status()`,
     is then what `/healthz` reports of it).
-    `forward` also starts the forwarding child (`receiver.runtime.forwarder`).
+    `forward` also starts the forwarding child (`receiver.runtime.forwarder`), which
+    `/healthz` reports on; without it, `forwarder` (anything with `status()`) is what
+    `/healthz` reports of the one another process runs.
     Raises StoreError when the log cannot be opened; nothing is left open then.
     """
     import projections
@@ -113,25 +116,30 @@ def open_runtime(
         if stats_dir:
             shutil.rmtree(stats_dir, ignore_errors=True)
         raise
+    child = None
+    if forward:
+        from .forwarder import ForwarderChild
+
+        child = ForwarderChild(config, log_level=log_level)
+        forwarder = child
+    reported = {"forwarder": forwarder}
     if catch_up is None:
-        return Runtime(
-            config, store, views, None, create_app(config, store, views, projector=projector)
-        )
-    if catch_up == "process":
-        runner: projections.ProjectionRunner | Projector = Projector(config, log_level=log_level)
-        app = create_app(config, store, views, projector=runner)
+        app = create_app(config, store, views, projector=projector, **reported)
+        runner = None
+    elif catch_up == "process":
+        runner = Projector(config, log_level=log_level)
+        app = create_app(config, store, views, projector=runner, **reported)
     else:
         runner = projections.ProjectionRunner(views)
-        app = create_app(config, store, views)
+        app = create_app(config, store, views, **reported)
     runtime = Runtime(config, store, views, None, app, stats_dir=stats_dir)
     try:
-        runner.start()
-        runtime.catch_up = runner
-        if forward:
-            from .forwarder import ForwarderChild
-
-            runtime.forwarder = ForwarderChild(config, log_level=log_level)
-            runtime.forwarder.start()
+        if runner is not None:
+            runner.start()
+            runtime.catch_up = runner
+        if child is not None:
+            child.start()
+            runtime.forwarder = child
     except BaseException:  # a child that cannot be started: nothing is left open
         runtime.close()
         raise
