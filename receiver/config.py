@@ -42,6 +42,8 @@ class Config:
     connection_limit: int = 900
     idle_timeout: int = 30
     stuck_after: int = 900
+    workers: int | None = None  # serve's request processes (None: one per core)
+    threads: int | None = None  # waitress threads per request process (None: 16 in all)
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -81,6 +83,8 @@ class Config:
             ("IKLEDGER_CONNECTION_LIMIT", "connection_limit", int),
             ("IKLEDGER_IDLE_TIMEOUT", "idle_timeout", int),
             ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
+            ("IKLEDGER_WORKERS", "workers", int),
+            ("IKLEDGER_THREADS", "threads", int),
         ):
             if env.get(name):
                 values[key] = _number(name, env[name], kind)
@@ -100,6 +104,9 @@ class Config:
             )
         if self.rejected_keep < 0:
             raise ConfigError("IKLEDGER_REJECTED_KEEP must be a number of rows, 0 or more")
+        for name, value in (("IKLEDGER_WORKERS", self.workers), ("IKLEDGER_THREADS", self.threads)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be 1 or more")
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
 
