@@ -72,6 +72,11 @@ LAZY_COMMANDS = {
         "rebuild",
         "Replay the whole log into fresh read models and swap them in atomically.",
     ),
+    "secret": (
+        "receiver.cli.secret",
+        "secret",
+        "Print a fresh random webhook secret (whsec_…) for a local receiver.",
+    ),
     "show": (
         "receiver.cli.log",
         "show",
