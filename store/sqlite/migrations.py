@@ -172,6 +172,7 @@ def m008_log_meta(db: Database) -> None:
     db.execute("INSERT INTO log_meta (key, value) VALUES ('log_id', ?)", [new_log_id()])
 
 
+@migration
 def m009_forwarding(db: Database) -> None:
     # Forwarding's state beside the log (store/forwarding.py): mutable, outside the chain.
     # The same tables as PostgreSQL's 004_forwarding.sql; times are epoch milliseconds.
@@ -243,6 +244,7 @@ FORWARDING_SCHEMA = (
 )
 
 
+@migration
 def m010_merkle_tree(db: Database) -> None:
     # The Merkle tree's stored hashes (store/tlog/tree.py: index = stored_hash_index),
     # grown by every group commit, and the signed checkpoints: both append-only.
