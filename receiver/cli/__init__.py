@@ -147,7 +147,8 @@ def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
 
     Settings come from the environment (IMAGEKIT_WEBHOOK_SECRET, IKLEDGER_DB,
-    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see the README); options override them.
+    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see docs/configuration.md); options
+    override them.
     """
 
 
