@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of the receiver and the CLI (the README's table); `from_env` reads them."""
+    """Every setting of the receiver and the CLI (docs/configuration.md); `from_env` reads them."""
 
     secrets: tuple[str, ...] = ()
     db: str = "ikledger.db"

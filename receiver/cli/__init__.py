@@ -72,6 +72,11 @@ LAZY_COMMANDS = {
         "rebuild",
         "Replay the whole log into fresh read models and swap them in atomically.",
     ),
+    "secret": (
+        "receiver.cli.secret",
+        "secret",
+        "Print a fresh random webhook secret (whsec_…) for a local receiver.",
+    ),
     "show": (
         "receiver.cli.log",
         "show",
@@ -142,7 +147,8 @@ def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
 
     Settings come from the environment (IMAGEKIT_WEBHOOK_SECRET, IKLEDGER_DB,
-    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see the README); options override them.
+    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see docs/configuration.md); options
+    override them.
     """
 
 
