@@ -31,7 +31,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of the receiver and the CLI (the README's table); `from_env` reads them."""
+    """Every setting of the receiver and the CLI (docs/configuration.md); `from_env` reads them."""
 
     secrets: tuple[str, ...] = ()
     db: str = "ikledger.db"
@@ -45,6 +45,8 @@ class Config:
     idle_timeout: int = 30
     stuck_after: int = 900
     forward_lease_ttl: float = 5.0  # another receiver takes a dead forwarder's place after this
+    workers: int | None = None  # serve's request processes (None: one per core)
+    threads: int | None = None  # waitress threads per request process (None: 16 in all)
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -89,6 +91,8 @@ class Config:
             ("IKLEDGER_IDLE_TIMEOUT", "idle_timeout", int),
             ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
             ("IKLEDGER_FORWARD_LEASE_TTL", "forward_lease_ttl", float),
+            ("IKLEDGER_WORKERS", "workers", int),
+            ("IKLEDGER_THREADS", "threads", int),
         ):
             if env.get(name):
                 values[key] = _number(name, env[name], kind)
@@ -108,6 +112,9 @@ class Config:
             )
         if self.rejected_keep < 0:
             raise ConfigError("IKLEDGER_REJECTED_KEEP must be a number of rows, 0 or more")
+        for name, value in (("IKLEDGER_WORKERS", self.workers), ("IKLEDGER_THREADS", self.threads)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be 1 or more")
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
         if self.forward_lease_ttl <= 0:

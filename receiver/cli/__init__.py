@@ -82,6 +82,11 @@ LAZY_COMMANDS = {
         "replay",
         "Send the selected events to destination NAME again, as a durable, throttled job.",
     ),
+    "secret": (
+        "receiver.cli.secret",
+        "secret",
+        "Print a fresh random webhook secret (whsec_…) for a local receiver.",
+    ),
     "show": (
         "receiver.cli.log",
         "show",
@@ -152,7 +157,8 @@ def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
 
     Settings come from the environment (IMAGEKIT_WEBHOOK_SECRET, IKLEDGER_DB,
-    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see the README); options override them.
+    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see docs/configuration.md); options
+    override them.
     """
 
 
@@ -175,7 +181,6 @@ def is_loopback(host: str) -> bool:
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    envvar="IKLEDGER_WORKERS",
     help="Request processes on the one port and log (IKLEDGER_WORKERS) [default: one per "
     "core]. 1: this process answers the requests itself.",
 )
@@ -183,7 +188,6 @@ def is_loopback(host: str) -> bool:
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    envvar="IKLEDGER_THREADS",
     help="Waitress threads per request process (IKLEDGER_THREADS; each request waits for "
     "its group's commit in one) [default: 16 in all, 16 / workers each, at least 4].",
 )
@@ -224,9 +228,9 @@ def serve(
     """
     from receiver.runtime import supervisor
 
-    workers = supervisor.default_workers() if workers is None else workers
-    threads = supervisor.default_threads(workers) if threads is None else threads
-    config = load_config(db=db)
+    config = load_config(db=db, workers=workers, threads=threads)
+    workers = supervisor.default_workers() if config.workers is None else config.workers
+    threads = supervisor.default_threads(workers) if config.threads is None else config.threads
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
     if not is_loopback(host) and not config.read_token:

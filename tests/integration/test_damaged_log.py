@@ -68,7 +68,7 @@ def test_reading_a_damaged_log_raises_store_corrupt_naming_it(open_damaged, dama
 
 def test_quick_check_finds_the_damage_and_passes_a_sound_log(open_damaged, sound_log):
     found = open_damaged.quick_check()
-    assert found is not None and "Tree" in found
+    assert found is not None and ("Tree" in found or "malformed" in found)
     with SQLiteStore(sound_log) as sound:
         assert sound.quick_check() is None
 
