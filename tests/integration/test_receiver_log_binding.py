@@ -6,9 +6,12 @@ models of one log handed to another (IKLEDGER_PROJECTIONS_DB), under the CLI and
 
 from __future__ import annotations
 
+import falcon.testing
 import httpx
 import pytest
 
+from projections import ProjectionRunner, open_projections
+from receiver import create_app
 from receiver.config import Config
 from receiver.runtime.wiring import open_runtime
 from store import SQLiteStore
@@ -105,3 +108,17 @@ def test_serve_rebuilds_read_models_of_another_log_when_asked(two_logs):
 def test_serve_help_names_the_rebuild_option():
     result = run_cli("serve", "--help")
     assert b"--rebuild-read-models" in result.stdout
+
+
+def test_log_page_shows_a_checkpoint_ahead_of_the_log_in_red_not_lag_zero(tmp_path):
+    log = tmp_path / "log.db"
+    make_log(log)
+    with SQLiteStore(log) as store, open_projections(store, tmp_path / "v.db") as views:
+        ProjectionRunner(views).catch_up()
+        with views.write() as conn:  # as a checkpoint moved by another log's events would
+            conn.execute("UPDATE projection_meta SET checkpoint = checkpoint + 121")
+        client = falcon.testing.TestClient(create_app(Config(), store, views))
+        page = client.simulate_get("/ui/log")
+        assert page.status_code == 200
+        assert '<span class="problem ahead-of-log"' in page.text
+        assert "-121 (ahead of the log)" in page.text
