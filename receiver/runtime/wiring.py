@@ -101,18 +101,21 @@ def check_after_unclean_stop(store: EventStore, views: projections.ProjectionDB)
     import projections
     from store import StoreCorrupt
 
-    found = store.quick_check()
-    if found is not None:
-        raise StoreCorrupt(
-            f"{store.display_name} is damaged: {found}; `ikledger verify` says what is "
-            "still sound (restore it from a backup)"
-        )
-    found = views.quick_check()
+    found = _one_line(store.quick_check())
+    if found is not None:  # the CLI adds the way on (`ikledger verify`)
+        raise StoreCorrupt(f"the check of {store.display_name} after an unclean stop: {found}")
+    found = _one_line(views.quick_check())
     if found is not None:
         raise projections.ReadModelCorrupt(
-            f"the read models in {views.path} are damaged: {found}; delete the file and "
-            "`ikledger rebuild` rebuilds them from the log"
+            f"the check of the read models in {views.path} after an unclean stop: {found}; "
+            "remove the file (and its -wal and -shm) and they are rebuilt from the log "
+            "(`ikledger rebuild`)"
         )
+
+
+def _one_line(found: str | None) -> str | None:
+    """What a check found, on one line (SQLite's report spans several): an `Error:` line."""
+    return None if found is None else " ".join(found.split())
 
 
 def open_server_log(

@@ -187,3 +187,17 @@ def test_projections_table_shows_a_checkpoint_ahead_of_the_log_as_an_error():
     line = text.splitlines()[1]
     assert "-121 (ahead of the log)" in line and "ikledger rebuild" in line
     assert line.startswith("\x1b[31m")  # red
+
+
+def test_serve_refuses_to_start_on_read_models_damaged_by_a_crash(sound_log, tmp_path):
+    log, views = tmp_path / "log.db", tmp_path / "log.projections.db"
+    shutil.copyfile(sound_log, log)
+    assert run_cli("assets", db=log).returncode == 0
+    damage(views)
+    (tmp_path / "log.db-open").touch()  # what a killed server leaves
+    args = ("serve", "--port", str(free_port()), "--workers", "1")
+    result = run_cli(*args, db=log, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET})
+    errors = [line for line in result.stderr.decode().splitlines() if "Error" in line]
+    assert result.returncode == 1 and b"Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and errors[0].startswith("Error: ") and str(views) in errors[0]
+    assert "ikledger rebuild" in errors[0]
