@@ -13,8 +13,6 @@ SECRET_HELP = (
 )
 
 
-DEFAULT_PROJECTIONS_DB = "ikledger.projections.db"
-
 # What `serve` hands its children (request workers, the catch-up child) beside the
 # settings above: private to one `serve`, set by it, never by a user.
 SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
@@ -137,7 +135,12 @@ class Config:
         return None
 
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The environment of a child of `serve`: `base`, with this log pinned."""
+        """The environment of a child of `serve`: `base`, with this log and its read models pinned.
+
+        Call it on the configuration `receiver.runtime.wiring.for_log` resolved for the
+        opened log: a log given as a URL names its read models by its identity, which
+        only the opened log knows (ValueError otherwise).
+        """
         return {
             **base,
             "IKLEDGER_DB": self.db,
@@ -145,19 +148,19 @@ class Config:
             "IKLEDGER_DB_TIMEOUT": str(self.db_timeout),
         }
 
-    def projections_path(self) -> str:
-        """The read models' file: IKLEDGER_PROJECTIONS_DB, else beside a log given as a path.
+    def projections_path(self, log_id: str | None = None) -> str:
+        """The read models' file: IKLEDGER_PROJECTIONS_DB, else the log's own (`log_id`'s).
 
-        `X.db` gives `X.projections.db`. A log given as a URL (`sqlite:///…`,
-        `postgresql://…`) gives `ikledger.projections.db` in the working directory:
-        the receiver does not parse the store's URLs.
+        The one place that decides it. A SQLite log (`X.db`, `sqlite:///…/X.db`) keeps
+        them beside its file, `X.projections.db`; any other log (`postgresql://…`) in
+        `ikledger-<log_id>.projections.db` in the working directory, so two logs never
+        share one file. Raises ValueError for such a log without `log_id`.
         """
         if self.projections_db:
             return self.projections_db
-        if "://" in self.db:
-            return DEFAULT_PROJECTIONS_DB
-        root, ext = os.path.splitext(self.db)
-        return f"{root}.projections{ext or '.db'}"
+        from projections.db import default_projections_path  # the read models' module
+
+        return default_projections_path(self.db, log_id)
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import click
 from receiver.config import SECRET_HELP
 from store import StoreError
 
-from .common import CONTEXT, db_option, load_config, read_model_failures
+from .common import CONTEXT, db_option, load_config, read_model_failures, store_failure
 
 # name: (module, attribute, the first paragraph of the command's docstring, which its
 # line of `ikledger --help` is made from; tests/integration/test_cli.py checks both).
@@ -160,6 +160,11 @@ def cli() -> None:
     IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see docs/configuration.md); options
     override them.
     """
+    # A command's failure is its one `Error:` line: what the store and the read models
+    # log on the way (a damaged page, a projection's retry) is for a server's log,
+    # which `serve` configures, not for the terminal of a one-off command.
+    for name in ("ikledger", "projections"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
 
 
 def is_loopback(host: str) -> bool:
@@ -199,6 +204,13 @@ def is_loopback(host: str) -> bool:
     show_default=True,
     help="Keep the read models current from a child process, or from a thread of this one.",
 )
+@click.option(
+    "--rebuild-read-models",
+    "rebuild_read_models",
+    is_flag=True,
+    help="Read models built from another log: empty them and rebuild them from this log "
+    "(without it, serve refuses to start on them).",
+)
 @db_option
 @click.option(
     "--log-level",
@@ -213,6 +225,7 @@ def serve(
     workers: int | None,
     threads: int | None,
     catch_up: str,
+    rebuild_read_models: bool,
     db: str | None,
     log_level: str,
 ) -> None:
@@ -223,8 +236,11 @@ def serve(
     child keeps the read models current, another forwards the events to the destinations
     (`ikledger destinations`). All of them stop with this process. With --workers 1 this
     process answers the requests and the two children are the only others.
-    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
-    a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
+    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a SQLite log
+    (X.db: X.projections.db), else ikledger-<log id>.projections.db in the working
+    directory. Read models of another log stop serve with an error, unless
+    --rebuild-read-models. After an unclean stop the log and read models are checked
+    (SQLite's quick_check) and serve refuses to start on damage.
     """
     from receiver.runtime import supervisor
 
@@ -253,13 +269,16 @@ def serve(
                     threads=threads,
                     catch_up=catch_up,
                     log_level=log_level.upper(),
+                    adopt=rebuild_read_models,
                     announce=lambda where: click.echo(
                         f"ikledger: listening on http://{host}:{port} (log {where}, "
                         f"{workers} request processes)",
                         err=True,
                     ),
                 )
-        except (StoreError, supervisor.CannotListen) as exc:
+        except StoreError as exc:
+            raise store_failure(exc) from None
+        except supervisor.CannotListen as exc:
             raise click.ClickException(str(exc)) from None
         return
     import waitress
@@ -269,10 +288,15 @@ def serve(
     try:
         with read_model_failures(config):
             runtime = open_runtime(
-                config, catch_up=catch_up, log_level=log_level.upper(), forward=True
+                config,
+                catch_up=catch_up,
+                log_level=log_level.upper(),
+                starting=True,
+                adopt=rebuild_read_models,
+                forward=True,
             )
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise store_failure(exc) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     where = runtime.store.display_name
     click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)

@@ -21,7 +21,7 @@ from forwarding import is_failing
 from projections import ProjectionDB
 from receiver import ui
 from receiver.config import Config
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
 
 from .destinations import DestinationResource, DestinationsResource
 from .errors import DeliveryRejected, add_failure_handlers
@@ -91,8 +91,13 @@ class HealthResource:
     it cannot be written, or the read models cannot be read. A projection stopped at
     a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
     So does a catch-up or forwarding child process that died (`projector`, `forwarder`,
-    restarted by `serve`), and
-    a forwarding destination whose last attempt failed (named in `failing_destinations`).
+    restarted by `serve`), and a forwarding destination whose last attempt failed (named
+    in `failing_destinations`).
+
+    `code` says why a 503 is no passing trouble: `store_corrupt` once a read of the log
+    met damage (here, or in the catch-up, whichever process runs it: its recorded
+    error), `read_model_unavailable` when the read models are damaged, another log's
+    or cannot be read.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class HealthResource:
         self.views = views
         self.projector = projector  # anything with `status() -> dict`, or None
         self.forwarder = forwarder  # the forwarding child's, likewise
+        self._checked = False  # whether damage the catch-up met was looked for here
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body: dict = {"status": "ok"}
@@ -109,17 +115,18 @@ class HealthResource:
             body["position"] = self.store.last_position()
         except StoreError as exc:
             body.update(status="unavailable", error=str(exc))
+            if isinstance(exc, StoreCorrupt):
+                body["code"] = "store_corrupt"
         try:
             write_error = self.store.check_writable()
         except StoreError as exc:
             write_error = str(exc)
         if write_error:
             body["write_error"] = write_error
+            if write_error.startswith("damaged:"):
+                body["code"] = "store_corrupt"
         if self.views is not None:
-            try:
-                body["projections"] = projections.projection_status(self.views)
-            except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
-                body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            self._read_models(body)
         if self.projector is not None:
             body["projector"] = self.projector.status()
         if self.forwarder is not None:
@@ -132,10 +139,46 @@ class HealthResource:
             body["failing_destinations"] = failing
         if body["status"] == "ok" and ("write_error" in body or "read_model_error" in body):
             body["status"] = "degraded"
+        if "code" in body and body["status"] == "ok":
+            body["status"] = "unavailable"
         resp.media = body
         if body["status"] != "ok":
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", "1")
+
+    def _read_models(self, body: dict) -> None:
+        try:
+            rows = projections.projection_status(self.views)
+        except StoreCorrupt as exc:
+            body.update(status="unavailable", error=str(exc), code="store_corrupt")
+            return
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
+            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            body.setdefault("code", "read_model_unavailable")
+            return
+        except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
+            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            return
+        body["projections"] = rows
+        damage = next(
+            (
+                row["error"]["message"]
+                for row in rows
+                if row["error"] and row["error"]["message"].startswith("StoreCorrupt:")
+            ),
+            None,
+        )
+        if damage is None:
+            return
+        body.update(status="unavailable", error=damage, code="store_corrupt")
+        if not self._checked:
+            # The catch-up (maybe another process) met damage: look for it with this
+            # process's store too, which then appends nothing more (see quick_check).
+            self._checked = True
+            try:
+                self.store.quick_check()
+            except StoreError as exc:
+                log.warning("cannot check the log for damage: %s", exc)
 
 
 class MetricsResource:

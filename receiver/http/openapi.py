@@ -124,7 +124,8 @@ def spec() -> dict:
                         "503": {
                             **_error(
                                 "`store_unavailable`: the event could not be made durable; "
-                                "retry after Retry-After."
+                                "retry after Retry-After. `store_corrupt`: the log is damaged "
+                                "and takes no more events until it is repaired."
                             ),
                             "headers": _RETRY_AFTER,
                         },

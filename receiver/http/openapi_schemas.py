@@ -34,6 +34,13 @@ SCHEMAS = {
             "error": {"type": "string"},
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
+            "code": {
+                "type": "string",
+                "enum": ["store_corrupt", "read_model_unavailable"],
+                "description": "Why a 503 will not pass by itself: the log is damaged "
+                "(`ikledger verify`), or the read models are damaged, another log's or "
+                "unreadable (`ikledger rebuild`).",
+            },
             "projections": {"type": "array", "items": {"type": "object"}},
             "forwarder": {
                 "type": "object",

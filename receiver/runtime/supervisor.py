@@ -201,14 +201,16 @@ def run(
     catch_up: str,
     log_level: str,
     announce,
+    adopt: bool = False,
 ) -> None:
     """Serve with `workers` request processes until SIGTERM or Ctrl-C (the supervisor).
 
     `announce(where)` is called with the log's name once the processes are started.
     Raises CannotListen when the address cannot be bound and StoreError when the log
-    cannot be opened, before any process is started.
+    cannot be opened or is damaged (`wiring.open_server_log`: `adopt` rebuilds read
+    models of another log), before any process is started.
     """
-    from .wiring import open_log
+    from .wiring import open_server_log
 
     try:
         # First without SO_REUSEPORT: an address another server holds (another `serve`
@@ -225,7 +227,7 @@ def run(
     try:
         # Opened once here: migrations of the log and the read models run before any
         # worker opens them, and a log that cannot be opened stops `serve` at once.
-        store, views = open_log(config)
+        config, store, views = open_server_log(config, adopt=adopt)
         where = store.display_name
         metrics_dir = os.path.join(private, "metrics")
         os.mkdir(metrics_dir)

@@ -85,12 +85,37 @@ class Page:
             yield
         except AssetNotFound as exc:
             self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
+            # The read models cannot answer (damaged, another log's, locked): say so.
+            resp.set_header("Retry-After", str(RETRY_AFTER_S))
+            self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
         except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
             message = getattr(exc, "message", None) or getattr(exc, "description", None)
             self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
         except StoreError as exc:
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+
+
+def read_model_problem(views: ProjectionDB) -> str | None:
+    """Why the read models may not hold the whole log, from their status; None when they do.
+
+    A projection stopped at a failure (the catch-up met a damaged log, say: whichever
+    process runs it records it) or a checkpoint past the log's head. Raises what
+    `projection_status` raises (StoreError, the read models' errors).
+    """
+    for row in projections.projection_status(views):
+        if row["state"] == "ahead_of_log":
+            return (
+                f"the read models ({row['name']}) are ahead of the log: checkpoint "
+                f"{row['checkpoint']}, log head {row['log_position']}; `ikledger rebuild`"
+            )
+        if row["error"] and row["state"] != "current":
+            return (
+                f"the read models ({row['name']}) stopped at position "
+                f"{row['checkpoint']} of {row['log_position']}: {row['error']['message']}"
+            )
+    return None
 
 
 def since_param(value: str | None, moment: datetime) -> str | None:
@@ -146,6 +171,13 @@ class AssetsPage(Page):
                     now=self.now(),
                     stuck_after=self.stuck_after,
                 )
+            problem = None
+            if found is None and not result["assets"]:
+                problem = read_model_problem(self.views)
+                if problem is not None:  # not "No assets yet": the answer is unknown
+                    resp.set_header("Retry-After", str(RETRY_AFTER_S))
+                    self.show(req, resp, "error.html", status=falcon.HTTP_503, message=problem)
+                    return
             next_link = None
             if result["next_cursor"]:
                 next_link = "/ui?" + query_string(
