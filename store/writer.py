@@ -124,8 +124,9 @@ class GroupWriter:
         # Most callers inside `append` at once (queued + committing) since the writer
         # last took a group; 0 again whenever it finds the queue empty.
         self._peak = 0
-        self.groups = 0  # groups handed to `commit`
-        self.grouped = 0  # appends (callers) in those groups
+        self.groups = 0  # groups handed to `commit` (probes and journal-only ones too)
+        self.event_groups = 0  # of which carried at least one event
+        self.events = 0  # events in those groups
         self.lingered = 0  # of which the writer waited for a fuller group first
         self.rejections_dropped = 0
         self.restarts = 0  # writer threads replaced after dying
@@ -240,11 +241,14 @@ class GroupWriter:
             self._closed = True
             self._cond.notify_all()
         if self.groups:
+            # Events and the commits that carried them, so the first number is never
+            # smaller than the second; probes and refusal-only commits counted apart.
             log.info(
-                "%s: %d appends in %d groups (%d after lingering)",
+                "%s: %d events in %d commits (%d more commits without events; %d after lingering)",
                 self.name,
-                self.grouped,
-                self.groups,
+                self.events,
+                self.event_groups,
+                self.groups - self.event_groups,
                 self.lingered,
             )
         self._thread.join(max(2 * self.timeout, 1.0))
@@ -311,7 +315,9 @@ class GroupWriter:
             self._inflight = group
             self._peak = len(self._appends) + len(group)
             self.groups += 1
-            self.grouped += len(group)
+            if count:
+                self.event_groups += 1
+                self.events += count
         return group, rejections
 
     def _linger(self) -> None:

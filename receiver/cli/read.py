@@ -20,10 +20,10 @@ from .common import CONTEXT, db_option, load_config, opened_store, read_model_fa
 
 
 @contextmanager
-def _views(db: str | None, *, catch_up: bool = True):
+def _views(db: str | None, *, catch_up: bool = True, adopt: bool = False):
     config = load_config(db=db)
-    with opened_store(config) as store, read_model_failures(config):
-        views = open_read_models(config, store)
+    with opened_store(config) as store, read_model_failures(config, store):
+        views = open_read_models(config, store, adopt=adopt)
         try:
             runner = ProjectionRunner(views)
             if catch_up:
@@ -63,8 +63,10 @@ def rebuild(db: str | None, name: str | None) -> None:
 
     Readers, a running server included, keep the old model until the new one is
     complete. NAME rebuilds one projection (see `ikledger projections`); default all.
+    Read models built from another log (IKLEDGER_PROJECTIONS_DB set to another log's
+    file, say) are emptied and rebuilt from this log.
     """
-    with _views(db, catch_up=False) as (_, _views_db, runner):
+    with _views(db, catch_up=False, adopt=True) as (_, _views_db, runner):
         done = runner.rebuild(name, progress=_progress_printer())
         for projection, count in done.items():
             click.echo(f"rebuilt {projection}: {count:,} events applied")

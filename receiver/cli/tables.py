@@ -98,16 +98,27 @@ def assets(result: dict) -> str:
 
 
 def projections(status: list[dict]) -> str:
-    rows = []
+    """One row per projection; a checkpoint past the log's head is an error row, in red."""
+    rows, ahead = [], []
     for row in status:
         error = row.get("error")
         problem = (
             "-" if not error else f"stopped at position {error['position']}: {error['message']}"
         )
-        rows.append(
-            [row["name"], str(row["version"]), str(row["checkpoint"]), str(row["lag"]), problem]
-        )
-    return table(["NAME", "VERSION", "CHECKPOINT", "LAG", "LAST ERROR"], rows)
+        lag = str(row["lag"])
+        if row.get("state") == "ahead_of_log":
+            ahead.append(len(rows) + 1)  # its line, below the header
+            lag = f"{lag} (ahead of the log)"
+            if not error:
+                problem = "checkpoint past the log's head: `ikledger rebuild`"
+        rows.append([row["name"], str(row["version"]), str(row["checkpoint"]), lag, problem])
+    lines = table(["NAME", "VERSION", "CHECKPOINT", "LAG", "LAST ERROR"], rows).split("\n")
+    if ahead:
+        import click  # styles are dropped by click.echo when not on a terminal
+
+        for index in ahead:
+            lines[index] = click.style(lines[index], fg="red")
+    return "\n".join(lines)
 
 
 def stats(result: dict) -> str:

@@ -17,11 +17,13 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import projections
+from forwarding import is_failing
 from projections import ProjectionDB
 from receiver import ui
 from receiver.config import Config
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
 
+from .destinations import DestinationResource, DestinationsResource
 from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
 from .openapi import OpenAPIResource
@@ -90,13 +92,24 @@ class HealthResource:
     delivery arrives to prove it. `unavailable`: the log cannot be read; `degraded`:
     it cannot be written, or the read models cannot be read. A projection stopped at
     a poison event is reported in `projections` but keeps the status `ok`: ingest goes on.
-    So does a catch-up child process that died (`projector`, restarted by `serve`).
+    So does a catch-up or forwarding child process that died (`projector`, `forwarder`,
+    restarted by `serve`), and a forwarding destination whose last attempt failed (named
+    in `failing_destinations`).
+
+    `code` says why a 503 is no passing trouble: `store_corrupt` once a read of the log
+    met damage (here, or in the catch-up, whichever process runs it: its recorded
+    error), `read_model_unavailable` when the read models are damaged, another log's
+    or cannot be read.
     """
 
-    def __init__(self, store: EventStore, views: ProjectionDB | None = None, projector=None):
+    def __init__(
+        self, store: EventStore, views: ProjectionDB | None = None, projector=None, forwarder=None
+    ):
         self.store = store
         self.views = views
         self.projector = projector  # anything with `status() -> dict`, or None
+        self.forwarder = forwarder  # the forwarding child's, likewise
+        self._checked = False  # whether damage the catch-up met was looked for here
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         body: dict = {"status": "ok"}
@@ -104,25 +117,70 @@ class HealthResource:
             body["position"] = self.store.last_position()
         except StoreError as exc:
             body.update(status="unavailable", error=str(exc))
+            if isinstance(exc, StoreCorrupt):
+                body["code"] = "store_corrupt"
         try:
             write_error = self.store.check_writable()
         except StoreError as exc:
             write_error = str(exc)
         if write_error:
             body["write_error"] = write_error
+            if write_error.startswith("damaged:"):
+                body["code"] = "store_corrupt"
         if self.views is not None:
-            try:
-                body["projections"] = projections.projection_status(self.views)
-            except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
-                body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            self._read_models(body)
         if self.projector is not None:
             body["projector"] = self.projector.status()
+        if self.forwarder is not None:
+            body["forwarder"] = self.forwarder.status()
+        try:
+            failing = [d.name for d in self.store.forwarding().destinations() if is_failing(d)]
+        except StoreError:
+            failing = None  # the log's own trouble is reported above
+        if failing:
+            body["failing_destinations"] = failing
         if body["status"] == "ok" and ("write_error" in body or "read_model_error" in body):
             body["status"] = "degraded"
+        if "code" in body and body["status"] == "ok":
+            body["status"] = "unavailable"
         resp.media = body
         if body["status"] != "ok":
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", "1")
+
+    def _read_models(self, body: dict) -> None:
+        try:
+            rows = projections.projection_status(self.views)
+        except StoreCorrupt as exc:
+            body.update(status="unavailable", error=str(exc), code="store_corrupt")
+            return
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
+            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            body.setdefault("code", "read_model_unavailable")
+            return
+        except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
+            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            return
+        body["projections"] = rows
+        damage = next(
+            (
+                row["error"]["message"]
+                for row in rows
+                if row["error"] and row["error"]["message"].startswith("StoreCorrupt:")
+            ),
+            None,
+        )
+        if damage is None:
+            return
+        body.update(status="unavailable", error=damage, code="store_corrupt")
+        if not self._checked:
+            # The catch-up (maybe another process) met damage: look for it with this
+            # process's store too, which then appends nothing more (see quick_check).
+            self._checked = True
+            try:
+                self.store.quick_check()
+            except StoreError as exc:
+                log.warning("cannot check the log for damage: %s", exc)
 
 
 class MetricsResource:
@@ -148,19 +206,23 @@ def create_app(
     clock: Callable[[], float] = time.time,
     now: Callable[[], str | None] = lambda: None,
     projector=None,
+    forwarder=None,
 ) -> falcon.App:
     """Build the WSGI app over an open store (and read models, for the query API).
 
     The caller owns and closes both. Without `views` only the ingest routes exist.
     `now` fixes the clock of the stuck-transformation queries (None: real time).
-    `projector` (the catch-up child's handle, see `receiver.runtime.catchup`) is reported
-    by `/healthz`.
+    `projector` (the catch-up child's handle, see `receiver.runtime.catchup`) and
+    `forwarder` (the forwarding child's, `receiver.runtime.forwarder`) are reported by
+    `/healthz`.
     """
     app = falcon.App(middleware=[RequestLog()])
     handler = _json_handler()
     app.req_options.media_handlers[falcon.MEDIA_JSON] = handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = handler
-    metrics = Metrics(store, views, shared=config.metrics_dir)
+    metrics = Metrics(
+        store, views, shared=config.metrics_dir, forwarder_stats=config.forwarder_stats
+    )
     app.add_route(
         "/webhook",
         WebhookResource(
@@ -172,7 +234,7 @@ def create_app(
             clock=clock,
         ),
     )
-    app.add_route("/healthz", HealthResource(store, views, projector))
+    app.add_route("/healthz", HealthResource(store, views, projector, forwarder))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenAPIResource())
     add_failure_handlers(app)
@@ -195,4 +257,6 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     event = EventResource(store, **token)
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")
+    app.add_route("/destinations", DestinationsResource(store, **token))
+    app.add_route("/destinations/{name}", DestinationResource(store, **token))
     add_query_error_handlers(app)

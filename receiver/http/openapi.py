@@ -124,7 +124,8 @@ def spec() -> dict:
                         "503": {
                             **_error(
                                 "`store_unavailable`: the event could not be made durable; "
-                                "retry after Retry-After."
+                                "retry after Retry-After. `store_corrupt`: the log is damaged "
+                                "and takes no more events until it is repaired."
                             ),
                             "headers": _RETRY_AFTER,
                         },
@@ -277,6 +278,17 @@ def spec() -> dict:
                     "content": {"application/json": {}},
                 },
                 ("404", _error("No such event.")),
+            ),
+            "/destinations": _read(
+                "Every forwarding destination: settings, counts, lag, last outcomes",
+                [],
+                _json("DestinationList"),
+            ),
+            "/destinations/{name}": _read(
+                "One forwarding destination's status and the events given up on",
+                [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                _json("DestinationDetail"),
+                ("404", _error("No such destination.")),
             ),
             **UI_PATHS,
         },

@@ -35,7 +35,32 @@ SCHEMAS = {
             "error": {"type": "string"},
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
+            "code": {
+                "type": "string",
+                "enum": ["store_corrupt", "read_model_unavailable"],
+                "description": "Why a 503 will not pass by itself: the log is damaged "
+                "(`ikledger verify`), or the read models are damaged, another log's or "
+                "unreadable (`ikledger rebuild`).",
+            },
             "projections": {"type": "array", "items": {"type": "object"}},
+            "forwarder": {
+                "type": "object",
+                "description": "`ikledger serve`'s forwarding child process. It is restarted "
+                "when it dies; the status stays `ok` meanwhile.",
+                "properties": {
+                    "process": {"type": "string", "enum": ["child"]},
+                    "running": {"type": "boolean"},
+                    "pid": {"type": ["integer", "null"]},
+                    "restarts": {"type": "integer"},
+                    "last_exit": {"type": ["integer", "null"]},
+                },
+            },
+            "failing_destinations": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Forwarding destinations whose last attempt failed (the "
+                "status stays `ok`: ingest goes on).",
+            },
             "projector": {
                 "type": "object",
                 "description": "`ikledger serve`'s catch-up child process (absent when the "
@@ -69,11 +94,106 @@ SCHEMAS = {
             {"$ref": "#/components/schemas/EventSummary"},
             {
                 "type": "object",
-                "required": ["chain", "body", "deliveries"],
+                "required": ["chain", "body", "deliveries", "forwarding_attempts"],
                 "properties": {
                     "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
                     "body": {"type": "string", "description": "The raw body exactly as received."},
                     "deliveries": {"type": "array", "items": {"type": "object"}},
+                    "forwarding_attempts": {
+                        "type": "array",
+                        "description": "Attempts to forward it to the destinations, newest first.",
+                        "items": {"$ref": "#/components/schemas/ForwardingAttempt"},
+                    },
+                },
+            },
+        ]
+    },
+    "ForwardingAttempt": {
+        "type": "object",
+        "required": ["destination", "position", "event_id", "number", "kind", "started_at"],
+        "properties": {
+            "destination": {"type": "string"},
+            "position": {"type": "integer"},
+            "event_id": {"type": "string"},
+            "number": {"type": "integer", "description": "1, 2, … since the event was queued"},
+            "kind": {"type": "string", "enum": ["scheduled", "replay"]},
+            "replay_job": {"type": ["integer", "null"]},
+            "started_at": {"type": "string", "format": "date-time"},
+            "duration_ms": {"type": "integer"},
+            "status": {"type": ["integer", "null"], "description": "HTTP status, if answered"},
+            "error": {
+                "type": ["string", "null"],
+                "description": "timeout, connection_refused, connection_reset, dns_error, "
+                "tls_error, protocol_error, connection_error",
+            },
+            "response": {"type": "string", "description": "The answer's first 2 KB."},
+            "next_attempt_at": _NULLABLE_TIME,
+        },
+    },
+    "Destination": {
+        "type": "object",
+        "description": "A forwarding destination; its URL without credentials, never its secret.",
+        "required": ["name", "url", "paused", "delivered", "pending", "failed", "lag_events"],
+        "properties": {
+            "name": {"type": "string"},
+            "url": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["ok", "failing", "paused"],
+                "description": "failing: its last attempt failed",
+            },
+            "paused": {"type": "boolean"},
+            "pause_reason": {"type": ["string", "null"]},
+            "signed_with": {"type": "string"},
+            "types": {"type": "array", "items": {"type": "string"}},
+            "timeout": {"type": "number"},
+            "max_in_flight": {"type": "integer"},
+            "rate": {"type": ["number", "null"]},
+            "retry_schedule": {"type": "string"},
+            "unordered": {"type": "boolean"},
+            "delivered": {"type": "integer"},
+            "pending": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "lag_events": {"type": "integer"},
+            "lag_seconds": {"type": "number"},
+            "last_success": _NULLABLE_TIME,
+            "last_failure": _NULLABLE_TIME,
+            "last_failure_reason": {"type": ["string", "null"]},
+            "forwarder": {"type": ["string", "null"], "description": "The lease holder"},
+        },
+    },
+    "DestinationList": {
+        "type": "object",
+        "required": ["destinations"],
+        "properties": {
+            "destinations": {"type": "array", "items": {"$ref": "#/components/schemas/Destination"}}
+        },
+    },
+    "DestinationDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Destination"},
+            {
+                "type": "object",
+                "required": ["failed_events"],
+                "properties": {
+                    "failed_events": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["position", "event_id", "attempts", "last_attempt"],
+                            "properties": {
+                                "position": {"type": "integer"},
+                                "event_id": {"type": "string"},
+                                "attempts": {"type": "integer"},
+                                "last_attempt": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/ForwardingAttempt"},
+                                        {"type": "null"},
+                                    ]
+                                },
+                            },
+                        },
+                    }
                 },
             },
         ]

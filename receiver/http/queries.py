@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import falcon
 
+import forwarding
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
 from receiver.events import event_summary, refused_deliveries, select_events
@@ -213,7 +214,8 @@ class RejectionsResource:
 
 @falcon.before(require_token)
 class EventResource:
-    """GET /events/{id}: metadata, the raw body, and every delivery of that id."""
+    """GET /events/{id}: metadata, the raw body, every delivery of that id, and its
+    forwarding attempts to the destinations (newest first)."""
 
     def __init__(self, store: EventStore, *, read_token: str | None):
         self.store = store
@@ -232,6 +234,7 @@ class EventResource:
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
             "deliveries": [d._asdict() for d in self.store.deliveries(event_id=event_id)],
+            "forwarding_attempts": forwarding.event_attempts(self.store, event_id),
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:

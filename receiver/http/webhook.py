@@ -11,9 +11,9 @@ import falcon
 
 from receiver.ingest.signatures import SignatureError, verify
 from receiver.ingest.validation import InvalidEvent, parse_event
-from store import EventStore, NewEvent, Rejection, StoreError
+from store import EventStore, NewEvent, Rejection, StoreCorrupt, StoreError
 
-from .errors import DeliveryRejected, StoreUnavailableError
+from .errors import DeliveryRejected, StoreUnavailableError, Unavailable
 from .metrics import Metrics
 
 log = logging.getLogger("ikledger.webhook")
@@ -109,6 +109,11 @@ class WebhookResource:
         except StoreError as exc:
             self.metrics.delivery("unavailable")
             log.warning("event %s not stored, answering 503: %s", event.id, exc)
+            if isinstance(exc, StoreCorrupt):  # nothing is appended after damage
+                raise Unavailable(
+                    "store_corrupt",
+                    "the log is damaged and takes no more events; run `ikledger verify`",
+                ) from None
             raise StoreUnavailableError(
                 "the event could not be made durable; retry later"
             ) from None

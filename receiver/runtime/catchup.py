@@ -22,8 +22,10 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from receiver.config import Config
+from store import StoreError
 
 from .children import Child, wait_for_parent_exit
 
@@ -68,17 +70,53 @@ class Projector(Child):
 
 
 def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACING) -> None:
-    """The child's catch-up loop: `runner.poll_once` passes, `spacing` apart while busy."""
+    """The child's catch-up loop: `runner.poll_once` passes, `spacing` apart while busy.
+
+    A failing pass never ends the loop nor makes it spin. An outage (the database
+    down for minutes) logs one line when passes start failing, one when the reason
+    changes, and a summary when a pass succeeds again; each failure's traceback is
+    at debug level, except for an error the store did not expect (a bug), whose
+    first traceback is logged in full.
+    """
+    from projections import ProjectionError  # the child's import, not serve's
+
+    failing: str | None = None  # the reason the last pass failed; None when it succeeded
+    failed, since = 0, 0.0
     while not stop.is_set():
         try:
             # Read before the pass: an event appended during it wakes the wait at once.
             seen = store.last_position()
             applied = runner.poll_once()
+        except Exception as exc:  # never let the loop die silently, nor spin
+            reason = f"{type(exc).__name__}: {exc}"
+            log.debug("read-model catch-up pass failed", exc_info=True)
+            if failing is None:
+                failed, since = 0, time.monotonic()
+            if reason != failing:
+                expected = isinstance(exc, (StoreError, ProjectionError))
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "read-model catch-up failing: %s; retrying every %g s",
+                    reason,
+                    runner.idle_wait,
+                    exc_info=None if expected else exc,
+                )
+            failing, failed = reason, failed + 1
+            stop.wait(runner.idle_wait)
+            continue
+        if failing is not None:
+            log.info(
+                "read-model catch-up resumed after %d failed passes (%.0f s)",
+                failed,
+                time.monotonic() - since,
+            )
+            failing = None
+        try:
             if any(applied.values()) and stop.wait(spacing):
                 return
             store.wait(seen, runner.idle_wait)
-        except Exception:  # never let the loop die silently, nor spin
-            log.exception("read-model catch-up pass failed")
+        except Exception:  # the log's wait failing is the next pass's news
+            log.debug("waiting for the log failed", exc_info=True)
             stop.wait(runner.idle_wait)
 
 

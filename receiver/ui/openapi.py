@@ -120,6 +120,17 @@ PATHS = {
             },
         }
     },
+    "/ui/destinations": _page(
+        "Web page: each forwarding destination's state, lag, counts and failed events",
+        _q("retried", "The destination whose failed events were just queued again"),
+        _q("queued", "How many were"),
+        **_BAD,
+    ),
+    "/ui/destinations/retry": _action(
+        "Queue a destination's failed events again (result on /ui/destinations)",
+        "name",
+        **{"400": _html("No such destination"), "500": _FAILED, "503": _UNAVAILABLE},
+    ),
     "/ui/log": _page("Web page: the log, verify, and each read model's state"),
     "/ui/log/verify": _action("Recompute the hash chain now (result on /ui/log)"),
     "/ui/log/rebuild": _action("Start a rebuild of every read model (progress on /ui/log)"),

@@ -1,7 +1,8 @@
 """The read pages: assets, one asset's timeline, failures, one event.
 
 Each resource calls the same query functions as the JSON API (`projections.assets`,
-`timeline`, `transformations`, the store's `get` and `deliveries`) and hands the
+`timeline`, `transformations`, the store's `get` and `deliveries`, forwarding's
+`event_attempts`) and hands the
 dict to a template; nothing here computes a field the API does not. Bad input is
 an HTML page with the API's status code (400, 404), storage trouble a 503 with
 `Retry-After`.
@@ -19,6 +20,7 @@ from urllib.parse import urlencode
 import falcon
 import orjson
 
+import forwarding
 import projections
 from projections import AssetNotFound, ProjectionDB, ProjectionError
 from receiver.events import event_summary
@@ -83,12 +85,37 @@ class Page:
             yield
         except AssetNotFound as exc:
             self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
+            # The read models cannot answer (damaged, another log's, locked): say so.
+            resp.set_header("Retry-After", str(RETRY_AFTER_S))
+            self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
         except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
             message = getattr(exc, "message", None) or getattr(exc, "description", None)
             self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
         except StoreError as exc:
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+
+
+def read_model_problem(views: ProjectionDB) -> str | None:
+    """Why the read models may not hold the whole log, from their status; None when they do.
+
+    A projection stopped at a failure (the catch-up met a damaged log, say: whichever
+    process runs it records it) or a checkpoint past the log's head. Raises what
+    `projection_status` raises (StoreError, the read models' errors).
+    """
+    for row in projections.projection_status(views):
+        if row["state"] == "ahead_of_log":
+            return (
+                f"the read models ({row['name']}) are ahead of the log: checkpoint "
+                f"{row['checkpoint']}, log head {row['log_position']}; `ikledger rebuild`"
+            )
+        if row["error"] and row["state"] != "current":
+            return (
+                f"the read models ({row['name']}) stopped at position "
+                f"{row['checkpoint']} of {row['log_position']}: {row['error']['message']}"
+            )
+    return None
 
 
 def since_param(value: str | None, moment: datetime) -> str | None:
@@ -144,6 +171,13 @@ class AssetsPage(Page):
                     now=self.now(),
                     stuck_after=self.stuck_after,
                 )
+            problem = None
+            if found is None and not result["assets"]:
+                problem = read_model_problem(self.views)
+                if problem is not None:  # not "No assets yet": the answer is unknown
+                    resp.set_header("Retry-After", str(RETRY_AFTER_S))
+                    self.show(req, resp, "error.html", status=falcon.HTTP_503, message=problem)
+                    return
             next_link = None
             if result["next_cursor"]:
                 next_link = "/ui?" + query_string(
@@ -271,7 +305,8 @@ def _asset_of(body: bytes) -> str | None:
 
 
 class EventPage(Page):
-    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries."""
+    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries,
+    forwarding attempts."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
@@ -294,6 +329,7 @@ class EventPage(Page):
             except orjson.JSONDecodeError:
                 pretty = None
             deliveries = [_delivery(d) for d in self.store.deliveries(event_id=event_id)]
+            attempts = forwarding.event_attempts(self.store, event_id)
             self.show(
                 req,
                 resp,
@@ -303,6 +339,7 @@ class EventPage(Page):
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
                 conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                attempts=attempts,
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),
             )

@@ -11,6 +11,7 @@ from receiver.config import Config
 
 from .actions import LoginPage, LogPage, Rebuilds, Verifications
 from .auth import SessionMiddleware, Sessions
+from .destinations import DestinationsPage
 from .overview import EventsPage, OverviewPage, RejectionsPage
 from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
 
@@ -68,6 +69,9 @@ def add_routes(
     event = EventPage(**shared)
     app.add_route("/ui/event", event)
     app.add_route("/ui/event/raw", event, suffix="raw")
+    destinations = DestinationsPage(**shared)
+    app.add_route("/ui/destinations", destinations)
+    app.add_route("/ui/destinations/retry", destinations, suffix="retry")
     log = LogPage(**shared, **actions)
     app.add_route("/ui/log", log)
     app.add_route("/ui/log/verify", log, suffix="verify")

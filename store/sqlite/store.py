@@ -485,9 +485,9 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        if clean:
+        if clean and self._damage is None:
             self._marker.release()
-        else:  # a commit left running on its thread: the next user may check the file
+        else:  # a commit left running on its thread, or damage seen: the next user checks
             self._marker.abandon()
 
     def __enter__(self) -> Self:
