@@ -16,7 +16,15 @@ import projections
 from projections import ProjectionError, ProjectionRunner
 from receiver.runtime.wiring import open_read_models
 
-from .common import CONTEXT, db_option, load_config, opened_store, read_model_failures
+from .common import (
+    CONTEXT,
+    as_of_value,
+    db_option,
+    load_config,
+    opened_store,
+    read_model_failures,
+    time_value,
+)
 
 
 @contextmanager
@@ -83,6 +91,7 @@ def rebuild(db: str | None, name: str | None) -> None:
 @click.option(
     "--as-of",
     metavar="POSITION|TIME",
+    callback=as_of_value,
     help="The timeline as it stood at a log position or created_at time.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
@@ -118,7 +127,9 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     type=click.Choice(["accepted", "ready", "error", "stuck"]),
     help="Only assets with a transformation in this status.",
 )
-@click.option("--since", metavar="TIME", help="Only assets active at or after this ISO-8601 time.")
+@click.option(
+    "--since", metavar="TIME", callback=time_value, help="Only assets active at or after TIME."
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def assets(db, status, since, limit, as_json) -> None:
@@ -154,9 +165,20 @@ def failures(db, reason, limit, as_json) -> None:
             if reason is None
             else {"transformations": []}
         )
+        # An empty answer for a reason says whether the reason was ever seen (a typo?).
+        ever = bool(
+            reason is not None
+            and not errors["transformations"]
+            and projections.transformations(views, reason=reason, limit=1)["transformations"]
+        )
     result = {"transformations": errors["transformations"] + stuck["transformations"]}
     if as_json:
         _print_json(result)
+    elif not result["transformations"] and reason is not None:
+        if ever:
+            click.echo(f"no transformation is in error with the reason {reason!r} now")
+        else:
+            click.echo(f"no transformation has the reason {reason!r}")
     elif not result["transformations"]:
         click.echo("no failing or stuck transformations")
     else:

@@ -187,7 +187,7 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     app.add_route("/timeline", TimelineResource(views, cache=projections.TimelineCache(), **stuck))
     app.add_route("/assets", AssetsResource(views, **stuck))
     app.add_route("/transformations", TransformationsResource(views, **stuck))
-    app.add_route("/events", EventsResource(store, views, **token))
+    app.add_route("/events", EventsResource(store, views, now=now, **token))
     event = EventResource(store, **token)
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")

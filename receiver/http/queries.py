@@ -15,8 +15,9 @@ import falcon
 
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
+from receiver import timespec
 from receiver.events import event_summary, select_events
-from receiver.ingest.validation import InvalidEvent, normalise_time
+from receiver.ingest.validation import InvalidEvent
 from store import MAX_POSITION, EventStore
 
 from .errors import coded
@@ -63,11 +64,12 @@ class TimelineResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         asset = req.get_param("asset", required=True)
+        as_of = req.get_param("as_of")
         # Bytes straight from SQLite's JSON functions (or the cache): nothing re-encoded.
         resp.data = projections.timeline_json(
             self.db,
             asset,
-            as_of=req.get_param("as_of"),
+            as_of=None if not as_of else timespec.position_or_instant(as_of, self.now()),
             cache=self.cache,
             now=self.now(),
             stuck_after=self.stuck_after,
@@ -104,7 +106,8 @@ class _StatusQuery:
 @falcon.before(require_token)
 class AssetsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = projections.assets(self.db, since=req.get_param("since"), **self._page(req))
+        since = timespec.optional_instant(req.get_param("since"), self.now())
+        resp.media = projections.assets(self.db, since=since, **self._page(req))
 
 
 @falcon.before(require_token)
@@ -119,19 +122,26 @@ class TransformationsResource(_StatusQuery):
 class EventsResource:
     """GET /events: event metadata in log order, filtered; `next_cursor` pages on."""
 
-    def __init__(self, store: EventStore, db: ProjectionDB, *, read_token: str | None):
+    def __init__(
+        self,
+        store: EventStore,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        now: Callable[[], str | None] = lambda: None,
+    ):
         self.store = store
         self.db = db
         self.read_token = read_token
+        self.now = now
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = _limit(req)
         after = req.get_param_as_int("cursor", min_value=0, max_value=MAX_POSITION) or 0
         types = req.get_param_as_list("type") or []
-        since = req.get_param("since")
+        since = timespec.optional_instant(req.get_param("since"), self.now())
         asset = req.get_param("asset")
         if asset is not None:
-            since = normalise_time(since) if since else None
             positions = projections.asset_positions(
                 self.db, asset, after=after, limit=limit + 1, types=types, since=since
             )

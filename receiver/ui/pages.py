@@ -9,11 +9,10 @@ an HTML page with the API's status code (400, 404), storage trouble a 503 with
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import falcon
@@ -21,6 +20,7 @@ import orjson
 
 import projections
 from projections import AssetNotFound, ProjectionDB, ProjectionError
+from receiver import timespec
 from receiver.events import event_summary
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
@@ -33,7 +33,6 @@ STATUSES = ("ready", "error", "accepted", "stuck")
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 PAGE_SIZE = 50
 FAILURES_LIMIT = 200
-_RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
 
 
 class BadInput(Exception):
@@ -91,18 +90,6 @@ class Page:
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
 
 
-def since_param(value: str | None, moment: datetime) -> str | None:
-    """`since` as given (ISO-8601) or relative (`90m`, `24h`, `7d`) resolved against now."""
-    if not value:
-        return None
-    found = _RELATIVE.match(value.strip())
-    if found:
-        number, unit = int(found.group(1)), found.group(2)
-        seconds = number * {"m": 60, "h": 3600, "d": 86_400}[unit]
-        return (moment - timedelta(seconds=seconds)).isoformat()
-    return value
-
-
 def limit_param(req: falcon.Request) -> int:
     raw = req.get_param("limit")
     if raw is None or raw == "":
@@ -138,7 +125,7 @@ class AssetsPage(Page):
                 result = projections.assets(
                     self.views,
                     status=status,
-                    since=since_param(since, self.moment()),
+                    since=timespec.optional_instant(since, self.moment()),
                     limit=limit,
                     cursor=req.get_param("cursor") or None,
                     now=self.now(),
@@ -183,7 +170,8 @@ class AssetPage(Page):
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
             started = time.perf_counter()
-            document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            point = None if as_of is None else timespec.position_or_instant(as_of, self.moment())
+            document = projections.timeline_json(self.views, url, as_of=point, cache=self.timelines)
             result, digest = self.fragments.parse(document)
 
             def fragment(moment: datetime) -> str:
