@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import logging
 import signal
 import sys
 
@@ -211,6 +210,7 @@ def serve(
     The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
     a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
     """
+    from receiver import logs
     from receiver.runtime import supervisor
 
     workers = supervisor.default_workers() if workers is None else workers
@@ -223,9 +223,7 @@ def serve(
             f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "
             "to the network. Set a read token, or bind 127.0.0.1."
         )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(log_level, config.log_format)
     supervisor.quiet_waitress_queue()
     if workers > 1:
         try:

@@ -48,8 +48,10 @@ class RequestLog:
 
     Refused and failed requests are logged at INFO (5xx at WARNING); the 2xx of the
     ingest hot path only at DEBUG, so a busy receiver does not spend its time
-    logging. A line names method, path, status and duration only: never headers or
-    bodies, so secrets, tokens and signatures cannot leak into logs.
+    logging. A line names method, path, status and duration, and for a delivery its
+    event id, position, outcome and refusal code (`signature_invalid`, …): never
+    headers or bodies, so secrets, tokens and signatures cannot leak into logs. The
+    path is the client's: `receiver.logs` escapes it, so it cannot forge a line.
     """
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -68,6 +70,7 @@ class RequestLog:
         )
         if log.isEnabledFor(level):
             elapsed_ms = (time.perf_counter() - req.context.started) * 1000
+            context = req.context
             log.log(
                 level,
                 "%s %s %s %.1fms id=%s",
@@ -75,7 +78,16 @@ class RequestLog:
                 req.path,
                 status,
                 elapsed_ms,
-                req.context.request_id,
+                context.request_id,
+                # What a delivery came to, for receiver.logs: text appends them, JSON keys them.
+                extra={
+                    "request_id": context.request_id,
+                    "status": status,
+                    "event_id": context.get("event_id"),
+                    "position": context.get("position"),
+                    "outcome": context.get("outcome"),
+                    "code": context.get("code"),
+                },
             )
 
 

@@ -114,6 +114,8 @@ class WebhookResource:
             ) from None
         self.metrics.append_seconds.observe(time.perf_counter() - started)
         self.metrics.delivery(result.outcome.value)
+        req.context.position = result.position
+        req.context.outcome = result.outcome.value
         resp.media = {
             "received": True,
             "id": result.id,
@@ -129,6 +131,7 @@ def journal_rejection(store: EventStore, metrics: Metrics):
         context = req.context
         body = context.get("body")
         metrics.rejection(ex.code)
+        context.code = ex.code  # for the access log: which check refused it
         try:
             store.record_rejection(
                 Rejection(
