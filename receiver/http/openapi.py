@@ -113,7 +113,9 @@ def spec() -> dict:
                     },
                     "responses": {
                         "200": _json(
-                            "Receipt", "Stored, or recognised as a redelivery (`duplicate`)."
+                            "Receipt",
+                            "Stored, or recognised as a redelivery (`duplicate`); a "
+                            "redelivery with other bytes is also a `conflict`.",
                         ),
                         "400": _error("Body not UTF-8 JSON, or a required field missing or wrong."),
                         "401": _error(

@@ -159,7 +159,8 @@ class EventsResource:
 
 @falcon.before(require_token)
 class EventResource:
-    """GET /events/{id}: metadata, the raw body, and every delivery of that id."""
+    """GET /events/{id}: metadata, the raw body, every delivery of that id, and the
+    bodies of its conflicting redeliveries."""
 
     def __init__(self, store: EventStore, *, read_token: str | None):
         self.store = store
@@ -178,6 +179,10 @@ class EventResource:
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
             "deliveries": [d._asdict() for d in self.store.deliveries(event_id=event_id)],
+            "conflicts": [
+                {"seq": c.seq, "received_at": c.received_at, "body": c.body.decode("utf-8")}
+                for c in self.store.conflicts(event_id)
+            ],
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:

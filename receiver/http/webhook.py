@@ -11,7 +11,7 @@ import falcon
 
 from receiver.ingest.signatures import SignatureError, verify
 from receiver.ingest.validation import InvalidEvent, parse_event
-from store import EventStore, NewEvent, Rejection, StoreError
+from store import EventStore, NewEvent, Outcome, Rejection, StoreError
 
 from .errors import DeliveryRejected, StoreUnavailableError
 from .metrics import Metrics
@@ -120,7 +120,8 @@ class WebhookResource:
             "received": True,
             "id": result.id,
             "position": result.position,
-            "duplicate": result.duplicate,
+            "duplicate": result.duplicate,  # any redelivery, as before `conflict` existed
+            "conflict": result.outcome is Outcome.CONFLICT,
         }
 
 

@@ -26,6 +26,7 @@ from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
 from store import EventStore, StoreError
 
+from .diff import side_by_side
 from .fragments import FragmentCache
 from .templating import render, timeline_svg
 
@@ -234,6 +235,27 @@ def _asset_of(body: bytes) -> str | None:
     return url if isinstance(url, str) else None
 
 
+def _conflicts(stored: bytes, conflicts, deliveries: list[dict]) -> list[dict]:
+    """Each conflicting body beside the stored one, differing lines marked, with its
+    journal row (time, size, sender)."""
+    rows = {d["seq"]: d for d in deliveries}
+    shown = []
+    for conflict in conflicts:
+        left, right = side_by_side(stored, conflict.body)
+        row = rows.get(conflict.seq, {})
+        shown.append(
+            {
+                **row,
+                "received_at": conflict.received_at,
+                "size": len(conflict.body),
+                "stored_lines": left,
+                "lines": right,
+                "same_lines": not any(line.differs for line in (*left, *right)),
+            }
+        )
+    return shown
+
+
 class EventPage(Page):
     """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries."""
 
@@ -266,7 +288,7 @@ class EventPage(Page):
                 raw=raw,
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
-                conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                conflicts=_conflicts(event.body, self.store.conflicts(event_id), deliveries),
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),
             )
