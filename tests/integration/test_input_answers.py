@@ -3,6 +3,9 @@ everywhere, and CLI answers that say what was asked."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import falcon.testing
 import pytest
 from click.testing import CliRunner
@@ -118,3 +121,17 @@ def test_failures_with_an_unknown_reason_says_so(filled):
     result = invoke("failures", "--reason", "nope", "--db", str(filled))
     assert "no transformation has the reason 'nope'" in result.output
     assert "no failing or stuck" not in result.output
+
+
+def test_the_quick_starts_events_have_consistent_timings():
+    from receiver.cli.trigger import build_event, load_template
+
+    sent = 1_800_000_000.0
+    accepted = json.loads(build_event(load_template("video.transformation.accepted"), now=sent))
+    ready = json.loads(build_event(load_template("video.transformation.ready"), now=sent + 0.2))
+    took = datetime.fromisoformat(ready["created_at"]) - datetime.fromisoformat(
+        accepted["created_at"]
+    )
+    spent = ready["timings"]["download_duration"] + ready["timings"]["encoding_duration"]
+    assert took.total_seconds() * 1000 >= spent
+    assert datetime.fromisoformat(ready["created_at"]).timestamp() == pytest.approx(sent + 0.2)
