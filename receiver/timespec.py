@@ -1,4 +1,4 @@
-"""The one reading of a time a user types, for the API, the pages and the CLI alike.
+"""Times and durations as people write and read them, for the API, the pages and the CLI.
 
 A time is an ISO-8601 instant (`2026-12-07T19:00:00Z`, naive means UTC), a date
 (`2026-12-07`: its midnight UTC), or a span back from now (`90m`, `24h`, `7d`). The
@@ -81,3 +81,23 @@ def _moment(now: datetime | str | None) -> datetime:
     if isinstance(now, str):
         now = datetime.fromisoformat(now)
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
+def duration(ms: float | None) -> str:
+    """A duration for people, as the pages and the CLI show it: 850 ms, 13.2 s,
+    24 min 51 s, 3 h 5 min, 2 d 4 h; "-" when unknown."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

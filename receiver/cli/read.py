@@ -102,7 +102,8 @@ def rebuild(db: str | None, name: str | None) -> None:
     type=click.File("w", encoding="utf-8"),
     help="Also write the picture of the web page to FILE (standalone SVG; - for stdout).",
 )
-def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_file) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def timeline(db: str | None, url: str, as_of, as_json: bool, svg_file, wide: bool) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
     with _views(db) as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
@@ -117,7 +118,7 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     else:
         from . import tables  # the text tables only for text output
 
-        click.echo(tables.timeline(result))
+        click.echo(tables.timeline(result, wide=wide))
 
 
 @click.command(context_settings=CONTEXT)
@@ -132,7 +133,8 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def assets(db, status, since, limit, as_json) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def assets(db, status, since, limit, as_json, wide) -> None:
     """Video assets with counts per transformation status, newest activity first."""
     with _views(db) as (config, views, _runner):
         result = projections.assets(
@@ -143,7 +145,7 @@ def assets(db, status, since, limit, as_json) -> None:
     else:
         from . import tables
 
-        click.echo(tables.assets(result))
+        click.echo(tables.assets(result, wide=wide))
 
 
 @click.command(context_settings=CONTEXT)
@@ -154,7 +156,8 @@ def assets(db, status, since, limit, as_json) -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failures(db, reason, limit, as_json) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def failures(db, reason, limit, as_json, wide) -> None:
     """What is failing right now: transformations in error, and those stuck after accepted."""
     with _views(db) as (config, views, _runner):
         errors = projections.transformations(views, status="error", reason=reason, limit=limit)
@@ -184,7 +187,7 @@ def failures(db, reason, limit, as_json) -> None:
     else:
         from . import tables
 
-        click.echo(tables.transformations(result))
+        click.echo(tables.transformations(result, wide=wide))
 
 
 @click.command("projections", context_settings=CONTEXT)

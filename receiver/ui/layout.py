@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from projections.fields import is_stuck
+from receiver.timespec import duration
+
+__all__ = ["duration", "layout", "show_time", "step_text", "ticks"]
 
 WIDTH = 1100
 GUTTER = 250  # row labels: request id and status as text
@@ -69,25 +72,6 @@ def show_time(ms: float) -> str:
     """Epoch milliseconds as `YYYY-MM-DD HH:MM:SS.mmm` UTC."""
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
-def duration(ms: float | None) -> str:
-    """A duration for people: 850 ms, 13.2 s, 4 min 10 s, 3 h 5 min, 2 d 4 h."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def _tick_label(ms: float, step: int) -> str:
