@@ -54,10 +54,16 @@ def _pairs(counts: dict) -> str:
 )
 @click.option("--id", "ids", multiple=True, metavar="ID", help="Only this event id (repeatable).")
 @click.option(
-    "--since", metavar="TIME", callback=time_value, help="created_at at or after this time."
+    "--since",
+    metavar="TIME",
+    callback=time_value,
+    help="created_at at or after TIME (ISO-8601, a date, or 90m, 24h, 7d ago).",
 )
 @click.option(
-    "--until", metavar="TIME", callback=time_value, help="created_at at or before this time."
+    "--until",
+    metavar="TIME",
+    callback=time_value,
+    help="created_at at or before TIME (as --since).",
 )
 @click.option("--after", default=0, type=int, help="Only positions after this one.")
 @click.option("--limit", type=int, help="At most this many events.")

@@ -92,7 +92,7 @@ def rebuild(db: str | None, name: str | None) -> None:
     "--as-of",
     metavar="POSITION|TIME",
     callback=as_of_value,
-    help="The timeline as it stood at a log position or created_at time.",
+    help="The timeline as it stood at a log position or created_at time (as --since).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
 @click.option(
@@ -129,7 +129,10 @@ def timeline(db: str | None, url: str, as_of, as_json: bool, svg_file, wide: boo
     help="Only assets with a transformation in this status.",
 )
 @click.option(
-    "--since", metavar="TIME", callback=time_value, help="Only assets active at or after TIME."
+    "--since",
+    metavar="TIME",
+    callback=time_value,
+    help="Only assets active at or after TIME (ISO-8601, a date, or 90m, 24h, 7d ago).",
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
