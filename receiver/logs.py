@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
 # The record attributes a line may carry (set with `extra=`), in the order they print.
 FIELDS = ("request_id", "event_id", "position", "outcome", "status", "code")
 _TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# The request being answered on this thread (set by the HTTP middleware): every record
+# logged while it runs carries its id, not only the access line.
+current_request: ContextVar[str | None] = ContextVar("ikledger_request_id", default=None)
 
 
 def escape(text: str) -> str:
@@ -41,9 +45,10 @@ def escape(text: str) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict:
-    return {
-        name: getattr(record, name) for name in FIELDS if getattr(record, name, None) is not None
-    }
+    found = {name: getattr(record, name, None) for name in FIELDS}
+    if found["request_id"] is None:
+        found["request_id"] = current_request.get()
+    return {name: value for name, value in found.items() if value is not None}
 
 
 class TextFormatter(logging.Formatter):
@@ -56,12 +61,18 @@ class TextFormatter(logging.Formatter):
         record.message = escape(record.message)
         line = super().formatMessage(record)
         fields = _fields(record)
-        # The access line's message already says its request id and status.
-        fields.pop("request_id", None)
-        fields.pop("status", None)
+        if hasattr(record, "status"):  # the access line: its message says id and status
+            fields.pop("request_id", None)
+            fields.pop("status", None)
         if fields:
             line += " " + " ".join(f"{k}={escape(str(v))}" for k, v in fields.items())
         return line
+
+    def formatException(self, ei) -> str:
+        # A traceback keeps its lines, each marked as a continuation and escaped: an
+        # exception's message (which may quote a request) cannot start a record's line.
+        text = super().formatException(ei)
+        return "\n".join("  | " + escape(line) for line in text.splitlines())
 
 
 class JsonFormatter(logging.Formatter):

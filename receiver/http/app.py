@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import projections
 from projections import ProjectionDB
-from receiver import ui
+from receiver import logs, ui
 from receiver.config import Config
 from store import EventStore, StoreError
 
@@ -61,9 +61,19 @@ class RequestLog:
             req.context.request_id = incoming
         else:
             req.context.request_id = f"{_REQUEST_PREFIX}{next(_request_numbers):x}"
+        # Every record logged while this request runs carries its id (receiver.logs).
+        req.context.log_token = logs.current_request.set(req.context.request_id)
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)
+        try:
+            self._log(req, resp)
+        finally:
+            token = req.context.get("log_token")
+            if token is not None:
+                logs.current_request.reset(token)
+
+    def _log(self, req, resp) -> None:
         status = resp.status_code
         level = (
             logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG

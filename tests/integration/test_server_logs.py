@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import falcon.testing
 import httpx
@@ -129,3 +130,35 @@ def test_serve_text_log_has_no_line_a_request_wrote(tmp_path):
     hostile = [line for line in written if "GET /events/" in line]
     assert len(hostile) == len(HOSTILE_PATHS)
     assert all(ch.isprintable() for line in hostile for ch in line), hostile
+
+
+def test_every_line_of_a_request_carries_its_id(store):
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(logs.formatter("json"))
+    logger = logging.getLogger("ikledger.webhook")
+    logger.addHandler(handler)
+    try:
+        client = falcon.testing.TestClient(create_app(Config(secrets=(SECRET,)), store))
+        store.close()  # the append fails: the webhook logs why, inside the request
+        body = event_body("ev-unstored")
+        answer = client.simulate_post("/webhook", body=body, headers=signed(body))
+    finally:
+        logger.removeHandler(handler)
+    assert answer.status_code == 503
+    (record,) = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert "not stored" in record["message"]
+    assert record["request_id"] == answer.headers["x-request-id"]
+    assert logs.current_request.get() is None  # nothing leaks past the request
+
+
+def test_a_traceback_cannot_start_a_line_of_its_own():
+    try:
+        raise ValueError("no event 'x\n2026-12-07 19:00:00,000 ERROR ikledger.fake INJECTED'")
+    except ValueError:
+        record = logging.LogRecord(
+            "ikledger.http", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    first, *rest = logs.formatter("text").format(record).splitlines()
+    assert first.endswith("ERROR ikledger.http failed")
+    assert rest and all(line.startswith("  | ") for line in rest), rest
