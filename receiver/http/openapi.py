@@ -195,6 +195,9 @@ def spec() -> dict:
                 [
                     _query("status", "Only this status.", STATUS),
                     _query("reason", "Only this error reason, e.g. encoding_failed."),
+                    _query(
+                        "since", f"Only those with an event at or after this time: {TIME_FORMS}."
+                    ),
                     _LIMIT,
                     _CURSOR,
                 ],

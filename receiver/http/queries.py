@@ -113,8 +113,9 @@ class AssetsResource(_StatusQuery):
 @falcon.before(require_token)
 class TransformationsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        since = timespec.optional_instant(req.get_param("since"), self.now())
         resp.media = projections.transformations(
-            self.db, reason=req.get_param("reason"), **self._page(req)
+            self.db, reason=req.get_param("reason"), since=since, **self._page(req)
         )
 
 

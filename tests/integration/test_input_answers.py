@@ -77,7 +77,13 @@ def test_the_cli_timeline_as_of_a_time_out_of_range_is_one_error_line(filled):
 
 @pytest.mark.parametrize(
     ("path", "name"),
-    [("/assets", "since"), ("/events", "since"), ("/ui", "since"), ("/ui/asset", "as_of")],
+    [
+        ("/assets", "since"),
+        ("/transformations", "since"),
+        ("/events", "since"),
+        ("/ui", "since"),
+        ("/ui/asset", "as_of"),
+    ],
 )
 def test_every_route_reads_times_alike(client, path, name):
     params = {"url": SAMPLE} if path == "/ui/asset" else {}
@@ -91,8 +97,9 @@ def test_every_route_reads_times_alike(client, path, name):
 
 def test_relative_since_counts_back_from_the_servers_now(client):
     # 7d back from now reaches no event of the examples (2021..2024); 99999d all of them.
-    assert client.simulate_get("/assets", params={"since": "7d"}).json["assets"] == []
-    assert client.simulate_get("/assets", params={"since": "99999d"}).json["assets"]
+    for path, key in (("/assets", "assets"), ("/transformations", "transformations")):
+        assert client.simulate_get(path, params={"since": "7d"}).json[key] == []
+        assert client.simulate_get(path, params={"since": "99999d"}).json[key]
 
 
 @pytest.mark.parametrize(
