@@ -5,7 +5,8 @@ A time is an ISO-8601 instant (`2026-12-07T19:00:00Z`, naive means UTC), a date
 answer is the log's own form of created_at (UTC, milliseconds, Z), so it compares as
 text with the read models and the log. Anything else, or a time whose arithmetic
 leaves the calendar (`0001-01-01T00:00:00+01:00`, `999999d`), is `InvalidQuery` with
-the same text wherever it was typed.
+the same text wherever it was typed. `duration` is the one way a span is shown
+(`24 min 51 s`), on the pages, in the picture and in the CLI's tables.
 """
 
 from __future__ import annotations
