@@ -181,6 +181,14 @@ class Delivery(NamedTuple):
     scheme: str | None  # "standard-webhooks", "x-ik-signature", or None when unknown
 
 
+class Conflict(NamedTuple):
+    """A redelivery of an id in the log with other bytes: its journal row and its body."""
+
+    seq: int  # the journal row (`Delivery.seq`) that recorded it
+    received_at: str
+    body: bytes
+
+
 class Stats(NamedTuple):
     """What `stats()` reports: counts, head of the chain, size on storage."""
 
@@ -312,6 +320,12 @@ class EventStore(Protocol):
         For an id in the log: every delivery of it (stored, duplicate, conflict) and
         the refusals that named it. Costs what it returns, not the journal's size.
         """
+        ...
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """The bodies redelivered under `event_id` that differ from the stored one, oldest
+        first; [] for an id with none, or not in the log. The journal keeps them; the
+        log never changes."""
         ...
 
     def type_counts(self) -> dict[str, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import logging
 import signal
 import sys
 
@@ -242,6 +241,7 @@ def serve(
     --rebuild-read-models. After an unclean stop the log and read models are checked
     (SQLite's quick_check) and serve refuses to start on damage.
     """
+    from receiver import logs
     from receiver.runtime import supervisor
 
     config = load_config(db=db, workers=workers, threads=threads)
@@ -254,9 +254,7 @@ def serve(
             f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "
             "to the network. Set a read token, or bind 127.0.0.1."
         )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(log_level, config.log_format)
     supervisor.quiet_waitress_queue()
     if workers > 1:
         try:

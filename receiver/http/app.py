@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import projections
 from forwarding import is_failing
 from projections import ProjectionDB
-from receiver import ui
+from receiver import logs, ui
 from receiver.config import Config
 from store import EventStore, StoreCorrupt, StoreError
 
@@ -50,8 +50,10 @@ class RequestLog:
 
     Refused and failed requests are logged at INFO (5xx at WARNING); the 2xx of the
     ingest hot path only at DEBUG, so a busy receiver does not spend its time
-    logging. A line names method, path, status and duration only: never headers or
-    bodies, so secrets, tokens and signatures cannot leak into logs.
+    logging. A line names method, path, status and duration, and for a delivery its
+    event id, position, outcome and refusal code (`signature_invalid`, …): never
+    headers or bodies, so secrets, tokens and signatures cannot leak into logs. The
+    path is the client's: `receiver.logs` escapes it, so it cannot forge a line.
     """
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -61,15 +63,26 @@ class RequestLog:
             req.context.request_id = incoming
         else:
             req.context.request_id = f"{_REQUEST_PREFIX}{next(_request_numbers):x}"
+        # Every record logged while this request runs carries its id (receiver.logs).
+        req.context.log_token = logs.current_request.set(req.context.request_id)
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)
+        try:
+            self._log(req, resp)
+        finally:
+            token = req.context.get("log_token")
+            if token is not None:
+                logs.current_request.reset(token)
+
+    def _log(self, req, resp) -> None:
         status = resp.status_code
         level = (
             logging.WARNING if status >= 500 else logging.INFO if status >= 400 else logging.DEBUG
         )
         if log.isEnabledFor(level):
             elapsed_ms = (time.perf_counter() - req.context.started) * 1000
+            context = req.context
             log.log(
                 level,
                 "%s %s %s %.1fms id=%s",
@@ -77,7 +90,16 @@ class RequestLog:
                 req.path,
                 status,
                 elapsed_ms,
-                req.context.request_id,
+                context.request_id,
+                # What a delivery came to, for receiver.logs: text appends them, JSON keys them.
+                extra={
+                    "request_id": context.request_id,
+                    "status": status,
+                    "event_id": context.get("event_id"),
+                    "position": context.get("position"),
+                    "outcome": context.get("outcome"),
+                    "code": context.get("code"),
+                },
             )
 
 
@@ -249,7 +271,7 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     app.add_route("/timeline", TimelineResource(views, cache=projections.TimelineCache(), **stuck))
     app.add_route("/assets", AssetsResource(views, **stuck))
     app.add_route("/transformations", TransformationsResource(views, **stuck))
-    app.add_route("/events", EventsResource(store, views, **token))
+    app.add_route("/events", EventsResource(store, views, now=now, **token))
     event = EventResource(store, **token)
     app.add_route("/events/{event_id}", event)
     app.add_route("/events/{event_id}/body", event, suffix="body")

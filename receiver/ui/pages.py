@@ -10,11 +10,10 @@ an HTML page with the API's status code (400, 404), storage trouble a 503 with
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import falcon
@@ -23,11 +22,13 @@ import orjson
 import forwarding
 import projections
 from projections import AssetNotFound, ProjectionDB, ProjectionError
+from receiver import timespec
 from receiver.events import event_summary
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
 from store import EventStore, StoreError
 
+from .diff import side_by_side
 from .fragments import FragmentCache
 from .templating import render, timeline_svg
 
@@ -35,7 +36,6 @@ STATUSES = ("ready", "error", "accepted", "stuck")
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 PAGE_SIZE = 50
 FAILURES_LIMIT = 200
-_RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
 
 
 class BadInput(Exception):
@@ -118,18 +118,6 @@ def read_model_problem(views: ProjectionDB) -> str | None:
     return None
 
 
-def since_param(value: str | None, moment: datetime) -> str | None:
-    """`since` as given (ISO-8601) or relative (`90m`, `24h`, `7d`) resolved against now."""
-    if not value:
-        return None
-    found = _RELATIVE.match(value.strip())
-    if found:
-        number, unit = int(found.group(1)), found.group(2)
-        seconds = number * {"m": 60, "h": 3600, "d": 86_400}[unit]
-        return (moment - timedelta(seconds=seconds)).isoformat()
-    return value
-
-
 def limit_param(req: falcon.Request) -> int:
     raw = req.get_param("limit")
     if raw is None or raw == "":
@@ -165,7 +153,7 @@ class AssetsPage(Page):
                 result = projections.assets(
                     self.views,
                     status=status,
-                    since=since_param(since, self.moment()),
+                    since=timespec.optional_instant(since, self.moment()),
                     limit=limit,
                     cursor=req.get_param("cursor") or None,
                     now=self.now(),
@@ -217,7 +205,8 @@ class AssetPage(Page):
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
             started = time.perf_counter()
-            document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            point = None if as_of is None else timespec.position_or_instant(as_of, self.moment())
+            document = projections.timeline_json(self.views, url, as_of=point, cache=self.timelines)
             result, digest = self.fragments.parse(document)
 
             def fragment(moment: datetime) -> str:
@@ -280,6 +269,27 @@ def _asset_of(body: bytes) -> str | None:
     return url if isinstance(url, str) else None
 
 
+def _conflicts(stored: bytes, conflicts, deliveries: list[dict]) -> list[dict]:
+    """Each conflicting body beside the stored one, differing lines marked, with its
+    journal row (time, size, sender)."""
+    rows = {d["seq"]: d for d in deliveries}
+    shown = []
+    for conflict in conflicts:
+        left, right = side_by_side(stored, conflict.body)
+        row = rows.get(conflict.seq, {})
+        shown.append(
+            {
+                **row,
+                "received_at": conflict.received_at,
+                "size": len(conflict.body),
+                "stored_lines": left,
+                "lines": right,
+                "same_lines": not any(line.differs for line in (*left, *right)),
+            }
+        )
+    return shown
+
+
 class EventPage(Page):
     """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries,
     forwarding attempts."""
@@ -314,7 +324,7 @@ class EventPage(Page):
                 raw=raw,
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
-                conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                conflicts=_conflicts(event.body, self.store.conflicts(event_id), deliveries),
                 attempts=attempts,
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),

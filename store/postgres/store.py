@@ -17,6 +17,7 @@ import psycopg
 
 from ..contract import (
     MAX_POSITION,
+    Conflict,
     Delivery,
     Event,
     Leaf,
@@ -167,6 +168,14 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
             if last > after or remaining <= 0:
                 return last
             self._listener.sleep(mark, remaining)
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """Conflicting redeliveries of `event_id`, oldest first."""
+        sql = (
+            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict'"
+            " AND position = (SELECT position FROM events WHERE id = %s) ORDER BY seq"
+        )
+        return [Conflict(*row) for row in self._query(sql, (event_id,))]
 
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first: all, or every delivery of one event id."""

@@ -22,6 +22,7 @@ from ..contract import (
     GENESIS,
     MAX_POSITION,
     AppendResult,
+    Conflict,
     Delivery,
     Event,
     Leaf,
@@ -33,7 +34,7 @@ from ..contract import (
     clamp_position,
     new_log_id,
 )
-from ..encoding import now_ms, utc_now
+from ..encoding import decode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
 from ..tlog.hashing import event_leaf
 from ..tree_reads import TreeReads
@@ -233,6 +234,15 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
             with self._appended:
                 if self._commits == seen:  # no commit since the head was read
                     self._appended.wait(min(remaining, WAIT_POLL))
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """Conflicting redeliveries of `event_id`, oldest first (the redelivery index)."""
+        rows = self._query(
+            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict' "
+            "AND position = (SELECT position FROM events WHERE id = ?) ORDER BY seq",
+            (event_id,),
+        )
+        return [Conflict(seq, decode_time(at), body) for seq, at, body in rows]
 
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first, optionally for one event id.

@@ -363,3 +363,18 @@ def test_backup_writes_a_sqlite_log_that_open_store_verifies_with_the_same_head(
 def test_display_name_names_the_log_without_a_password(store):
     assert isinstance(store.display_name, str) and store.display_name
     assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
+
+
+def test_conflicting_bodies_are_handed_out_oldest_first(store):
+    original = event_body("e1")
+    first, second = original.replace(b"accepted", b"ready"), original + b"\n"
+    store.append(new("e1", original))
+    store.append(new("e1", original))  # a true duplicate: no conflicting body
+    store.append(new("e1", first))
+    store.append_many([new("e2", event_body("e2")), new("e1", second)])
+    found = store.conflicts("e1")
+    assert [c.body for c in found] == [first, second]
+    journal = {d.seq: d for d in store.deliveries(event_id="e1")}
+    assert [journal[c.seq].outcome for c in found] == ["conflict", "conflict"]
+    assert [c.received_at for c in found] == [journal[c.seq].received_at for c in found]
+    assert store.conflicts("e2") == [] and store.conflicts("never-seen") == []
