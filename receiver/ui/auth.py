@@ -72,10 +72,13 @@ class Sessions:
 
     def kind(self, cookie: str | None) -> str | None:
         """`a` or `p` for a cookie we signed that has not expired; None otherwise."""
-        if not cookie or cookie.count(".") != 3:
+        # A cookie is whatever the client sent (any bytes a header may hold): one that
+        # is not ASCII was never ours, and compare_digest refuses non-ASCII str.
+        if not cookie or not cookie.isascii() or cookie.count(".") != 3:
             return None
         expires, kind, nonce, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac(f"{expires}.{kind}.{nonce}")):
+        expected = self._mac(f"{expires}.{kind}.{nonce}")
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
             return None
         if not expires.isdigit() or int(expires) <= self.clock():
             return None

@@ -125,3 +125,26 @@ def test_timeline_svg_file_is_the_same_picture(ledger, tmp_path):
         "timeline", "https://nowhere.example/x.mp4", "--svg", str(tmp_path / "n.svg"), db=db
     )
     assert missing.returncode != 0 and not (tmp_path / "n.svg").exists()
+
+
+@pytest.mark.parametrize(
+    "cookie", ["9999999999.a.n.\u00e9", "1.p.n.\u00ff\u00ff", "9999999999.a.ñ.ü"]
+)
+def test_a_cookie_of_non_ascii_bytes_is_no_session(cookie):
+    sessions = Sessions(TOKEN)
+    assert sessions.kind(cookie) is None
+
+
+def test_a_page_with_a_non_ascii_cookie_sends_to_the_login_page(tmp_path):
+    store = open_store(str(tmp_path / "log.db"))
+    views = projections.open_projections(store, str(tmp_path / "views.db"))
+    try:
+        app = create_app(Config(secrets=("s",), read_token=TOKEN), store, views)
+        raw = f"{COOKIE}=1.a.n.\u00e9\u00e9".encode("latin-1")
+        answer = falcon.testing.TestClient(app).simulate_get(
+            "/ui", headers={"Cookie": raw.decode("latin-1")}
+        )
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+    finally:
+        views.close()
+        store.close()
