@@ -139,19 +139,46 @@ def test_metrics_of_a_closed_store_answer_200_and_count_it(client, store):
     assert "ikledger_log_position" not in response.text
 
 
-def test_healthz_reports_unreadable_read_models(client, views_path):
+def test_healthz_reports_unreadable_read_models(client, views_path, caplog):
     overwrite_with_garbage(views_path)
-    response = client.simulate_get("/healthz")
+    with caplog.at_level(logging.WARNING, logger="ikledger.http"):
+        response = client.simulate_get("/healthz")
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json["status"] == "degraded"
-    assert "not a database" in response.json["read_model_error"]
+    assert response.json["read_model_error"] == "read_model_unavailable"
     assert "position" in response.json  # the log itself is fine
+    # The detail (SQLite's words, the file's path) is for the server log only.
+    assert "not a database" not in response.text and str(views_path) not in response.text
+    assert "not a database" in caplog.text
 
 
-def test_healthz_of_a_closed_store_is_unavailable(client, store):
+def test_healthz_of_a_closed_store_is_unavailable(client, store, db_path):
     store.close()
     response = client.simulate_get("/healthz")
     assert response.status_code == 503 and response.json["status"] == "unavailable"
+    assert response.json["error"] == "store_unavailable"
+    assert "closed" not in response.text and str(db_path) not in response.text
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/failures", f"/ui/asset?url={SAMPLE}"])
+def test_pages_answer_503_with_retry_after_when_read_models_are_unreadable(
+    client, views_path, path
+):
+    overwrite_with_garbage(views_path)
+    response = client.simulate_get(path)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+def test_a_page_answers_500_for_a_projection_defect(store, views, caplog):
+    from receiver.ui.pages import Page
+
+    page = Page(store=store, views=views, stuck_after=900, now=lambda: None)
+    req, resp = falcon.testing.create_req(path="/ui"), falcon.Response()
+    with caplog.at_level(logging.ERROR, logger="ikledger.ui"), page.errors_as_pages(req, resp):
+        cause = RuntimeError("no such table: timeline_events_g1")
+        raise projections.ProjectionDefect("timeline", cause)
+    assert resp.status == falcon.HTTP_500 and "Retry-After" not in resp.headers
+    assert "no such table" not in resp.text and "no such table" in caplog.text
 
 
 def test_unexpected_error_is_500_internal_error_logged_not_leaked(client, store, caplog):
