@@ -72,7 +72,15 @@ def select_events(
         found = sorted((e for e in map(store.get, ids) if e is not None), key=lambda e: e.position)
         batches: Iterable[list[Event]] = [found]
     else:
-        batches = store.read_batches(after, types=list(types) or None)
+        # The time range is filtered by the store (an index): a range holding
+        # nothing reads nothing.
+        batches = store.read_batches(
+            after,
+            batch_size=min(limit, 1000) if limit else 1000,
+            types=list(types) or None,
+            created_since=since,
+            created_until=until,
+        )
     emitted = 0
     for batch in batches:
         for event in batch:

@@ -165,11 +165,15 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
         """Events after a position, oldest first, `batch_size` at a time.
 
         Each batch is its own read, so a long iteration never pins the WAL. Yields
-        nothing when there is nothing after `after`.
+        nothing when there is nothing after `after`. With a `created_at` range, each
+        batch's positions come from the index `events_created_at` (no body read), then
+        only those events are read whole.
         """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
@@ -180,15 +184,32 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         if types is not None:
             where.append(f"type IN ({','.join('?' * len(types))})")
             params.extend(types)
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY position LIMIT ?"
-        )
+        by_time = created_since is not None or created_until is not None
+        if created_since is not None:
+            where.append("created_at >= ?")
+            params.append(created_since)
+        if created_until is not None:
+            where.append("created_at <= ?")
+            params.append(created_until)
+        if by_time:
+            sql = (
+                "SELECT position FROM events INDEXED BY events_created_at "
+                f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
+            )
+        else:
+            sql = (
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+                "ORDER BY position LIMIT ?"
+            )
         while True:
             rows = self._query(sql, [*params, batch_size])
             if not rows:
                 return
-            yield [event(row) for row in rows]
+            yield (
+                self.get_positions([row[0] for row in rows])
+                if by_time
+                else [event(row) for row in rows]
+            )
             if len(rows) < batch_size:
                 return
             params[0] = rows[-1][0]
