@@ -7,15 +7,17 @@ closed under the app. `/metrics` and `/healthz` still answer, and say what faile
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 
 import falcon.testing
 import pytest
 
 import projections
 from receiver import Config, create_app
-from store import NewEvent
+from store import NewEvent, SQLiteStore
 from store.sqlite_engine import sqlite3
 from tests.support import SECRET, payload, payload_names, signed
 
@@ -194,3 +196,24 @@ def test_unexpected_error_is_500_internal_error_logged_not_leaked(client, store,
     logged = [r for r in caplog.records if request_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert client.simulate_get("/events/not-utf8/body").content == b"\xff"
+
+
+def test_a_writer_stuck_in_its_turn_answers_503_and_healthz_names_it(db_path):
+    # Another process's writer stopped mid-commit holds the writers' lock file: this
+    # one waits a bounded time, answers 503, and /healthz says why.
+    with SQLiteStore(db_path, timeout=0.3) as store:
+        client = falcon.testing.TestClient(create_app(Config(secrets=(SECRET,)), store))
+        store.append(NewEvent("e0", "file.created", "2024-01-01T00:00:00.000Z", b"{}", "s"))
+        peer = os.open(f"{db_path}-writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(peer, fcntl.LOCK_EX)
+            body = payload("video.transformation.accepted")
+            response = client.simulate_post("/webhook", body=body, headers=signed(body))
+            assert response.status_code == 503
+            health = client.simulate_get("/healthz")
+            assert health.status_code == 503
+            assert health.json["write_error"].startswith("writer_turn")
+        finally:
+            os.close(peer)  # the peer lets go: the same writer commits again
+        response = client.simulate_post("/webhook", body=body, headers=signed(body))
+        assert response.status_code == 200
