@@ -262,7 +262,7 @@ def create_app(
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
         _add_query_routes(app, config, store, views, now)
-        ui.add_routes(app, config=config, store=store, views=views, now=now)
+        ui.add_routes(app, config=config, store=store, views=views, now=now, clock=clock)
     return app
 
 

@@ -7,6 +7,7 @@ never repeats an action.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -18,32 +19,11 @@ import falcon
 import projections
 from projections import ProjectionRunner
 from receiver.events import verify_log
-from receiver.runtime.children import process_alive, read_json, write_json
+from receiver.runtime.children import process_alive
 
-from .auth import Sessions
+from .auth import LoginThrottle, Sessions
 from .pages import Page, show
-
-
-class SharedRecord:
-    """One small JSON record that every request worker of one `serve` reads and writes.
-
-    Kept in the folder `serve` gives its workers (IKLEDGER_UI_STATE), replaced whole
-    (`os.replace`), so a page answered by any worker shows what an action on another
-    did; in memory when there is no such folder (one process: `get_app`, tests).
-    """
-
-    def __init__(self, name: str, folder: str | None = None):
-        self.path = os.path.join(folder, name + ".json") if folder else None
-        self._value: dict | None = None
-
-    def get(self) -> dict | None:
-        return self._value if self.path is None else read_json(self.path)
-
-    def set(self, value: dict | None) -> None:
-        if self.path is None:
-            self._value = value
-        else:
-            write_json(self.path, value)
+from .shared import SharedRecord
 
 
 class Rebuilds:
@@ -186,10 +166,16 @@ def _safe_next(target: str | None) -> str:
 
 
 class LoginPage:
-    """GET/POST /ui/login: ask for the read token once; POST /ui/logout ends the session."""
+    """GET/POST /ui/login: ask for the read token once; POST /ui/logout ends the session.
 
-    def __init__(self, sessions: Sessions):
+    Login attempts are throttled per client (`LoginThrottle`: 429 with Retry-After).
+    Logging out of a signed-in session ends every signed-in session (they share one
+    token): it moves the sessions' epoch, which every request worker reads.
+    """
+
+    def __init__(self, sessions: Sessions, throttle: LoginThrottle):
         self.sessions = sessions
+        self.throttle = throttle
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.sessions.required:
@@ -197,6 +183,12 @@ class LoginPage:
         show(req, resp, "login.html", next=_safe_next(req.get_param("next")), failed=False)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        wait = self.throttle.wait(req.remote_addr or "")
+        if wait:
+            resp.set_header("Retry-After", str(math.ceil(wait)))
+            message = "Too many attempts to log in: wait a moment, then try again."
+            show(req, resp, "error.html", status=falcon.HTTP_429, message=message)
+            return
         form = req.context.form
         target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
         offered = form.get("token")
@@ -208,5 +200,7 @@ class LoginPage:
         raise falcon.HTTPSeeOther(target)
 
     def on_post_logout(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.signed_in:
+            self.sessions.revoke_all()
         self.sessions.clear_cookie(req, resp)
         raise falcon.HTTPSeeOther("/ui/login" if self.sessions.required else "/ui")
