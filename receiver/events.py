@@ -13,7 +13,7 @@ from typing import IO
 import orjson
 
 from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
-from store import Event, EventStore, NewEvent, Outcome, VerifyReport
+from store import GENESIS, Event, EventStore, NewEvent, Outcome, VerifyReport
 
 
 class AdminError(Exception):
@@ -41,6 +41,7 @@ def verify_log(store: EventStore) -> VerifyReport:
     """
     report = store.verify()
     until = None if report.ok else report.first_bad_position - 1
+    last = GENESIS  # the chain through the last event that checked out
     for batch in store.read_batches(0, until=until):
         for event in batch:
             try:
@@ -50,7 +51,8 @@ def verify_log(store: EventStore) -> VerifyReport:
                 found = (exc.message,)
             if found != (event.id, event.type, event.created_at):
                 problem = f"columns disagree with the body at position {event.position}"
-                return VerifyReport(False, event.position - 1, event.position, problem)
+                return VerifyReport(False, event.position - 1, event.position, problem, last)
+            last = event.chain
     return report
 
 

@@ -10,8 +10,9 @@ import falcon
 
 from receiver.config import Config
 
-from .actions import LoginPage, LogPage, Rebuilds, Verifications
+from .actions import LoginPage, LogPage
 from .auth import LoginThrottle, SessionMiddleware, Sessions
+from .jobs import Job
 from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
 
 # `default-src 'self'` covers scripts, styles (inline `style=` included), images and
@@ -63,8 +64,8 @@ def add_routes(
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
     actions = {
-        "rebuilds": Rebuilds(config.ui_state),
-        "verifications": Verifications(config.ui_state),
+        "rebuilds": Job("rebuild", config.ui_state),
+        "verifications": Job("verify", config.ui_state),
     }
     app.add_route("/", Root())
     app.add_route("/ui", AssetsPage(**shared))
