@@ -208,6 +208,7 @@ def test_a_ui_session_and_a_verify_result_from_one_worker_are_seen_by_another(tw
     answer = second.getresponse()
     answer.read()
     assert answer.status == 303, answer.status  # not 403: the CSRF token checked out
+
     # The verification runs in the background of the second worker; the first
     # worker's page shows it once it has finished.
     def shown() -> str | None:
