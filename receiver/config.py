@@ -168,6 +168,18 @@ class Config:
         return default_projections_path(self.db, log_id)
 
 
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: an address the network cannot reach."""
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_secrets(value: str) -> tuple[str, ...]:
     """Split a comma-separated list of secrets; blanks are dropped."""
     return tuple(s.strip() for s in value.split(",") if s.strip())

@@ -290,8 +290,16 @@ class EventStore(Protocol):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
-        """Events with position > after (and <= until), in position order, in batches."""
+        """Events with position > after (and <= until), in position order, in batches.
+
+        `created_since` / `created_until` keep the events whose `created_at` is in that
+        inclusive range (normalised times, compared as text). Filtered in the database
+        through an index on `created_at`: a range that holds nothing reads no event, and
+        only the events returned are read whole (bodies included).
+        """
         ...
 
     def get(self, event_id: str) -> Event | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import signal
 import sys
 
 import click
 
-from receiver.config import SECRET_HELP
+from receiver.config import SECRET_HELP, is_loopback
 from store import StoreError
 
 from .common import CONTEXT, db_option, load_config, read_model_failures, store_failure
@@ -164,18 +165,6 @@ def cli() -> None:
     # which `serve` configures, not for the terminal of a one-off command.
     for name in ("ikledger", "projections"):
         logging.getLogger(name).addHandler(logging.NullHandler())
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @cli.command(context_settings=CONTEXT)

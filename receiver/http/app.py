@@ -103,6 +103,29 @@ class RequestLog:
             )
 
 
+# What /healthz may say about a failed write: a code and a few generic words. The
+# failure's own text names files, hosts and SQL, so it goes to the server log only.
+CORRUPT = "store_corrupt: the log is damaged; run `ikledger verify`"
+_WRITE_REASONS = (
+    ("damaged", CORRUPT),
+    ("locked", "locked: another writer holds the log"),
+    ("readonly", "readonly: the log cannot be written"),
+    ("read-only", "readonly: the log cannot be written"),
+    ("full", "disk_full: no room left to write the log"),
+    ("turn", "writer_turn: a writer of another process holds the turn"),
+    ("writer", "writer_stopped: the writer thread stopped"),
+)
+
+
+def public_write_reason(detail: str) -> str:
+    """The code and short reason /healthz shows for a write failure described by `detail`."""
+    lowered = detail.lower()
+    for word, reason in _WRITE_REASONS:
+        if word in lowered:
+            return reason
+    return "store_unavailable: the log cannot be written right now"
+
+
 class HealthResource:
     """GET /healthz: 200 with the last position; 503 when the log or the read models fail.
 
@@ -120,6 +143,10 @@ class HealthResource:
     met damage (here, or in the catch-up, whichever process runs it: its recorded
     error), `read_model_unavailable` when the read models are damaged, another log's
     or cannot be read.
+
+    The route is open to anyone: failures are told as codes and a short generic
+    reason (`error`, `write_error`, `read_model_error`, a projection's error `code`),
+    their detail (paths, SQL, addresses) only in the server log.
     """
 
     def __init__(
@@ -136,15 +163,17 @@ class HealthResource:
         try:
             body["position"] = self.store.last_position()
         except StoreError as exc:
-            body.update(status="unavailable", error=str(exc))
+            log.warning("healthz: the log cannot be read: %s: %s", type(exc).__name__, exc)
+            body.update(status="unavailable", error="store_unavailable")
             if isinstance(exc, StoreCorrupt):
-                body["code"] = "store_corrupt"
+                body.update(error=CORRUPT, code="store_corrupt")
         try:
             write_error = self.store.check_writable()
         except StoreError as exc:
             write_error = str(exc)
         if write_error:
-            body["write_error"] = write_error
+            log.warning("healthz: the log cannot be written: %s", write_error)
+            body["write_error"] = public_write_reason(write_error)
             if write_error.startswith("damaged:"):
                 body["code"] = "store_corrupt"
         if self.views is not None:
@@ -172,16 +201,19 @@ class HealthResource:
         try:
             rows = projections.projection_status(self.views)
         except StoreCorrupt as exc:
-            body.update(status="unavailable", error=str(exc), code="store_corrupt")
+            log.warning("healthz: the log is damaged: %s", exc)
+            body.update(status="unavailable", error=CORRUPT, code="store_corrupt")
             return
         except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
-            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("healthz: the read models cannot be read: %s: %s", type(exc).__name__, exc)
+            body["read_model_error"] = "read_model_unavailable"
             body.setdefault("code", "read_model_unavailable")
             return
         except Exception as exc:  # noqa: BLE001 -- health must answer whatever fails
-            body["read_model_error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("healthz: the read models failed: %s: %s", type(exc).__name__, exc)
+            body["read_model_error"] = "read_model_unavailable"
             return
-        body["projections"] = rows
+        body["projections"] = [_public(row) for row in rows]
         damage = next(
             (
                 row["error"]["message"]
@@ -192,7 +224,8 @@ class HealthResource:
         )
         if damage is None:
             return
-        body.update(status="unavailable", error=damage, code="store_corrupt")
+        log.warning("healthz: the catch-up met damage in the log: %s", damage)
+        body.update(status="unavailable", error=CORRUPT, code="store_corrupt")
         if not self._checked:
             # The catch-up (maybe another process) met damage: look for it with this
             # process's store too, which then appends nothing more (see quick_check).
@@ -201,6 +234,15 @@ class HealthResource:
                 self.store.quick_check()
             except StoreError as exc:
                 log.warning("cannot check the log for damage: %s", exc)
+
+
+def _public(status: dict) -> dict:
+    """A projection's status without its error's message (the log page shows it)."""
+    error = status.get("error")
+    if not error:
+        return status
+    kept = {k: error[k] for k in ("position", "event_id", "at", "attempts") if k in error}
+    return {**status, "error": {"code": "projection_stopped", **kept}}
 
 
 class MetricsResource:
@@ -261,7 +303,7 @@ def create_app(
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
         _add_query_routes(app, config, store, views, now)
-        ui.add_routes(app, config=config, store=store, views=views, now=now)
+        ui.add_routes(app, config=config, store=store, views=views, now=now, clock=clock)
     return app
 
 

@@ -4,12 +4,14 @@ Each resource calls the same query functions as the JSON API (`projections.asset
 `timeline`, `transformations`, the store's `get` and `deliveries`, forwarding's
 `event_attempts`) and hands the
 dict to a template; nothing here computes a field the API does not. Bad input is
-an HTML page with the API's status code (400, 404), storage trouble a 503 with
-`Retry-After`.
+an HTML page with the API's status code (400, 404); storage or read-model trouble a
+transient retry may fix is a 503 page with `Retry-After`, a defect (a corrupt log,
+a projection bug) a 500 page whose detail goes to the server log only.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -21,12 +23,12 @@ import orjson
 
 import forwarding
 import projections
-from projections import AssetNotFound, ProjectionDB, ProjectionError
+from projections import AssetNotFound, InvalidQuery, ProjectionDB
 from receiver import timespec
 from receiver.events import event_summary
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
 
 from .diff import side_by_side
 from .fragments import FragmentCache
@@ -36,6 +38,9 @@ STATUSES = ("ready", "error", "accepted", "stuck")
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 PAGE_SIZE = 50
 FAILURES_LIMIT = 200
+DEFECT = "This page failed; the server log says why (request id {id})."
+
+log = logging.getLogger("ikledger.ui")
 
 
 class BadInput(Exception):
@@ -80,21 +85,37 @@ class Page:
 
     @contextmanager
     def errors_as_pages(self, req, resp):
-        """Map read errors to the page and status the API would give."""
+        """Map errors to the page and status the API would give (`http.errors`).
+
+        A bad parameter is 400, an unknown asset 404; the log or the read models
+        unreadable right now 503 with `Retry-After`; a corrupt log or any other
+        failure (a `ProjectionDefect`, a bug) 500, its detail in the server log only.
+        """
         try:
             yield
+        except falcon.HTTPStatus:
+            raise  # a redirect, not an error
         except AssetNotFound as exc:
             self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
-        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
-            # The read models cannot answer (damaged, another log's, locked): say so.
-            resp.set_header("Retry-After", str(RETRY_AFTER_S))
-            self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
-        except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
+        except (BadInput, InvalidEvent, InvalidQuery, falcon.HTTPError) as exc:
             message = getattr(exc, "message", None) or getattr(exc, "description", None)
             self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
-        except StoreError as exc:
+        except StoreCorrupt as exc:
+            self._defect(req, resp, exc)
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog, StoreError) as exc:
+            # The log or the read models cannot answer (damaged, another log's, locked):
+            # say so to the signed-in reader, and that a retry may do.
+            log.warning("%s %s: %s: %s", req.method, req.path, type(exc).__name__, exc)
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a page answers, whatever failed
+            self._defect(req, resp, exc)
+
+    def _defect(self, req, resp, exc: Exception) -> None:
+        request_id = req.context.get("request_id")
+        log.error("%s %s failed, id=%s", req.method, req.path, request_id, exc_info=exc)
+        message = DEFECT.format(id=request_id)
+        self.show(req, resp, "error.html", status=falcon.HTTP_500, message=message)
 
 
 def read_model_problem(views: ProjectionDB) -> str | None:

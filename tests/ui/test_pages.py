@@ -190,6 +190,11 @@ def test_verify_and_rebuild_from_the_log_page(signed_in, ledger):
     assert page.locator("#event-count").inner_text() == str(len(DELIVERIES))
     page.click("#verify button")
     page.wait_for_url(re.compile(r"/ui/log#verify$"))
+    deadline = time.monotonic() + 30  # verify runs in the background: reload until it shows
+    while page.locator("#verify-result").count() == 0:
+        assert time.monotonic() < deadline, page.locator("#verify").inner_text()
+        time.sleep(0.2)
+        page.goto(ledger.url("/ui/log"))
     assert page.locator("#verify-result").inner_text().startswith("✓ ok, 13 events")
     assert page.locator("#chain-head").inner_text() in page.locator("#verify-result").inner_text()
     generation = int(page.locator("table.projections tbody td:nth-child(3)").first.inner_text())
