@@ -22,18 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = (
-    "ingest",
-    "append",
-    "rebuild",
-    "query",
-    "overview",
-    "freshness",
-    "storage",
-    "ui",
-    "forward",
-    "pg",
-)
+BENCHES = ("ingest", "append", "rebuild", "query", "overview", "freshness", "storage", "ui", "forward", "pg")
 
 
 @dataclass(frozen=True)
@@ -58,49 +47,22 @@ class Plan:
 
 
 QUICK = Plan(
-    ingest_seconds=1,
-    ingest_requests=8_000,
-    ingest_warmup_requests=500,
-    warmup_seconds=0,
-    append_events=2_000,
-    big_events=20_000,
-    small_events=2_000,
-    query_seconds=1,
-    query_sequential=5,
-    fresh_seconds=2,
-    pg_capacity_events=4_000,
-    pg_rebuild_events=20_000,
-    forward_events=2_000,
-    profile=False,
+    ingest_seconds=1, ingest_requests=8_000, ingest_warmup_requests=500, warmup_seconds=0, append_events=2_000,
+    big_events=20_000, small_events=2_000, query_seconds=1, query_sequential=5, fresh_seconds=2,
+    pg_capacity_events=4_000, pg_rebuild_events=20_000, forward_events=2_000, profile=False,
 )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.run", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and short runs")
-    parser.add_argument(
-        "--only", default=",".join(BENCHES), help="comma-separated: " + ",".join(BENCHES)
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        help="folder for results.json and RESULTS.md "
-        "(default bench/ for the full suite, bench/work/quick/ for --quick)",
-    )
-    parser.add_argument(
-        "--profile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="py-spy profiles of missed targets (default: on, off with --quick)",
-    )
-    parser.add_argument(
-        "--merge",
-        action="store_true",
-        help="keep the rows of OUT/results.json "
-        "for the benchmarks not selected (e.g. --only pg --merge)",
-    )
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated: " + ",".join(BENCHES))
+    parser.add_argument("--out", type=Path, help="folder for results.json and RESULTS.md "
+                        "(default bench/ for the full suite, bench/work/quick/ for --quick)")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
+                        help="py-spy profiles of missed targets (default: on, off with --quick)")
+    parser.add_argument("--merge", action="store_true", help="keep the rows of OUT/results.json "
+                        "for the benchmarks not selected (e.g. --only pg --merge)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
@@ -149,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             figures += got[0]
             context["max_rps"] = got[1]["max_rps"]
     if "append" in selected:
-        figures += (
-            attempt("append", lambda: __import__("bench.append", fromlist=["run"]).run(plan)) or []
-        )
+        figures += attempt("append", lambda: __import__("bench.append", fromlist=["run"]).run(plan)) or []
 
     needs_logs = {"rebuild", "query", "overview", "freshness", "storage"} & set(selected)
     if needs_logs:
@@ -161,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             big, big_info = cached_log(plan.big_events)
             small, small_info = cached_log(plan.small_events)
             for info in (big_info, small_info):
-                how = (
-                    "reused" if info["reused"] else "generated in {:.0f} s".format(info["seconds"])
-                )
+                how = "reused" if info["reused"] else "generated in {:.0f} s".format(info["seconds"])
                 print(f"  log of {info['events']:,} events: {how}", flush=True)
             return big, big_info, small, small_info
 
@@ -184,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             if "rebuild" in selected:
                 figures += attempt("rebuild", lambda: rebuild.run(plan, big, small)) or []
             else:  # the query and freshness servers need built projections
-                attempt(
-                    "prepare projections",
-                    lambda: [rebuild.child("rebuild", p) for p in (big, small)],
-                )
+                attempt("prepare projections", lambda: [rebuild.child("rebuild", p) for p in (big, small)])
             if "query" in selected:
                 from . import query
 
@@ -200,17 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                 from . import freshness
 
                 if "max_rps" not in context:
-                    results["errors"]["freshness"] = (
-                        "needs the ingest benchmark's maximum (run with ingest)"
-                    )
+                    results["errors"]["freshness"] = "needs the ingest benchmark's maximum (run with ingest)"
                 else:
-                    figures += (
-                        attempt(
-                            "freshness",
-                            lambda: freshness.run(plan, small, small_probes, context["max_rps"]),
-                        )
-                        or []
-                    )
+                    figures += attempt("freshness", lambda: freshness.run(plan, small, small_probes, context["max_rps"])) or []
 
     if "ui" in selected:  # issue 10's page render time, in process
         from . import ui
@@ -223,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         figures += attempt("forward", lambda: forward.run(plan)) or []
 
     if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
-
         def postgres():
             from . import pg_suite
 
@@ -247,15 +193,11 @@ def main(argv: list[str] | None = None) -> int:
 
         results = report.merge(json.loads((out / "results.json").read_text()), results)
     report.write(results, out / "results.json", out / "RESULTS.md")
-    print(
-        f"\nwrote {out / 'results.json'} and {out / 'RESULTS.md'} in {results['duration_s']:.0f} s"
-    )
+    print(f"\nwrote {out / 'results.json'} and {out / 'RESULTS.md'} in {results['duration_s']:.0f} s")
     for f in results["figures"]:
         verdict = {True: "pass", False: "FAIL", None: "info"}[f["pass"]]
         ratio = f" ratio {f['ratio']:.2f}" if f["ratio"] is not None else ""
-        print(
-            f"  [{verdict}] {f['bench']}: {f['name']}: {f['value']['median']:.4g} {f['unit']}{ratio}"
-        )
+        print(f"  [{verdict}] {f['bench']}: {f['name']}: {f['value']['median']:.4g} {f['unit']}{ratio}")
     for name, error in results["errors"].items():
         print(f"  [not run] {name}: {error}")
     if results["errors"] or (args.strict and missed):

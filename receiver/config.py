@@ -45,6 +45,7 @@ class Config:
     forward_lease_ttl: float = 5.0  # another receiver takes a dead forwarder's place after this
     workers: int | None = None  # serve's request processes (None: one per core)
     threads: int | None = None  # waitress threads per request process (None: 16 in all)
+    log_format: str = "text"  # or "json": one object per line (receiver.logs)
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -70,6 +71,8 @@ class Config:
             values["projections_db"] = env["IKLEDGER_PROJECTIONS_DB"]
         if env.get("IKLEDGER_READ_TOKEN"):
             values["read_token"] = env["IKLEDGER_READ_TOKEN"]
+        if env.get("IKLEDGER_LOG_FORMAT"):
+            values["log_format"] = env["IKLEDGER_LOG_FORMAT"].strip().lower()
         for name, key in (
             (SESSION_SEED_ENV, "session_seed"),
             (UI_STATE_ENV, "ui_state"),
@@ -117,6 +120,8 @@ class Config:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
         if self.forward_lease_ttl <= 0:
             raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"IKLEDGER_LOG_FORMAT must be text or json, got {self.log_format!r}")
 
     def anonymous_session_seed(self) -> bytes | None:
         """The key seed of the UI's sessions when no read token is set.
@@ -161,6 +166,18 @@ class Config:
         from projections.db import default_projections_path  # the read models' module
 
         return default_projections_path(self.db, log_id)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: an address the network cannot reach."""
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import orjson
 
 from projections import InvalidQuery, to_time
 from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
-from store import Event, EventStore, NewEvent, Outcome, VerifyReport
+from store import GENESIS, Event, EventStore, NewEvent, Outcome, VerifyReport
 
 
 class AdminError(Exception):
@@ -63,6 +63,7 @@ def verify_log(store: EventStore) -> VerifyReport:
     """
     report = store.verify()
     until = None if report.ok else report.first_bad_position - 1
+    last = GENESIS  # the chain through the last event that checked out
     for batch in store.read_batches(0, until=until):
         for event in batch:
             try:
@@ -72,7 +73,8 @@ def verify_log(store: EventStore) -> VerifyReport:
                 found = (exc.message,)
             if found != (event.id, event.type, event.created_at):
                 problem = f"columns disagree with the body at position {event.position}"
-                return VerifyReport(False, event.position - 1, event.position, problem)
+                return VerifyReport(False, event.position - 1, event.position, problem, last)
+            last = event.chain
     return report
 
 
@@ -94,7 +96,15 @@ def select_events(
         found = sorted((e for e in map(store.get, ids) if e is not None), key=lambda e: e.position)
         batches: Iterable[list[Event]] = [found]
     else:
-        batches = store.read_batches(after, types=list(types) or None)
+        # The time range is filtered by the store (an index): a range holding
+        # nothing reads nothing.
+        batches = store.read_batches(
+            after,
+            batch_size=min(limit, 1000) if limit else 1000,
+            types=list(types) or None,
+            created_since=since,
+            created_until=until,
+        )
     emitted = 0
     for batch in batches:
         for event in batch:

@@ -181,6 +181,14 @@ class Delivery(NamedTuple):
     scheme: str | None  # "standard-webhooks", "x-ik-signature", or None when unknown
 
 
+class Conflict(NamedTuple):
+    """A redelivery of an id in the log with other bytes: its journal row and its body."""
+
+    seq: int  # the journal row (`Delivery.seq`) that recorded it
+    received_at: str
+    body: bytes
+
+
 class Stats(NamedTuple):
     """What `stats()` reports: counts, head of the chain, size on storage."""
 
@@ -282,8 +290,16 @@ class EventStore(Protocol):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
-        """Events with position > after (and <= until), in position order, in batches."""
+        """Events with position > after (and <= until), in position order, in batches.
+
+        `created_since` / `created_until` keep the events whose `created_at` is in that
+        inclusive range (normalised times, compared as text). Filtered in the database
+        through an index on `created_at`: a range that holds nothing reads no event, and
+        only the events returned are read whole (bodies included).
+        """
         ...
 
     def get(self, event_id: str) -> Event | None:
@@ -333,6 +349,12 @@ class EventStore(Protocol):
         Over the refusals the journal keeps; {} when there are none. Costs the refusals
         in the range (read from an index), not the journal's size.
         """
+        ...
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """The bodies redelivered under `event_id` that differ from the stored one, oldest
+        first; [] for an id with none, or not in the log. The journal keeps them; the
+        log never changes."""
         ...
 
     def type_counts(self) -> dict[str, int]:

@@ -15,7 +15,8 @@ once, one group per append.
 
 `turn()`, when the backend gives one, is a context manager held around taking a group
 and committing it: the SQLite backend's writers' lock, which writers of several
-processes on one file take in turn. The group is taken once the turn is had, so
+processes on one file take in turn. It may raise StoreUnavailable when the turn is
+not had in time: the callers queued then get that error, and the thread goes on. The group is taken once the turn is had, so
 appends that queued while another process committed join it.
 
 `commit(events, rejections, probe)` commits one group in one transaction and returns
@@ -278,8 +279,11 @@ class GroupWriter:
     def _run(self) -> None:
         try:
             while self._await():
-                with self._turn():  # the writers' turn: the group is taken inside it
-                    self._commit_group(*self._take())
+                try:
+                    with self._turn():  # the writers' turn: the group is taken inside it
+                        self._commit_group(*self._take())
+                except StoreUnavailable as exc:  # from the turn only: a group never raises
+                    self._turn_missed(exc)
         except BaseException as exc:  # noqa: BLE001 -- no waiter may hang on a dead thread
             self._died(exc)
 
@@ -363,6 +367,18 @@ class GroupWriter:
         self._inflight = []
         for waiter in group:
             waiter.wake()
+
+    def _turn_missed(self, error: StoreUnavailable) -> None:
+        """The turn was not had in time: nothing was taken; the queued callers get `error`.
+
+        The thread lives on, and `check_writable` reports the cause until a group commits.
+        """
+        log.warning("store writer: %s", error)
+        with self._cond:
+            stranded, self._appends = self._appends, []
+            self.last_write_error, self.last_write_error_at = str(error), time.time()
+        for waiter in stranded:
+            waiter.fail(error)
 
     def _died(self, exc: BaseException) -> None:
         """In the dying thread: release every waiter and leave the cause for `_revive`."""

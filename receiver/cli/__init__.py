@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from receiver.config import SECRET_HELP
+from receiver.config import SECRET_HELP, is_loopback
 from store import StoreError
 
 from .common import CONTEXT, db_option, load_config, read_model_failures, store_failure
@@ -172,18 +172,6 @@ def cli() -> None:
         logging.getLogger(name).addHandler(logging.NullHandler())
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to bind.")
@@ -247,6 +235,7 @@ def serve(
     --rebuild-read-models. After an unclean stop the log and read models are checked
     (SQLite's quick_check) and serve refuses to start on damage.
     """
+    from receiver import logs
     from receiver.runtime import supervisor
 
     config = load_config(db=db, workers=workers, threads=threads)
@@ -259,9 +248,7 @@ def serve(
             f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "
             "to the network. Set a read token, or bind 127.0.0.1."
         )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(log_level, config.log_format)
     supervisor.quiet_waitress_queue()
     if workers > 1:
         try:

@@ -32,6 +32,28 @@ db_option = click.option(
 )
 
 
+def time_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a time option read as the API reads it (`receiver.timespec`)."""
+    from receiver import timespec
+
+    try:
+        return timespec.optional_instant(value)
+    except projections.InvalidQuery as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def as_of_value(ctx: click.Context, param: click.Parameter, value: str | None):
+    """A click callback: `--as-of` as a log position or a time (`receiver.timespec`)."""
+    from receiver import timespec
+
+    if value is None or not value.strip():
+        return None
+    try:
+        return timespec.position_or_instant(value)
+    except projections.InvalidQuery as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def load_config(**overrides) -> Config:
     """The configuration from the environment and the given options; a usage error if bad."""
     try:

@@ -46,6 +46,7 @@ _LIMIT = _query(
     {"type": "integer", "minimum": 1, "maximum": 1000},
 )
 _CURSOR = _query("cursor", "The `next_cursor` of the previous page.")
+TIME_FORMS = "an ISO-8601 time, a date, or 90m, 24h, 7d before now (receiver.timespec)"
 _UNAUTHORIZED = _error("Missing or wrong bearer token (only when IKLEDGER_READ_TOKEN is set).")
 _BAD = _error("A query parameter is missing or malformed.")
 _RETRY_AFTER = {
@@ -113,7 +114,9 @@ def spec() -> dict:
                     },
                     "responses": {
                         "200": _json(
-                            "Receipt", "Stored, or recognised as a redelivery (`duplicate`)."
+                            "Receipt",
+                            "Stored, or recognised as a redelivery (`duplicate`); a "
+                            "redelivery with other bytes is also a `conflict`.",
                         ),
                         "400": _error("Body not UTF-8 JSON, or a required field missing or wrong."),
                         "401": _error(
@@ -171,7 +174,8 @@ def spec() -> dict:
                     ),
                     _query(
                         "as_of",
-                        "A log position or an ISO-8601 created_at time: the timeline as it stood then.",
+                        "A log position, or a created_at time (an ISO-8601 time, a date, or 90m, 24h, 7d "
+                        "before now): the timeline as it stood then.",
                     ),
                 ],
                 _json("Timeline"),
@@ -181,7 +185,7 @@ def spec() -> dict:
                 "Assets with counts per status, newest activity first",
                 [
                     _query("status", "Only assets with a transformation in this status.", STATUS),
-                    _query("since", "Only assets active at or after this ISO-8601 time."),
+                    _query("since", f"Only assets active at or after this time: {TIME_FORMS}."),
                     _LIMIT,
                     _CURSOR,
                 ],
@@ -192,6 +196,9 @@ def spec() -> dict:
                 [
                     _query("status", "Only this status.", STATUS),
                     _query("reason", "Only this error reason, e.g. encoding_failed."),
+                    _query(
+                        "since", f"Only those with an event at or after this time: {TIME_FORMS}."
+                    ),
                     _LIMIT,
                     _CURSOR,
                 ],
@@ -202,13 +209,15 @@ def spec() -> dict:
                 [
                     _query("type", "Only these event types (comma-separated)."),
                     _query("asset", "Only events of this video asset."),
-                    _query("since", "Only events created at or after this ISO-8601 time."),
+                    _query("since", f"Only events created at or after this time: {TIME_FORMS}."),
                     _query(
                         "q",
                         'Only events whose body holds these words (and "exact phrases"), '
                         "newest first; with at most one `type` and no `asset`.",
                     ),
-                    _query("until", "With `q`: only events created before this ISO-8601 time."),
+                    _query(
+                        "until", f"With `q`: only events created before this time: {TIME_FORMS}."
+                    ),
                     _LIMIT,
                     _query(
                         "cursor",

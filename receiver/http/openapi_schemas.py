@@ -18,12 +18,23 @@ SCHEMAS = {
     },
     "Receipt": {
         "type": "object",
-        "required": ["received", "id", "position", "duplicate"],
+        "required": ["received", "id", "position", "duplicate", "conflict"],
         "properties": {
             "received": {"const": True},
             "id": {"type": "string"},
             "position": {"type": "integer", "minimum": 1},
-            "duplicate": {"type": "boolean"},
+            "duplicate": {
+                "type": "boolean",
+                "description": "True for any redelivery of an id already in the log, with "
+                "the same bytes or not (kept for compatibility): `position` is the first "
+                "delivery's.",
+            },
+            "conflict": {
+                "type": "boolean",
+                "description": "True when the redelivery's bytes differ from the stored "
+                "body: the log keeps the first body, the journal this one (shown beside it "
+                "on the event page, `GET /ui/event?id=`).",
+            },
         },
     },
     "Health": {
@@ -94,7 +105,7 @@ SCHEMAS = {
             {"$ref": "#/components/schemas/EventSummary"},
             {
                 "type": "object",
-                "required": ["chain", "body", "deliveries", "forwarding_attempts"],
+                "required": ["chain", "body", "deliveries", "conflicts", "forwarding_attempts"],
                 "properties": {
                     "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
                     "body": {"type": "string", "description": "The raw body exactly as received."},
@@ -103,6 +114,20 @@ SCHEMAS = {
                         "type": "array",
                         "description": "Attempts to forward it to the destinations, newest first.",
                         "items": {"$ref": "#/components/schemas/ForwardingAttempt"},
+                    },
+                    "conflicts": {
+                        "type": "array",
+                        "description": "Redeliveries of this id with other bytes, oldest "
+                        "first: the journal row (`seq`, as in `deliveries`), when, and the body.",
+                        "items": {
+                            "type": "object",
+                            "required": ["seq", "received_at", "body"],
+                            "properties": {
+                                "seq": {"type": "integer"},
+                                "received_at": {"type": "string"},
+                                "body": {"type": "string"},
+                            },
+                        },
                     },
                 },
             },

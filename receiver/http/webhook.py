@@ -11,7 +11,7 @@ import falcon
 
 from receiver.ingest.signatures import SignatureError, verify
 from receiver.ingest.validation import InvalidEvent, parse_event
-from store import EventStore, NewEvent, Rejection, StoreCorrupt, StoreError
+from store import EventStore, NewEvent, Outcome, Rejection, StoreCorrupt, StoreError
 
 from .errors import DeliveryRejected, StoreUnavailableError, Unavailable
 from .metrics import Metrics
@@ -119,11 +119,14 @@ class WebhookResource:
             ) from None
         self.metrics.append_seconds.observe(time.perf_counter() - started)
         self.metrics.delivery(result.outcome.value)
+        req.context.position = result.position
+        req.context.outcome = result.outcome.value
         resp.media = {
             "received": True,
             "id": result.id,
             "position": result.position,
-            "duplicate": result.duplicate,
+            "duplicate": result.duplicate,  # any redelivery, as before `conflict` existed
+            "conflict": result.outcome is Outcome.CONFLICT,
         }
 
 
@@ -134,6 +137,7 @@ def journal_rejection(store: EventStore, metrics: Metrics):
         context = req.context
         body = context.get("body")
         metrics.rejection(ex.code)
+        context.code = ex.code  # for the access log: which check refused it
         try:
             store.record_rejection(
                 Rejection(

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from receiver import logs
 from receiver.config import Config
 from store import StoreError
 
@@ -127,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    config = Config.from_env()
+    logs.configure(args.log_level, config.log_format)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the parent, then us
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_log
 
-    store, views = open_log(Config.from_env())
+    store, views = open_log(config)
     try:
         runner = projections.ProjectionRunner(views)
         stop = threading.Event()

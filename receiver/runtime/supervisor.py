@@ -49,6 +49,7 @@ import time
 from dataclasses import replace
 from functools import partial
 
+from receiver import logs
 from receiver.config import (
     FORWARDER_STATS_ENV,
     FORWARDER_STATUS_ENV,
@@ -337,9 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s[w{args.index}] %(message)s",
+    config = Config.from_env()
+    logs.configure(
+        args.log_level,
+        config.log_format,
+        text_format=f"%(asctime)s %(levelname)s %(name)s[w{args.index}] %(message)s",
     )
     quiet_waitress_queue()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -349,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_runtime
 
-    config = Config.from_env()
     status_path = config.projector_status
     runtime = open_runtime(
         config,

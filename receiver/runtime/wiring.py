@@ -219,10 +219,32 @@ def open_runtime(
     return runtime
 
 
-def get_app() -> falcon.App:
+def get_app(config: Config | None = None) -> falcon.App:
     """The production app, configured from the environment (for any WSGI server).
 
     Keeps the read models current with a background catch-up thread for the life of
-    the process (not a child process: see the module docstring).
+    the process (not a child process: see the module docstring). Refuses, as `serve`
+    does, to run without a webhook secret (ConfigError).
+
+    What it cannot check: the address its server binds (the server never says), so
+    without IKLEDGER_READ_TOKEN it cannot refuse a public bind up front as `serve`
+    does; instead every request to the query API or the pages from a peer that is not
+    on the loopback interface is refused (403, `receiver.http.guard`). Behind a reverse
+    proxy on the same host every peer looks local: set a read token there. `config`
+    (default: `Config.from_env()`) is for tests.
     """
-    return open_runtime(Config.from_env()).app
+    from receiver.config import SECRET_HELP, ConfigError
+
+    config = Config.from_env() if config is None else config
+    if not config.secrets:
+        raise ConfigError(SECRET_HELP)
+    return guarded(open_runtime(config))
+
+
+def guarded(runtime: Runtime) -> falcon.App:
+    """`runtime.app` with what `get_app` checks per request (`receiver.http.guard`)."""
+    if runtime.config.read_token is None:
+        from receiver.http.guard import LoopbackOnly
+
+        runtime.app.add_middleware(LoopbackOnly())
+    return runtime.app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .layout import duration
+from receiver.timespec import duration
 
 WIDTH = 720
 HEIGHT = 200

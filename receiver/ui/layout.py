@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from projections.fields import is_stuck
+from receiver.timespec import duration
+
+__all__ = ["duration", "layout", "show_time", "step_text", "ticks"]
 
 WIDTH = 1100
 GUTTER = 250  # row labels: request id and status as text
@@ -37,6 +40,7 @@ LEGEND = 36  # the key below the rows
 # minute); further away they are drawn clipped, so `now` does not squash the rest.
 CLIP_BEYOND = 4
 CLIP_MIN_MS = 60_000
+LABEL_GAP = 28  # user units: "2nd" labels closer than this would overlap
 
 _KINDS = {"accepted": "accepted", "ready": "ready", "error": "error"}
 _STEPS_MS = [
@@ -68,25 +72,6 @@ def show_time(ms: float) -> str:
     """Epoch milliseconds as `YYYY-MM-DD HH:MM:SS.mmm` UTC."""
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-
-
-def duration(ms: float | None) -> str:
-    """A duration for people: 850 ms, 13.2 s, 4 min 10 s, 3 h 5 min, 2 d 4 h."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def _tick_label(ms: float, step: int) -> str:
@@ -184,7 +169,9 @@ def _status(item: dict, now: datetime, stuck_after: float) -> str:
 
 def _title(item: dict, status: str, lines: list[str]) -> str:
     head = [f"request {item['request_id']}", f"status {status}"]
-    if item.get("error_reason"):
+    # The reason is the row's outcome only while it is in error; after a later ready,
+    # it is history, told by the error's own mark.
+    if item.get("error_reason") and status == "error":
         head.append(f"reason {item['error_reason']}")
     return "\n".join(head + lines)
 
@@ -206,6 +193,29 @@ def _in_window(item: dict, status: str, start: float, end: float, now_ms: float)
         return False
     last = now_ms if status in ("stuck", "pending") else max(moments)
     return min(moments) <= end and last >= start
+
+
+def step_text(ms: float) -> str:
+    """A grid step as its round unit: `1 h`, `15 min`, `30 s`, `2 d` (`duration` else)."""
+    for unit_ms, unit in ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s")):
+        if ms >= unit_ms and ms % unit_ms == 0 and (unit != "h" or ms < 172_800_000):
+            return f"{int(ms // unit_ms)} {unit}"
+    return duration(ms)
+
+
+def _repeat_labels(marks: list[dict]) -> None:
+    """Give each repeated mark's "2nd" label a place: repeats closer than LABEL_GAP to
+    the one labelled before share its label, which counts them (`×2`, `×3`)."""
+    groups: list[list[dict]] = []
+    for mark in sorted((m for m in marks if "repeat" in m["flags"]), key=lambda m: m["x"]):
+        if groups and mark["x"] - groups[-1][0]["x"] < LABEL_GAP:
+            groups[-1].append(mark)
+        else:
+            groups.append([mark])
+    for group in groups:
+        group[0]["label"] = "2nd" if len(group) == 1 else f"×{len(group)}"
+        for other in group[1:]:
+            other["label"] = None
 
 
 def layout(
@@ -310,6 +320,8 @@ def layout(
                 f"created {event['created_at']}, log position {event['position']}",
                 *(notes[f] for f in flags),
             ]
+            if kind == "error" and item.get("error_reason") and status != "error":
+                lines.append(f"reason {item['error_reason']} (a later event decided the status)")
             mx = x(_ms(parse_time(event["created_at"])))
             marks.append(
                 {
@@ -323,8 +335,10 @@ def layout(
                     "quoted_id": quote(event["id"], safe=""),
                     "position": event["position"],
                     "title": _title(item, status, lines),
+                    "label": None,
                 }
             )
+        _repeat_labels(marks)
         rows.append(
             {
                 "y": y,
@@ -333,7 +347,8 @@ def layout(
                 "request_id": item["request_id"],
                 "status": status,
                 "status_text": STATUS_TEXT.get(status, status),
-                "reason": item.get("error_reason"),
+                "reason": item.get("error_reason") if status == "error" else None,
+                "attempts": item.get("attempts"),
                 "bar": bar,
                 "marks": marks,
                 "stripe": index % 2 == 1,
@@ -356,7 +371,7 @@ def layout(
         "end": show_time(end),
         "ticks": _labelled(tick_ms, step, x),
         "tick_date": _day(tick_ms[0] if tick_ms else start),
-        "step": duration(step),
+        "step": step_text(step),
         "rows": rows,
         "window": None if window is None else (iso(start), iso(end)),
         "label": (

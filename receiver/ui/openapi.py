@@ -62,7 +62,7 @@ PATHS = {
     "/ui": _page(
         "Web page: assets, newest activity first, with counts per status",
         _q("status", "accepted, ready, error or stuck"),
-        _q("since", "ISO-8601 time, or relative: 90m, 24h, 7d"),
+        _q("since", "An ISO-8601 time, a date, or 90m, 24h, 7d before now"),
         _q("q", "Search: part of an asset URL, a request id, or an event id"),
         _q("limit", "Assets per page, 1-1000"),
         _q("cursor", "The next page's cursor"),
@@ -94,9 +94,9 @@ PATHS = {
     "/ui/asset": _page(
         "Web page: one asset's timeline as a picture and a table",
         _q("url", "The asset URL"),
-        _q("as_of", "A log position or a created_at time"),
-        _q("from", "Zoom: the picture's start, an ISO-8601 time (with `to`)"),
-        _q("to", "Zoom: the picture's end, an ISO-8601 time (with `from`)"),
+        _q("as_of", "A log position, or a created_at time (as `since` reads it)"),
+        _q("from", "Zoom: the picture's start, a time (with `to`)"),
+        _q("to", "Zoom: the picture's end, a time (with `from`)"),
         **_BAD,
         **_MISSING,
     ),

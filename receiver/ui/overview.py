@@ -13,10 +13,11 @@ import falcon
 
 import projections
 from projections.stats_queries import BUCKETS
+from receiver import timespec
 from receiver.events import refused_deliveries
 
 from .charts import percentile_lines, reason_bars, stacked_bars
-from .pages import BadInput, Page, limit_param, query_string, since_param
+from .pages import BadInput, Page, limit_param, query_string
 
 # Quick ranges of the Overview: since → bucket.
 OVERVIEW_RANGES = {"1h": "5m", "24h": "1h", "7d": "1d", "30d": "1d"}
@@ -33,8 +34,8 @@ def _range(page: Page, req: falcon.Request, default: str | None) -> dict:
     return {
         "since": since,
         "until": until,
-        "since_at": since_param(since, page.moment()),
-        "until_at": until or None,
+        "since_at": timespec.optional_instant(since or None, page.moment()),
+        "until_at": timespec.optional_instant(until or None, page.moment()),
     }
 
 

@@ -4,17 +4,18 @@ Each resource calls the same query functions as the JSON API (`projections.asset
 `timeline`, `transformations`, the store's `get` and `deliveries`, forwarding's
 `event_attempts`) and hands the
 dict to a template; nothing here computes a field the API does not. Bad input is
-an HTML page with the API's status code (400, 404), storage trouble a 503 with
-`Retry-After`.
+an HTML page with the API's status code (400, 404); storage or read-model trouble a
+transient retry may fix is a 503 page with `Retry-After`, a defect (a corrupt log,
+a projection bug) a 500 page whose detail goes to the server log only.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import falcon
@@ -22,12 +23,14 @@ import orjson
 
 import forwarding
 import projections
-from projections import AssetNotFound, ProjectionDB, ProjectionError
+from projections import AssetNotFound, InvalidQuery, ProjectionDB
+from receiver import timespec
 from receiver.events import event_summary
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
 
+from .diff import side_by_side
 from .fragments import FragmentCache
 from .templating import render, timeline_svg
 
@@ -35,7 +38,9 @@ STATUSES = ("ready", "error", "accepted", "stuck")
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 PAGE_SIZE = 50
 FAILURES_LIMIT = 200
-_RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
+DEFECT = "This page failed; the server log says why (request id {id})."
+
+log = logging.getLogger("ikledger.ui")
 
 
 class BadInput(Exception):
@@ -80,21 +85,37 @@ class Page:
 
     @contextmanager
     def errors_as_pages(self, req, resp):
-        """Map read errors to the page and status the API would give."""
+        """Map errors to the page and status the API would give (`http.errors`).
+
+        A bad parameter is 400, an unknown asset 404; the log or the read models
+        unreadable right now 503 with `Retry-After`; a corrupt log or any other
+        failure (a `ProjectionDefect`, a bug) 500, its detail in the server log only.
+        """
         try:
             yield
+        except falcon.HTTPStatus:
+            raise  # a redirect, not an error
         except AssetNotFound as exc:
             self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
-        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog) as exc:
-            # The read models cannot answer (damaged, another log's, locked): say so.
-            resp.set_header("Retry-After", str(RETRY_AFTER_S))
-            self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
-        except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
+        except (BadInput, InvalidEvent, InvalidQuery, falcon.HTTPError) as exc:
             message = getattr(exc, "message", None) or getattr(exc, "description", None)
             self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
-        except StoreError as exc:
+        except StoreCorrupt as exc:
+            self._defect(req, resp, exc)
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog, StoreError) as exc:
+            # The log or the read models cannot answer (damaged, another log's, locked):
+            # say so to the signed-in reader, and that a retry may do.
+            log.warning("%s %s: %s: %s", req.method, req.path, type(exc).__name__, exc)
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a page answers, whatever failed
+            self._defect(req, resp, exc)
+
+    def _defect(self, req, resp, exc: Exception) -> None:
+        request_id = req.context.get("request_id")
+        log.error("%s %s failed, id=%s", req.method, req.path, request_id, exc_info=exc)
+        message = DEFECT.format(id=request_id)
+        self.show(req, resp, "error.html", status=falcon.HTTP_500, message=message)
 
 
 def read_model_problem(views: ProjectionDB) -> str | None:
@@ -116,18 +137,6 @@ def read_model_problem(views: ProjectionDB) -> str | None:
                 f"{row['checkpoint']} of {row['log_position']}: {row['error']['message']}"
             )
     return None
-
-
-def since_param(value: str | None, moment: datetime) -> str | None:
-    """`since` as given (ISO-8601) or relative (`90m`, `24h`, `7d`) resolved against now."""
-    if not value:
-        return None
-    found = _RELATIVE.match(value.strip())
-    if found:
-        number, unit = int(found.group(1)), found.group(2)
-        seconds = number * {"m": 60, "h": 3600, "d": 86_400}[unit]
-        return (moment - timedelta(seconds=seconds)).isoformat()
-    return value
 
 
 def limit_param(req: falcon.Request) -> int:
@@ -165,7 +174,7 @@ class AssetsPage(Page):
                 result = projections.assets(
                     self.views,
                     status=status,
-                    since=since_param(since, self.moment()),
+                    since=timespec.optional_instant(since, self.moment()),
                     limit=limit,
                     cursor=req.get_param("cursor") or None,
                     now=self.now(),
@@ -218,7 +227,8 @@ class AssetPage(Page):
             as_of = req.get_param("as_of") or None
             window = zoom_window(req)
             started = time.perf_counter()
-            document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            point = None if as_of is None else timespec.position_or_instant(as_of, self.moment())
+            document = projections.timeline_json(self.views, url, as_of=point, cache=self.timelines)
             result, digest = self.fragments.parse(document)
             here = "/ui/asset?" + query_string({"url": url, "as_of": as_of})
 
@@ -261,7 +271,7 @@ def zoom_window(req: falcon.Request) -> tuple[str, str] | None:
         return None
     if start is None or end is None:
         raise BadInput("zoom takes both from= and to=")
-    start, end = projections.to_time(start), projections.to_time(end)
+    start, end = timespec.instant(start), timespec.instant(end)
     if start >= end:
         raise BadInput("from must be before to")
     return start, end
@@ -304,6 +314,27 @@ def _asset_of(body: bytes) -> str | None:
     return url if isinstance(url, str) else None
 
 
+def _conflicts(stored: bytes, conflicts, deliveries: list[dict]) -> list[dict]:
+    """Each conflicting body beside the stored one, differing lines marked, with its
+    journal row (time, size, sender)."""
+    rows = {d["seq"]: d for d in deliveries}
+    shown = []
+    for conflict in conflicts:
+        left, right = side_by_side(stored, conflict.body)
+        row = rows.get(conflict.seq, {})
+        shown.append(
+            {
+                **row,
+                "received_at": conflict.received_at,
+                "size": len(conflict.body),
+                "stored_lines": left,
+                "lines": right,
+                "same_lines": not any(line.differs for line in (*left, *right)),
+            }
+        )
+    return shown
+
+
 class EventPage(Page):
     """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries,
     forwarding attempts."""
@@ -338,7 +369,7 @@ class EventPage(Page):
                 raw=raw,
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
-                conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                conflicts=_conflicts(event.body, self.store.conflicts(event_id), deliveries),
                 attempts=attempts,
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from importlib import resources
 
@@ -9,9 +10,10 @@ import falcon
 
 from receiver.config import Config
 
-from .actions import LoginPage, LogPage, Rebuilds, Verifications
-from .auth import SessionMiddleware, Sessions
+from .actions import LoginPage, LogPage
+from .auth import LoginThrottle, SessionMiddleware, Sessions
 from .destinations import DestinationsPage
+from .jobs import Job
 from .overview import EventsPage, OverviewPage, RejectionsPage
 from .pages import AssetPage, AssetsPage, EventPage, FailuresPage
 
@@ -50,14 +52,22 @@ def add_routes(
     store,
     views,
     now: Callable[[], str | None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Mount /ui (and `/` redirecting to the overview) on `app`; call once, before serving."""
-    sessions = Sessions(config.read_token, anonymous_seed=config.anonymous_session_seed())
+    """Mount /ui (and `/` redirecting to the overview) on `app`; call once, before serving.
+
+    `clock` paces the login throttle.
+    """
+    sessions = Sessions(
+        config.read_token,
+        anonymous_seed=config.anonymous_session_seed(),
+        state_folder=config.ui_state,
+    )
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
     actions = {
-        "rebuilds": Rebuilds(config.ui_state),
-        "verifications": Verifications(config.ui_state),
+        "rebuilds": Job("rebuild", config.ui_state),
+        "verifications": Job("verify", config.ui_state),
     }
     app.add_route("/", Root())
     app.add_route("/ui", AssetsPage(**shared))
@@ -76,7 +86,7 @@ def add_routes(
     app.add_route("/ui/log", log)
     app.add_route("/ui/log/verify", log, suffix="verify")
     app.add_route("/ui/log/rebuild", log, suffix="rebuild")
-    login = LoginPage(sessions)
+    login = LoginPage(sessions, LoginThrottle(clock=clock))
     app.add_route("/ui/login", login)
     app.add_route("/ui/logout", login, suffix="logout")
     static = resources.files("receiver.ui").joinpath("static")

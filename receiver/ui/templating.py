@@ -23,8 +23,18 @@ def environment() -> Environment:
     )
     env.filters["duration"] = duration
     env.filters["clock"] = lambda t: "-" if not t else t.replace("T", " ").removesuffix("Z")
+    env.tests["web_link"] = is_web_link
     env.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
     return env
+
+
+def is_web_link(url: object) -> bool:
+    """Whether a URL from an event may become a link: http(s) only, never `javascript:`,
+    `data:` or a scheme-relative `//host` (the CSP is a second guard, not the first)."""
+    if not isinstance(url, str):
+        return False
+    scheme, sep, rest = url.strip().partition(":")
+    return bool(sep) and scheme.lower() in ("http", "https") and rest.startswith("//")
 
 
 @cache

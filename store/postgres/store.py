@@ -17,6 +17,7 @@ import psycopg
 
 from ..contract import (
     MAX_POSITION,
+    Conflict,
     Delivery,
     Event,
     Leaf,
@@ -115,19 +116,29 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
-        """Events after a position, oldest first, `batch_size` at a time (a read each)."""
+        """Events after a position, oldest first, `batch_size` at a time (a read each).
+
+        A `created_at` range is filtered in SQL, over the index `events_created_at`.
+        """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
         sql = (
             f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
             " AND (%s::bigint IS NULL OR position <= %s::bigint)"
             " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
+            " AND (%s::text IS NULL OR created_at >= %s::text)"
+            " AND (%s::text IS NULL OR created_at <= %s::text)"
             " ORDER BY position LIMIT %s"
         )
         names = list(types) if types is not None else None
+        since, before = created_since, created_until
         while True:
-            rows = self._query(sql, (after, until, until, names, names, batch_size))
+            rows = self._query(
+                sql, (after, until, until, names, names, since, since, before, before, batch_size)
+            )
             if not rows:
                 return
             yield [Event(*row) for row in rows]
@@ -167,6 +178,14 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
             if last > after or remaining <= 0:
                 return last
             self._listener.sleep(mark, remaining)
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """Conflicting redeliveries of `event_id`, oldest first."""
+        sql = (
+            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict'"
+            " AND position = (SELECT position FROM events WHERE id = %s) ORDER BY seq"
+        )
+        return [Conflict(*row) for row in self._query(sql, (event_id,))]
 
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first: all, or every delivery of one event id."""

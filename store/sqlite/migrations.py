@@ -291,6 +291,13 @@ def m011_rejections_by_time(db: Database) -> None:
     )
 
 
+@migration
+def m012_events_by_created_at(db: Database) -> None:
+    # `read_batches(created_since=…)` (GET /events?since=): the positions of a
+    # `created_at` range from the index alone (`type` included for a type filter).
+    db.execute("CREATE INDEX events_created_at ON events (created_at, type)")
+
+
 def pending(conn: sqlite3.Connection) -> bool:
     """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
 

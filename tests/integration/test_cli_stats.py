@@ -43,7 +43,7 @@ def test_stats_text_shows_totals_types_reasons_and_buckets(filled):
     out = invoke("stats", *args, "--db", str(filled)).output
     assert "from 2024-01-01 00:00:00.000 to 2024-01-01 01:00:00.000, by 1h" in out
     assert "ready 2  error 1  stuck 5  running 0" in out
-    assert "p50 120.0 s  p95 600.0 s  p99 600.0 s" in out
+    assert "p50 2 min 0 s  p95 10 min 0 s  p99 10 min 0 s" in out
     assert "download_failed" in out and "brand.new.type" not in out  # 02:10 is out of range
 
 

@@ -210,12 +210,18 @@ def test_a_ui_session_and_a_verify_result_from_one_worker_are_seen_by_another(tw
     answer = second.getresponse()
     answer.read()
     assert answer.status == 303, answer.status  # not 403: the CSRF token checked out
-    # The verification ran in the second worker; the first worker's page shows it.
-    first.request("GET", "/ui/log", headers={"Cookie": cookie})
-    page = first.getresponse()
-    text = page.read().decode()
-    assert page.status == 200, page.status
-    assert 'id="verify-result"' in text and "✓ ok" in text, text[-1500:]
+
+    # The verification runs in the background of the second worker; the first
+    # worker's page shows it once it has finished.
+    def shown() -> str | None:
+        first.request("GET", "/ui/log", headers={"Cookie": cookie})
+        page = first.getresponse()
+        text = page.read().decode()
+        assert page.status == 200, page.status
+        return text if 'id="verify-result"' in text else None
+
+    text = wait_for(shown, "the verify result on the other worker's page")
+    assert "✓ ok" in text, text[-1500:]
 
 
 def test_a_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(tmp_path):

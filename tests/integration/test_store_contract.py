@@ -223,6 +223,23 @@ def test_read_batches_streams_in_order_with_type_filter(store):
     assert [len(b) for b in store.read_batches(0, batch_size=10, until=23)] == [10, 10, 3]
 
 
+def test_read_batches_filters_a_created_at_range(store):
+    for number in range(20):
+        created = f"2024-01-{number + 1:02d}T00:00:00.000Z"
+        kind = "file.created" if number % 2 else "video.transformation.ready"
+        store.append(NewEvent(f"e{number}", kind, created, event_body(f"e{number}"), "s"))
+    since, until = "2024-01-05T00:00:00.000Z", "2024-01-12T00:00:00.000Z"
+    found = [
+        e.id
+        for b in store.read_batches(2, batch_size=3, created_since=since, created_until=until)
+        for e in b
+    ]
+    assert found == [f"e{n}" for n in range(4, 12)]
+    typed = store.read_batches(0, types=["file.created"], created_since=since, until=10)
+    assert [e.id for b in typed for e in b] == ["e5", "e7", "e9"]
+    assert list(store.read_batches(0, created_since="2999-01-01T00:00:00.000Z")) == []
+
+
 @pytest.mark.parametrize("far", [MAX_POSITION, MAX_POSITION + 1, 2**80])
 def test_positions_beyond_64_bits_select_nothing_and_never_fail(store, far):
     store.append_many([new("a"), new("b")])
@@ -400,3 +417,18 @@ def test_backup_writes_a_sqlite_log_that_open_store_verifies_with_the_same_head(
 def test_display_name_names_the_log_without_a_password(store):
     assert isinstance(store.display_name, str) and store.display_name
     assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
+
+
+def test_conflicting_bodies_are_handed_out_oldest_first(store):
+    original = event_body("e1")
+    first, second = original.replace(b"accepted", b"ready"), original + b"\n"
+    store.append(new("e1", original))
+    store.append(new("e1", original))  # a true duplicate: no conflicting body
+    store.append(new("e1", first))
+    store.append_many([new("e2", event_body("e2")), new("e1", second)])
+    found = store.conflicts("e1")
+    assert [c.body for c in found] == [first, second]
+    journal = {d.seq: d for d in store.deliveries(event_id="e1")}
+    assert [journal[c.seq].outcome for c in found] == ["conflict", "conflict"]
+    assert [c.received_at for c in found] == [journal[c.seq].received_at for c in found]
+    assert store.conflicts("e2") == [] and store.conflicts("never-seen") == []
