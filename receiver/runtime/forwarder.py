@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 
+from receiver import logs
 from receiver.config import FORWARDER_STATS_ENV, Config
 
 from .children import Child, wait_for_parent_exit, write_json
@@ -144,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    config = Config.from_env()
+    logs.configure(args.log_level, config.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.parent_fd is not None:
@@ -158,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_log_store
 
-    config = Config.from_env()
     store = open_log_store(config)
     stats = AttemptStats()
     try:

@@ -13,8 +13,6 @@ report its state from what the supervisor shares. Tests build apps with `create_
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -49,6 +47,8 @@ class Runtime:
         if self.forwarder is not None:
             self.forwarder.stop()
         if self.stats_dir is not None:
+            import shutil  # only serve's own runtime has a folder to remove
+
             shutil.rmtree(self.stats_dir, ignore_errors=True)
         if self.catch_up is not None:
             self.catch_up.stop()
@@ -177,6 +177,9 @@ def open_runtime(
 
     stats_dir = None
     if forward:  # the forwarding child's attempt counts, for /metrics
+        import shutil
+        import tempfile  # serve only: the commands never start a forwarder
+
         stats_dir = tempfile.mkdtemp(prefix="ikledger-forward-")
         config = replace(config, forwarder_stats=os.path.join(stats_dir, "attempts.json"))
     try:
