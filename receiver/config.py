@@ -46,6 +46,8 @@ class Config:
     workers: int | None = None  # serve's request processes (None: one per core)
     threads: int | None = None  # waitress threads per request process (None: 16 in all)
     log_format: str = "text"  # or "json": one object per line (receiver.logs)
+    signing_key: str | None = None  # the file of the checkpoints' Ed25519 private key
+    checkpoint_every: float = 60.0  # seconds between checkpoints `serve` signs, at most
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -73,6 +75,8 @@ class Config:
             values["read_token"] = env["IKLEDGER_READ_TOKEN"]
         if env.get("IKLEDGER_LOG_FORMAT"):
             values["log_format"] = env["IKLEDGER_LOG_FORMAT"].strip().lower()
+        if env.get("IKLEDGER_SIGNING_KEY"):
+            values["signing_key"] = env["IKLEDGER_SIGNING_KEY"]
         for name, key in (
             (SESSION_SEED_ENV, "session_seed"),
             (UI_STATE_ENV, "ui_state"),
@@ -94,6 +98,7 @@ class Config:
             ("IKLEDGER_FORWARD_LEASE_TTL", "forward_lease_ttl", float),
             ("IKLEDGER_WORKERS", "workers", int),
             ("IKLEDGER_THREADS", "threads", int),
+            ("IKLEDGER_CHECKPOINT_EVERY", "checkpoint_every", float),
         ):
             if env.get(name):
                 values[key] = _number(name, env[name], kind)
@@ -122,6 +127,8 @@ class Config:
             raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"IKLEDGER_LOG_FORMAT must be text or json, got {self.log_format!r}")
+        if self.checkpoint_every <= 0:
+            raise ConfigError("IKLEDGER_CHECKPOINT_EVERY must be a positive number of seconds")
 
     def anonymous_session_seed(self) -> bytes | None:
         """The key seed of the UI's sessions when no read token is set.

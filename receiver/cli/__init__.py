@@ -37,6 +37,16 @@ LAZY_COMMANDS = {
             "server writes."
         ),
     ),
+    "check-proof": (
+        "receiver.cli.proofs",
+        "check_proof",
+        "Check a proof offline: signature, path to the root and, with --body, the bytes.",
+    ),
+    "checkpoint": (
+        "receiver.cli.proofs",
+        "checkpoint",
+        "Print a fresh checkpoint of the log (signed with IKLEDGER_SIGNING_KEY) and keep it.",
+    ),
     "db-role": (
         "receiver.cli.db",
         "db_role",
@@ -67,10 +77,20 @@ LAZY_COMMANDS = {
         "import_",
         "Backfill events from an `ikledger export` file; safe to run again.",
     ),
+    "keys": (
+        "receiver.cli.proofs",
+        "keys",
+        "Create the Ed25519 key that signs checkpoints.",
+    ),
     "projections": (
         "receiver.cli.read",
         "projections_",
         "Each projection's version, checkpoint, lag behind the log and last error.",
+    ),
+    "prove": (
+        "receiver.cli.proofs",
+        "prove",
+        "Print the JSON proof that EVENT_ID is in the log (or, --from-size, that it only grew).",
     ),
     "rebuild": (
         "receiver.cli.read",

@@ -101,12 +101,41 @@ def show(db: str | None, event_id: str) -> None:
 @click.command(context_settings=CONTEXT)
 @db_option
 @click.option("--expect-head", metavar="HEX", help="Also require the chain to end at this value.")
-def verify(db: str | None, expect_head: str | None) -> None:
-    """Recompute the hash chain from the first event; exit 1 naming the first bad position."""
+@click.option(
+    "--since-checkpoint",
+    "old_checkpoint",
+    type=click.File("rb"),
+    metavar="OLD.note",
+    help="Also prove the log extends this signed checkpoint (needs --key).",
+)
+@click.option(
+    "--key", metavar="VERIFIER_KEY", help="The verifier key (or its file) of --since-checkpoint."
+)
+def verify(db: str | None, expect_head: str | None, old_checkpoint, key: str | None) -> None:
+    """Recompute the hash chain from the first event; exit 1 naming the first bad position.
+
+    With --since-checkpoint OLD.note --key VERIFIER_KEY, also check with an RFC 9162
+    consistency proof that today's log extends that signed checkpoint: nothing below
+    it was changed, removed or inserted. A failure names the check that failed.
+    """
     from receiver.events import verify_log
 
+    if (old_checkpoint is None) != (key is None):
+        raise click.UsageError("--since-checkpoint and --key go together")
     with opened_store(load_config(db=db)) as store:
         report = verify_log(store)
+        if report.ok and old_checkpoint is not None:
+            from receiver.checkpoints import extends_checkpoint
+            from store.tlog.proofs import ProofCheckFailed
+
+            from .proofs import verifier_key
+
+            try:
+                old_size = extends_checkpoint(store, old_checkpoint.read(), verifier_key(key))
+            except ProofCheckFailed as exc:
+                click.echo(f"FAILED since the checkpoint: {exc}", err=True)
+                sys.exit(1)
+            click.echo(f"ok, the log extends the checkpoint of {old_size} events")
     if not report.ok:
         click.echo(f"FAILED at position {report.first_bad_position}: {report.problem}", err=True)
         sys.exit(1)
