@@ -263,6 +263,13 @@ def serve(
     threads = supervisor.default_threads(workers) if config.threads is None else config.threads
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
+    if config.signing_key:
+        from receiver.checkpoints import SigningKeyError, load_signer
+
+        try:
+            load_signer(config.signing_key)  # the catch-up child signs; refuse a bad key now
+        except SigningKeyError as exc:
+            raise click.UsageError(str(exc)) from None
     if not is_loopback(host) and not config.read_token:
         raise click.UsageError(
             f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "

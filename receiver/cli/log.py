@@ -19,10 +19,13 @@ from .common import CONTEXT, db_option, load_config, opened_store, time_value
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(db: str | None, as_json: bool) -> None:
     """Events, last position, head of the chain, deliveries by outcome, database size."""
+    from receiver.checkpoints import KEY_HELP, checkpoint_size
+
     config = load_config(db=db)
     with opened_store(config) as store:
         stats = store.stats()
         where = store.display_name
+        latest = store.latest_checkpoint()
     report = {
         "database": where,
         "events": stats.events,
@@ -31,6 +34,11 @@ def status(db: str | None, as_json: bool) -> None:
         "deliveries": stats.deliveries,
         "events_by_type": stats.events_by_type,
         "size_bytes": stats.size_bytes,
+        "checkpoint": {
+            "size": None if latest is None else checkpoint_size(latest),
+            "signed": latest is not None and b"\n\n" in latest,
+            "signing_key": bool(config.signing_key),
+        },
     }
     if as_json:
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -41,6 +49,14 @@ def status(db: str | None, as_json: bool) -> None:
     click.echo(f"chain head     {report['head']}")
     click.echo("deliveries     " + _pairs(stats.deliveries))
     click.echo("by type        " + _pairs(stats.events_by_type))
+    kept = report["checkpoint"]
+    if kept["size"] is None:
+        click.echo("checkpoint     none kept yet")
+    else:
+        signed = "signed" if kept["signed"] else "unsigned"
+        click.echo(f"checkpoint     {kept['size']:,} events, {signed}")
+    if not config.signing_key:
+        click.echo(f"note: {KEY_HELP}")
 
 
 def _pairs(counts: dict) -> str:

@@ -27,6 +27,7 @@ from .destinations import DestinationResource, DestinationsResource
 from .errors import DeliveryRejected, add_failure_handlers
 from .metrics import Metrics
 from .openapi import OpenAPIResource
+from .proofs import CheckpointResource, ProofResource
 from .queries import (
     AssetsResource,
     EventResource,
@@ -301,6 +302,7 @@ def create_app(
     app.add_route("/healthz", HealthResource(store, views, projector, forwarder))
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route("/openapi.json", OpenAPIResource())
+    app.add_route("/checkpoint", CheckpointResource(store))
     add_failure_handlers(app)
     app.add_error_handler(DeliveryRejected, journal_rejection(store, metrics))
     if views is not None:
@@ -323,4 +325,6 @@ def _add_query_routes(app, config: Config, store, views, now) -> None:
     app.add_route("/events/{event_id}/body", event, suffix="body")
     app.add_route("/destinations", DestinationsResource(store, **token))
     app.add_route("/destinations/{name}", DestinationResource(store, **token))
+    retry = max(1, round(config.checkpoint_every))
+    app.add_route("/events/{event_id}/proof", ProofResource(store, retry_after=retry, **token))
     add_query_error_handlers(app)

@@ -299,6 +299,43 @@ def spec() -> dict:
                 _json("DestinationDetail"),
                 ("404", _error("No such destination.")),
             ),
+            "/events/{event_id}/proof": _read(
+                "The event's inclusion proof against the latest checkpoint",
+                [
+                    {
+                        "name": "event_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                _json("EventProof", "The proof `ikledger check-proof` checks offline"),
+                ("404", _error("No such event.")),
+                (
+                    "409",
+                    {
+                        **_error(
+                            "`not_in_checkpoint`: the event is newer than the latest "
+                            "checkpoint; retry after Retry-After."
+                        ),
+                        "headers": _RETRY_AFTER,
+                    },
+                ),
+            ),
+            "/checkpoint": {
+                "get": {
+                    "summary": "The latest checkpoint: a C2SP signed note of the tree's size and root",
+                    "description": "Public: it reveals a size and a hash only. Unsigned "
+                    "(the bare checkpoint text) while no IKLEDGER_SIGNING_KEY is set.",
+                    "responses": {
+                        "200": {
+                            "description": "The signed note, as kept",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "404": _error("`no_checkpoint`: none kept yet."),
+                    },
+                }
+            },
             **UI_PATHS,
         },
         "components": {

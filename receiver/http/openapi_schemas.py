@@ -430,4 +430,41 @@ SCHEMAS = {
             },
         },
     },
+    "EventProof": {
+        "type": "object",
+        "description": "docs/verifiable-history.md; hashes in standard base64.",
+        "required": [
+            "leaf_index",
+            "leaf_hash",
+            "tree_size",
+            "root",
+            "path",
+            "checkpoint",
+            "event",
+        ],
+        "properties": {
+            "leaf_index": {"type": "integer", "description": "position - 1"},
+            "leaf_hash": {"type": "string"},
+            "tree_size": {"type": "integer"},
+            "root": {"type": "string"},
+            "path": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The RFC 6962 audit path, leaf to root.",
+            },
+            "checkpoint": {"type": "string", "description": "The signed note proved against."},
+            "event": {
+                "type": "object",
+                "required": ["position", "id", "type", "received_at_ms", "body_sha256"],
+                "properties": {
+                    "position": {"type": "integer"},
+                    "id": {"type": "string"},
+                    "type": {"type": "string"},
+                    "received_at": {"type": "string"},
+                    "received_at_ms": {"type": "integer"},
+                    "body_sha256": {"type": "string"},
+                },
+            },
+        },
+    },
 }

@@ -5,6 +5,8 @@ read-model file: a `ProjectionRunner` that catches up, then sleeps on `store.wai
 The request process then spends no CPU (and no GIL) on projections; `/healthz` and
 `/metrics` still read every projection's checkpoint and lag from the shared file.
 
+- The child also keeps the checkpoints (`receiver.checkpoints.Checkpointer`): one
+  every IKLEDGER_CHECKPOINT_EVERY seconds while the log grows, and one at shutdown.
 - The child dies with its parent, however the parent dies (SIGKILL included), and a
   child that dies is started again, as every child of `serve` (`receiver.runtime.children`);
   `status()` says so meanwhile.
@@ -144,16 +146,40 @@ def main(argv: list[str] | None = None) -> int:
         loop = threading.Thread(
             target=_catch_up, args=(runner, store, stop), name="ikledger-projections"
         )
+        checkpoints = checkpointer(config, store)
         loop.start()
+        if checkpoints is not None:
+            checkpoints.start()
         try:
             wait_for_parent_exit(args.parent_fd, args.parent_pid)
         finally:
             stop.set()
+            if checkpoints is not None:
+                checkpoints.stop()  # keeps a last checkpoint if the log grew
             loop.join(STOP_WAIT)
             views.close()
     finally:
         store.close()
     return 0
+
+
+def checkpointer(config: Config, store):
+    """The serve's one checkpointer (this child is one per serve); None if the key is bad.
+
+    Without IKLEDGER_SIGNING_KEY, checkpoints are kept unsigned. A key that cannot be
+    used keeps none (unsigned ones would pass for the signed ones asked for); `serve`
+    refuses such a key before it starts this child.
+    """
+    from receiver.checkpoints import Checkpointer, SigningKeyError, load_signer
+
+    signer = None
+    if config.signing_key:
+        try:
+            signer = load_signer(config.signing_key)
+        except SigningKeyError as exc:
+            log.error("no checkpoints: %s", exc)
+            return None
+    return Checkpointer(store, signer, config.checkpoint_every)
 
 
 if __name__ == "__main__":

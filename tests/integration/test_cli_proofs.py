@@ -167,3 +167,13 @@ def test_checkpoint_without_a_key_is_unsigned_and_says_how_to_sign(log):
     assert result.exit_code == 0
     assert result.stdout.startswith("ikledger\n40\n") and "\n\n" not in result.stdout
     assert "keys create" in result.stderr
+
+
+def test_status_names_the_latest_checkpoint_and_how_to_add_a_key(log, key):
+    db, _ = log
+    unsigned = invoke("status", "--db", db, env={"IKLEDGER_SIGNING_KEY": ""})
+    assert "none kept yet" in unsigned.stdout and "keys create" in unsigned.stdout
+    env = {"IKLEDGER_SIGNING_KEY": str(key[0])}
+    invoke("checkpoint", "--db", db, env=env)
+    signed = invoke("status", "--db", db, env=env)
+    assert "40 events, signed" in signed.stdout and "keys create" not in signed.stdout
