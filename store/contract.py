@@ -120,7 +120,26 @@ class Event(NamedTuple):
     received_at: str
     scheme: str
     chain: bytes
-    body: bytes
+    body: bytes  # b"" once pruned or erased (a received body is never empty)
+
+    @property
+    def pruned(self) -> bool:
+        """True once the body was removed by a recorded prune or erasure."""
+        return not self.body
+
+
+class Erasure(NamedTuple):
+    """The record of one body's removal: which position, when, how and why.
+
+    The body's SHA-256 and size stay, so the chain, the tree and every proof still hold.
+    """
+
+    position: int
+    erased_at: str  # UTC, ISO-8601, milliseconds, "Z"
+    kind: str  # "prune" (retention) or "erase" (one event, at any age)
+    reason: str
+    body_sha256: bytes
+    size: int
 
 
 class AppendResult(NamedTuple):
@@ -402,6 +421,30 @@ class EventStore(Protocol):
 
     def latest_checkpoint(self) -> bytes | None:
         """The checkpoint added last, or None when there is none."""
+        ...
+
+    # -- retention and erasure ------------------------------------------------------
+
+    def erase_bodies(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        position: int | None = None,
+        received_before: str | None = None,
+    ) -> int:
+        """Remove bodies, recording each removal (append-only): one position, or every
+        event received before a time (ISO-8601). Returns how many bodies went.
+
+        The erasure (when, `kind`, `reason`) and each body's SHA-256 and size are kept
+        in the same transaction as its removal, so no body goes unrecorded; the
+        database refuses any other change to an event. Long prunes commit in batches
+        and never hold back appends for long. Bodies already gone are skipped.
+        """
+        ...
+
+    def erasure(self, position: int) -> Erasure | None:
+        """The recorded removal of the body at `position`, or None."""
         ...
 
     def stats(self) -> Stats:

@@ -2,19 +2,21 @@
 
 It recomputes the hash chain and the Merkle tree together, so the first bad position is
 named whichever of the two a change broke: the chain covers the id and the body, the
-tree's leaf the body's hash, `received_at`, the id and the type.
+tree's leaf the body's hash, `received_at`, the id and the type. A pruned or erased
+body's recorded hash stands in for it; a body gone without such a record is tampering.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .contract import GENESIS, VerifyReport, body_digest, chain_link
-from .tlog.hashing import event_leaf, leaf_hash
+from .contract import GENESIS, Leaf, VerifyReport, body_digest, chain_link
+from .tlog.hashing import leaf_hash, received_ms
 from .tlog.tree import Frontier, stored_hash_count, stored_hash_index
 
-# (position, id, stored chain link, body, type, received_at as stored) as each backend reads them
-Row = tuple[int, str, bytes, bytes, str, int | str]
+# (position, id, stored chain link, body, type, received_at as stored, the recorded
+# SHA-256 of an erased body or None) as each backend reads them
+Row = tuple[int, str, bytes, bytes, str, int | str, bytes | None]
 # stored tree hashes with lo <= index < hi, as (index, hash), in index order
 TreeRead = Callable[[int, int], Sequence[tuple[int, bytes]]]
 
@@ -46,7 +48,7 @@ def verify_chain(
             if rows and rows[0][0] >= 1 and rows[-1][0] >= rows[0][0]
             else {}
         )
-        for position, event_id, link, body, event_type, received_at in rows:
+        for position, event_id, link, body, event_type, received_at, erased in rows:
             if position != expected:
                 problem = (
                     f"position {expected} is missing (next is {position})"
@@ -57,12 +59,21 @@ def verify_chain(
             if not isinstance(body, bytes) or not isinstance(event_id, str):
                 # e.g. `body || x'20'` turns a BLOB into TEXT: tampering, not a crash
                 return failed(position, f"columns of the wrong type at position {position}")
-            digest = body_digest(body)
+            if body:
+                digest = body_digest(body)
+            elif erased is not None:  # pruned or erased: its recorded hash stands in
+                digest = bytes(erased)
+            else:
+                return failed(
+                    position,
+                    f"the body of position {position} was removed without a recorded "
+                    "erasure: tampering",
+                )
             chain = chain_link(chain, event_id, digest)
             if chain != link:
                 return failed(position, f"chain mismatch at position {position}")
             problem = _tree_problem(
-                frontier, stored, position, event_id, event_type, received_at, body
+                frontier, stored, position, event_id, event_type, received_at, digest
             )
             if problem:
                 return failed(position, problem)
@@ -97,13 +108,13 @@ def _tree_problem(
     event_id: str,
     event_type: object,
     received_at: int | str,
-    body: bytes,
+    digest: bytes,
 ) -> str | None:
     """Append the row's leaf to `frontier`; what is wrong with its stored hashes, or None."""
     if not isinstance(event_type, str):
         return f"columns of the wrong type at position {position}"
     try:
-        leaf = leaf_hash(event_leaf(event_id, event_type, received_at, body))
+        leaf = leaf_hash(Leaf(event_id, event_type, received_ms(received_at), digest))
     except ValueError as exc:
         return f"no tree leaf for position {position}: {exc}"
     base = stored_hash_index(0, position - 1)

@@ -18,7 +18,7 @@ GRANT CONNECT ON DATABASE {database} TO {role};
 GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON {schema}.events, {schema}.log_head, {schema}.deliveries, {schema}.type_counts,
     {schema}.delivery_counts, {schema}.ikledger_schema, {schema}.log_meta, {schema}.tree_hashes,
-    {schema}.checkpoints TO {role};
+    {schema}.checkpoints, {schema}.erasures, {schema}.erased_bodies TO {role};
 GRANT INSERT ON {schema}.checkpoints TO {role};
 GRANT EXECUTE ON FUNCTION {schema}.ikledger_append(text[], text[], text[], text[], text[],
     bytea[], text[], jsonb, text, integer, boolean) TO {role};

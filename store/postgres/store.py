@@ -19,6 +19,7 @@ from ..contract import (
     MAX_POSITION,
     Conflict,
     Delivery,
+    Erasure,
     Event,
     Leaf,
     NewEvent,
@@ -29,11 +30,11 @@ from ..contract import (
     VerifyReport,
     clamp_position,
 )
-from ..tlog.hashing import event_leaf
+from ..tlog.hashing import erased_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import GroupWriter, WritesThroughGroupWriter
-from . import schema
+from . import erasure, schema
 from .append import GroupCommitter
 from .connect import Target
 from .forwarding import PostgresForwarding
@@ -235,8 +236,9 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         """
         head_position, head_chain = self._query("SELECT position, chain FROM log_head")[0]
         sql = (
-            "SELECT position, id, chain, body, type, received_at FROM events"
-            " WHERE position > %s AND position <= %s ORDER BY position LIMIT %s"
+            "SELECT e.position, e.id, e.chain, e.body, e.type, e.received_at, x.body_sha256"
+            " FROM events AS e LEFT JOIN erased_bodies AS x ON x.position = e.position"
+            " WHERE e.position > %s AND e.position <= %s ORDER BY e.position LIMIT %s"
         )
         tree = "SELECT idx, hash FROM tree_hashes WHERE idx >= %s AND idx < %s ORDER BY idx"
         return verify_chain(
@@ -263,10 +265,38 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
     def leaf(self, position: int) -> Leaf | None:
         """The leaf's fields, from the event at `position`; None when there is none."""
         rows = self._query(
-            "SELECT id, type, received_at, body FROM events WHERE position = %s",
+            "SELECT e.id, e.type, e.received_at, e.body, x.body_sha256 FROM events AS e"
+            " LEFT JOIN erased_bodies AS x ON x.position = e.position WHERE e.position = %s",
             (clamp_position(position),),
         )
-        return event_leaf(*rows[0]) if rows else None
+        return erased_leaf(*rows[0]) if rows else None
+
+    # -- retention and erasure (erasure.py) ---------------------------------------
+
+    def erase_bodies(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        position: int | None = None,
+        received_before: str | None = None,
+    ) -> int:
+        """Remove bodies with their records; see `EventStore.erase_bodies`."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        with self._target.translated("remove bodies"):
+            return erasure.erase_bodies(
+                self._pool.connection,
+                kind,
+                reason,
+                position=position,
+                received_before=received_before,
+            )
+
+    def erasure(self, position: int) -> Erasure | None:
+        """The recorded removal of the body at `position`, or None."""
+        rows = self._query(erasure.ERASURE_SQL, (clamp_position(position),))
+        return erasure.erasure_row(rows[0]) if rows else None
 
     def add_checkpoint(self, text: bytes) -> None:
         """Keep one checkpoint, append-only; committed on return."""

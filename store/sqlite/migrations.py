@@ -298,6 +298,39 @@ def m012_events_by_created_at(db: Database) -> None:
     db.execute("CREATE INDEX events_created_at ON events (created_at, type)")
 
 
+@migration
+def m013_erasures(db: Database) -> None:
+    # Retention and erasure (`EventStore.erase_bodies`): one `erasures` row per prune or
+    # erase (when, why), one `erased_bodies` row per body removed (which position, the
+    # body's SHA-256 and size, which the chain and the tree still need). Both append-only.
+    db.execute(
+        "CREATE TABLE erasures (seq INTEGER PRIMARY KEY, erased_at INTEGER NOT NULL, "
+        "kind TEXT NOT NULL, reason TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE erased_bodies (position INTEGER PRIMARY KEY, "
+        "erasure INTEGER NOT NULL REFERENCES erasures(seq), "
+        "body_sha256 BLOB NOT NULL CHECK (length(body_sha256) = 32), size INTEGER NOT NULL)"
+    )
+    for table in ("erasures", "erased_bodies"):
+        for change in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_no_{change.lower()} BEFORE {change} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+            )
+    # An event may change in one way only: its body emptied, once its erasure is recorded.
+    db.execute("DROP TRIGGER events_no_update")
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "WHEN NOT (NEW.position IS OLD.position AND NEW.id IS OLD.id "
+        "AND NEW.type IS OLD.type AND NEW.created_at IS OLD.created_at "
+        "AND NEW.received_at IS OLD.received_at AND NEW.scheme IS OLD.scheme "
+        "AND NEW.chain IS OLD.chain AND NEW.body = X'' "
+        "AND EXISTS (SELECT 1 FROM erased_bodies WHERE position = OLD.position)) "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+
+
 def pending(conn: sqlite3.Connection) -> bool:
     """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
 

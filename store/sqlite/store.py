@@ -25,6 +25,7 @@ from ..contract import (
     AppendResult,
     Conflict,
     Delivery,
+    Erasure,
     Event,
     Leaf,
     Stats,
@@ -37,11 +38,11 @@ from ..contract import (
 )
 from ..encoding import decode_time, encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
-from ..tlog.hashing import event_leaf
+from ..tlog.hashing import erased_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
-from . import migrations
+from . import erasure, migrations
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
 from .forwarding import SQLiteForwarding
@@ -363,8 +364,9 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         An empty log verifies.
         """
         sql = (
-            "SELECT position, id, chain, body, type, received_at FROM events "
-            "WHERE position > ? ORDER BY position LIMIT ?"
+            "SELECT e.position, e.id, e.chain, e.body, e.type, e.received_at, x.body_sha256 "
+            "FROM events AS e LEFT JOIN erased_bodies AS x ON x.position = e.position "
+            "WHERE e.position > ? ORDER BY e.position LIMIT ?"
         )
         tree = "SELECT idx, hash FROM tree_hashes WHERE idx >= ? AND idx < ? ORDER BY idx"
         return verify_chain(
@@ -392,10 +394,41 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
     def leaf(self, position: int) -> Leaf | None:
         """The leaf's fields, from the event at `position`; None when there is none."""
         rows = self._query(
-            "SELECT id, type, received_at, body FROM events WHERE position = ?",
+            "SELECT e.id, e.type, e.received_at, e.body, x.body_sha256 FROM events AS e "
+            "LEFT JOIN erased_bodies AS x ON x.position = e.position WHERE e.position = ?",
             (clamp_position(position),),
         )
-        return event_leaf(*rows[0]) if rows else None
+        if not rows:
+            return None
+        *columns, erased = rows[0]
+        return erased_leaf(*columns, erased)
+
+    # -- retention and erasure (erasure.py) -------------------------------------
+
+    def erase_bodies(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        position: int | None = None,
+        received_before: str | None = None,
+    ) -> int:
+        """Remove bodies with their records; see `EventStore.erase_bodies`."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return erasure.erase_bodies(
+            self.path,
+            self.timeout,
+            kind,
+            reason,
+            position=position,
+            received_before=received_before,
+        )
+
+    def erasure(self, position: int) -> Erasure | None:
+        """The recorded removal of the body at `position`, or None."""
+        rows = self._query(erasure.ERASURE_SQL, (clamp_position(position),))
+        return erasure.erasure_row(rows[0]) if rows else None
 
     def add_checkpoint(self, text: bytes) -> None:
         """Keep one checkpoint, append-only; durable on return (its own short transaction)."""

@@ -86,3 +86,12 @@ def leaf_hash(leaf: Leaf) -> bytes:
 def event_leaf(event_id: str, event_type: str, received_at: int | str, body: bytes) -> Leaf:
     """The leaf of an event from its stored columns (received_at as stored: ms or text)."""
     return Leaf(event_id, event_type, received_ms(received_at), body_digest(body))
+
+
+def erased_leaf(
+    event_id: str, event_type: str, received_at: int | str, body: bytes, erased: bytes | None
+) -> Leaf:
+    """The leaf of an event whose body may be gone: then its recorded SHA-256 (`erased`)."""
+    if not body and erased is not None:
+        return Leaf(event_id, event_type, received_ms(received_at), bytes(erased))
+    return event_leaf(event_id, event_type, received_at, body)

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from store import SQLiteStore, StoreCorrupt
+from store.sqlite_engine import sqlite3
 from tests.support import ROOT
 from tests.support import new_event as new
 
@@ -21,10 +22,25 @@ EVENTS = 400
 
 
 def damage(path, *, size: int = 8192, seed: int = 17) -> None:
-    """Overwrite `size` bytes in the middle of the file with garbage (always the same)."""
-    length = path.stat().st_size
+    """Overwrite `size` bytes in the middle of the events with garbage (always the same).
+
+    The middle page of the events table (SQLite's dbstat), not of the file: which
+    table the file's middle holds changes with every migration that adds one.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        pages = [
+            n
+            for (n,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' "
+                "ORDER BY pageno"
+            )
+        ]
+    finally:
+        conn.close()
     with open(path, "r+b") as file:
-        file.seek(length // 2)
+        file.seek((pages[len(pages) // 2] - 1) * page_size)
         file.write(random.Random(seed).randbytes(size))
 
 
