@@ -56,8 +56,8 @@ def _stage(
         for batch in store.read_batches(after, batch_size=STAGE_BATCH, types=types, until=until):
             conn.executemany(
                 "INSERT INTO staged VALUES (?, ?, ?, ?, ?)",
-                [(e.position, e.id, e.type, e.created_at, e.body) for e in batch],
-            )
+                [(e.position, e.id, e.type, e.created_at, e.body) for e in batch if e.body],
+            )  # a pruned event (empty body) contributes nothing
     return "main.staged"
 
 

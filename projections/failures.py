@@ -89,7 +89,9 @@ def apply_batch(
 
     Returns the poison event and its error, or None. Transient errors and defects
     propagate with the savepoint rolled back (the caller's transaction then is too).
+    Events whose body was pruned or erased contribute nothing: they are not folded.
     """
+    batch = [event for event in batch if event.body]
     conn.execute("SAVEPOINT batch")
     try:
         fold(conn, tables, batch)

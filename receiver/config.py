@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class Config:
     log_format: str = "text"  # or "json": one object per line (receiver.logs)
     signing_key: str | None = None  # the file of the checkpoints' Ed25519 private key
     checkpoint_every: float = 60.0  # seconds between checkpoints `serve` signs, at most
+    retain: str | None = None  # an age ("90d"): `serve` prunes older bodies once a day
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -77,6 +79,8 @@ class Config:
             values["log_format"] = env["IKLEDGER_LOG_FORMAT"].strip().lower()
         if env.get("IKLEDGER_SIGNING_KEY"):
             values["signing_key"] = env["IKLEDGER_SIGNING_KEY"]
+        if env.get("IKLEDGER_RETAIN"):
+            values["retain"] = env["IKLEDGER_RETAIN"]
         for name, key in (
             (SESSION_SEED_ENV, "session_seed"),
             (UI_STATE_ENV, "ui_state"),
@@ -127,6 +131,8 @@ class Config:
             raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"IKLEDGER_LOG_FORMAT must be text or json, got {self.log_format!r}")
+        if self.retain is not None and not re.fullmatch(r"\d+[dh]", self.retain.strip()):
+            raise ConfigError("IKLEDGER_RETAIN must be an age such as 90d or 12h")
         if self.checkpoint_every <= 0:
             raise ConfigError("IKLEDGER_CHECKPOINT_EVERY must be a positive number of seconds")
 

@@ -55,6 +55,23 @@ def refused_deliveries(
     }
 
 
+def removal(store: EventStore, event: Event) -> dict | None:
+    """What became of a pruned or erased event's body (when, how, why, its SHA-256 and
+    size), JSON-ready; None while the body is there. The API and the pages show this."""
+    if not event.pruned:
+        return None
+    record = store.erasure(event.position)
+    if record is None:  # gone without a record: `verify` names it as tampering
+        return {"pruned_on": None, "kind": None, "reason": "no erasure recorded"}
+    return {
+        "pruned_on": record.erased_at,
+        "kind": record.kind,
+        "reason": record.reason,
+        "size": record.size,
+        "body_sha256": record.body_sha256.hex(),
+    }
+
+
 def verify_log(store: EventStore) -> VerifyReport:
     """The store's chain check, then each row's id, type and created_at against its body.
 
@@ -66,6 +83,8 @@ def verify_log(store: EventStore) -> VerifyReport:
     last = GENESIS  # the chain through the last event that checked out
     for batch in store.read_batches(0, until=until):
         for event in batch:
+            if event.pruned:  # its columns stay; the store checked its recorded erasure
+                continue
             try:
                 parsed = parse_event(event.body)
                 found = (parsed.id, parsed.type, parsed.created_at)

@@ -57,6 +57,11 @@ LAZY_COMMANDS = {
         "destinations",
         "Configure the endpoints every stored event is forwarded to (add, list, show, …).",
     ),
+    "erase": (
+        "receiver.cli.retention",
+        "erase",
+        "Remove the body of EVENT_ID at any age, recording why; proofs and verify still hold.",
+    ),
     "events": (
         "receiver.cli.log",
         "events",
@@ -91,6 +96,11 @@ LAZY_COMMANDS = {
         "receiver.cli.proofs",
         "prove",
         "Print the JSON proof that EVENT_ID is in the log (or, --from-size, that it only grew).",
+    ),
+    "prune": (
+        "receiver.cli.retention",
+        "prune",
+        "Remove the bodies of events received before TIME; proofs and verify still hold.",
     ),
     "rebuild": (
         "receiver.cli.read",

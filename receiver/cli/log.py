@@ -106,10 +106,18 @@ def events(db, types, ids, since, until, after, limit, as_json) -> None:
 @click.argument("event_id")
 def show(db: str | None, event_id: str) -> None:
     """Print the raw body of event EVENT_ID exactly as it was received."""
+    from receiver.events import removal
+
     with opened_store(load_config(db=db)) as store:
         event = store.get(event_id)
+        pruned = None if event is None else removal(store, event)
     if event is None:
         raise click.ClickException(f"no event with id {event_id!r}")
+    if pruned:
+        raise click.ClickException(
+            f"the body of {event_id!r} was pruned on {pruned['pruned_on']} "
+            f"({pruned['kind']}: {pruned['reason']})"
+        )
     sys.stdout.buffer.write(event.body)
     sys.stdout.buffer.flush()
 

@@ -17,7 +17,7 @@ import forwarding
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
 from receiver import timespec
-from receiver.events import event_summary, refused_deliveries, select_events
+from receiver.events import event_summary, refused_deliveries, removal, select_events
 from receiver.ingest.validation import InvalidEvent
 from store import MAX_POSITION, EventStore
 
@@ -247,10 +247,12 @@ class EventResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
         event = self._event(event_id)
+        pruned = removal(self.store, event)
         resp.media = {
             **event_summary(event),
             "chain": event.chain.hex(),
-            "body": event.body.decode("utf-8"),
+            "body": None if pruned else event.body.decode("utf-8"),
+            "pruned": pruned,
             "deliveries": [d._asdict() for d in self.store.deliveries(event_id=event_id)],
             "conflicts": [
                 {"seq": c.seq, "received_at": c.received_at, "body": c.body.decode("utf-8")}
@@ -260,8 +262,17 @@ class EventResource:
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
-        """The body exactly as received, byte for byte."""
-        resp.data = self._event(event_id).body
+        """The body exactly as received, byte for byte; 410 once pruned or erased."""
+        event = self._event(event_id)
+        pruned = removal(self.store, event)
+        if pruned:
+            raise coded(
+                falcon.HTTPGone,
+                "body_pruned",
+                f"the body of {event_id!r} was removed on {pruned['pruned_on']} "
+                f"({pruned['kind']}: {pruned['reason']}); its SHA-256 and size stay",
+            )
+        resp.data = event.body
         resp.content_type = falcon.MEDIA_JSON
 
 

@@ -6,7 +6,8 @@ The request process then spends no CPU (and no GIL) on projections; `/healthz` a
 `/metrics` still read every projection's checkpoint and lag from the shared file.
 
 - The child also keeps the checkpoints (`receiver.checkpoints.Checkpointer`): one
-  every IKLEDGER_CHECKPOINT_EVERY seconds while the log grows, and one at shutdown.
+  every IKLEDGER_CHECKPOINT_EVERY seconds while the log grows, and one at shutdown;
+  and, under IKLEDGER_RETAIN, prunes older bodies once a day (`receiver.retention`).
 - The child dies with its parent, however the parent dies (SIGKILL included), and a
   child that dies is started again, as every child of `serve` (`receiver.runtime.children`);
   `status()` says so meanwhile.
@@ -147,13 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             target=_catch_up, args=(runner, store, stop), name="ikledger-projections"
         )
         checkpoints = checkpointer(config, store)
+        retention = retainer(config, store)
         loop.start()
-        if checkpoints is not None:
-            checkpoints.start()
+        for helper in (checkpoints, retention):
+            if helper is not None:
+                helper.start()
         try:
             wait_for_parent_exit(args.parent_fd, args.parent_pid)
         finally:
             stop.set()
+            if retention is not None:
+                retention.stop()
             if checkpoints is not None:
                 checkpoints.stop()  # keeps a last checkpoint if the log grew
             loop.join(STOP_WAIT)
@@ -180,6 +185,27 @@ def checkpointer(config: Config, store):
             log.error("no checkpoints: %s", exc)
             return None
     return Checkpointer(store, signer, config.checkpoint_every)
+
+
+def retainer(config: Config, store):
+    """The serve's daily prune under IKLEDGER_RETAIN (None without it), which rebuilds the
+    read models (its own handle on them) after each prune that removed something."""
+    if not config.retain:
+        return None
+    from receiver.retention import Retention
+
+    def rebuild() -> None:
+        import projections
+
+        from .wiring import open_read_models
+
+        views = open_read_models(config, store)
+        try:
+            projections.ProjectionRunner(views).rebuild(None)
+        finally:
+            views.close()
+
+    return Retention(store, config.retain, rebuild)
 
 
 if __name__ == "__main__":

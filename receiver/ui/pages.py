@@ -25,7 +25,7 @@ import forwarding
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
 from receiver import timespec
-from receiver.events import event_summary
+from receiver.events import event_summary, removal
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
 from store import EventStore, StoreCorrupt, StoreError
@@ -354,6 +354,7 @@ class EventPage(Page):
                     message=f"no event with id {event_id!r}",
                 )
                 return
+            pruned = removal(self.store, event)
             raw = event.body.decode("utf-8")
             try:
                 pretty = orjson.dumps(orjson.loads(event.body), option=orjson.OPT_INDENT_2)
@@ -366,6 +367,7 @@ class EventPage(Page):
                 resp,
                 "event.html",
                 event={**event_summary(event), "chain": event.chain.hex()},
+                pruned=pruned,
                 raw=raw,
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,

@@ -507,7 +507,7 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         """ATTACH the log file read-only to `conn` as `schema`; returns a TEMP view of it.
 
         The view `temp."<schema>_events"` has the columns position, id, type,
-        created_at, body. Call it outside a transaction of `conn`; calling it again on
+        created_at, body, of the events that still have their body. Call it outside a transaction of `conn`; calling it again on
         the same connection reuses both.
         """
         if not schema.isidentifier():
@@ -524,7 +524,8 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 raise StoreError(f"schema {schema!r} is attached to another file")
             conn.execute(
                 f'CREATE TEMP VIEW IF NOT EXISTS "{view}" AS '
-                f'SELECT position, id, type, created_at, body FROM "{schema}".events'
+                f'SELECT position, id, type, created_at, body FROM "{schema}".events '
+                "WHERE length(body) > 0"  # a pruned or erased event has nothing to read
             )
         return f'temp."{view}"'
 

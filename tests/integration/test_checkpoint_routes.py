@@ -86,7 +86,11 @@ def test_serve_signs_checkpoints_never_shows_the_key_and_survives_sigkill(tmp_pa
     key_file.write_text(private + "\n")
     key_file.chmod(0o600)
     seed = private.rsplit("+", 1)[1]
-    env = {"IKLEDGER_SIGNING_KEY": str(key_file), "IKLEDGER_CHECKPOINT_EVERY": "0.2"}
+    env = {
+        "IKLEDGER_SIGNING_KEY": str(key_file),
+        "IKLEDGER_CHECKPOINT_EVERY": "0.2",
+        "IKLEDGER_RETAIN": "90d",  # wired in too: nothing that old to prune
+    }
     db = tmp_path / "log.db"
     with serve(db, env=env, args=("--workers", "1", "--log-level", "debug")) as served:
         for i in range(3):
