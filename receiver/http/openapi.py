@@ -287,6 +287,7 @@ def spec() -> dict:
                     "content": {"application/json": {}},
                 },
                 ("404", _error("No such event.")),
+                ("410", _error("`body_pruned`: the body was pruned or erased (when, why).")),
             ),
             "/destinations": _read(
                 "Every forwarding destination: settings, counts, lag, last outcomes",

@@ -105,10 +105,26 @@ SCHEMAS = {
             {"$ref": "#/components/schemas/EventSummary"},
             {
                 "type": "object",
-                "required": ["chain", "body", "deliveries", "conflicts", "forwarding_attempts"],
+                "required": [
+                    "chain",
+                    "body",
+                    "pruned",
+                    "deliveries",
+                    "conflicts",
+                    "forwarding_attempts",
+                ],
                 "properties": {
                     "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
-                    "body": {"type": "string", "description": "The raw body exactly as received."},
+                    "body": {
+                        "type": ["string", "null"],
+                        "description": "The raw body exactly as received; null once pruned.",
+                    },
+                    "pruned": {
+                        "type": ["object", "null"],
+                        "description": "When (pruned_on), how (kind: prune or erase) and why "
+                        "(reason) the body was removed, with its size and hex body_sha256; "
+                        "null while the body is there.",
+                    },
                     "deliveries": {"type": "array", "items": {"type": "object"}},
                     "forwarding_attempts": {
                         "type": "array",
