@@ -115,3 +115,24 @@ def test_an_erasure_needs_a_reason_and_one_target(store):
             store.erase_bodies("erase", "why", **kwargs)
     with pytest.raises((ValueError, StoreError)):
         store.erase_bodies("erase", "", position=1)
+
+
+def test_sqlite_reuses_the_pages_pruned_bodies_freed(tmp_path):
+    from store import NewEvent, SQLiteStore
+
+    def batch(start: int) -> list[NewEvent]:
+        body = b'{"pad":"' + b"x" * 20_000 + b'"}'
+        return [
+            NewEvent(f"e{i}", "file.created", "2024-01-01T00:00:00.000Z", body, "x-ik-signature")
+            for i in range(start, start + 100)
+        ]
+
+    path = tmp_path / "log.db"
+    with SQLiteStore(path) as store:
+        store.append_many(batch(0))
+    full = path.stat().st_size
+    with SQLiteStore(path) as store:
+        assert store.erase_bodies("prune", "all", received_before="2100-01-01T00:00:00Z") == 100
+        store.append_many(batch(100))  # as many bytes again, into the freed pages
+        assert store.verify().ok
+    assert path.stat().st_size < full * 1.2, (full, path.stat().st_size)
