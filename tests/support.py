@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -248,3 +249,31 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def damage(path, *, table: str | None = "events", size: int = 8192, seed: int = 17) -> None:
+    """Overwrite `size` bytes with garbage (always the same): in the middle page of
+    `table` (SQLite's dbstat), or of the file when `table` is None.
+
+    A table's page, not the file's middle: which table the middle of a log holds
+    changes with every migration that adds one.
+    """
+    offset = Path(path).stat().st_size // 2
+    if table is not None:
+        conn = sqlite3.connect(path)
+        try:
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+            pages = [
+                n
+                for (n,) in conn.execute(
+                    "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' "
+                    "ORDER BY pageno",
+                    (table,),
+                )
+            ]
+        finally:
+            conn.close()
+        offset = (pages[len(pages) // 2] - 1) * page_size
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.write(random.Random(seed).randbytes(size))

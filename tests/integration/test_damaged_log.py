@@ -6,7 +6,6 @@ with 8 KiB in the middle overwritten by garbage.
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 import sys
@@ -14,34 +13,10 @@ import sys
 import pytest
 
 from store import SQLiteStore, StoreCorrupt
-from store.sqlite_engine import sqlite3
-from tests.support import ROOT
+from tests.support import ROOT, damage
 from tests.support import new_event as new
 
 EVENTS = 400
-
-
-def damage(path, *, size: int = 8192, seed: int = 17) -> None:
-    """Overwrite `size` bytes in the middle of the events with garbage (always the same).
-
-    The middle page of the events table (SQLite's dbstat), not of the file: which
-    table the file's middle holds changes with every migration that adds one.
-    """
-    conn = sqlite3.connect(path)
-    try:
-        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-        pages = [
-            n
-            for (n,) in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' "
-                "ORDER BY pageno"
-            )
-        ]
-    finally:
-        conn.close()
-    with open(path, "r+b") as file:
-        file.seek((pages[len(pages) // 2] - 1) * page_size)
-        file.write(random.Random(seed).randbytes(size))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ the middle overwritten by garbage, then `ikledger failures/assets/timeline`, `/h
 
 from __future__ import annotations
 
-import random
 import shutil
 
 import falcon.testing
@@ -18,18 +17,10 @@ from receiver import Config, create_app
 from receiver.cli import tables
 from store import SQLiteStore, StoreCorrupt
 from tests.projections_helpers import video_event
-from tests.support import SECRET, event_body, free_port, run_cli, signed
+from tests.support import SECRET, damage, event_body, free_port, run_cli, signed
 
 EVENTS = 400
 ASSET = "http://ik.imagekit.io/demo/v3.mp4"
-
-
-def damage(path, *, size: int = 8192, seed: int = 17) -> None:
-    """Overwrite `size` bytes in the middle of the file with garbage (always the same)."""
-    length = path.stat().st_size
-    with open(path, "r+b") as file:
-        file.seek(length // 2)
-        file.write(random.Random(seed).randbytes(size))
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +184,7 @@ def test_serve_refuses_to_start_on_read_models_damaged_by_a_crash(sound_log, tmp
     log, views = tmp_path / "log.db", tmp_path / "log.projections.db"
     shutil.copyfile(sound_log, log)
     assert run_cli("assets", db=log).returncode == 0
-    damage(views)
+    damage(views, table=None)
     (tmp_path / "log.db-open").touch()  # what a killed server leaves
     args = ("serve", "--port", str(free_port()), "--workers", "1")
     result = run_cli(*args, db=log, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET})
