@@ -20,7 +20,6 @@ from ..contract import (
     Conflict,
     Delivery,
     Event,
-    Leaf,
     NewEvent,
     Stats,
     StoreClosed,
@@ -29,7 +28,6 @@ from ..contract import (
     VerifyReport,
     clamp_position,
 )
-from ..tlog.hashing import event_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import GroupWriter, WritesThroughGroupWriter
@@ -72,6 +70,8 @@ def _remove(database: Path) -> None:
 
 class PostgresStore(WritesThroughGroupWriter, TreeReads):
     """The append-only log in a PostgreSQL database (see the module docstring)."""
+
+    _mark = "%s"  # the driver's placeholder, for the reads `TreeReads` shares
 
     def __init__(self, location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP):
         self._target = Target(location, timeout)
@@ -247,26 +247,6 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         )
 
     # -- the Merkle tree (roots and proofs: tree_reads.py) ------------------------
-
-    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        found = dict(
-            self._query(
-                "SELECT idx, hash FROM tree_hashes WHERE idx = ANY(%s::bigint[])",
-                (sorted(set(indexes)),),
-            )
-        )
-        missing = [i for i in indexes if i not in found]
-        if missing:
-            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
-        return [found[i] for i in indexes]
-
-    def leaf(self, position: int) -> Leaf | None:
-        """The leaf's fields, from the event at `position`; None when there is none."""
-        rows = self._query(
-            "SELECT id, type, received_at, body FROM events WHERE position = %s",
-            (clamp_position(position),),
-        )
-        return event_leaf(*rows[0]) if rows else None
 
     def add_checkpoint(self, text: bytes) -> None:
         """Keep one checkpoint, append-only; committed on return."""

@@ -26,7 +26,6 @@ from ..contract import (
     Conflict,
     Delivery,
     Event,
-    Leaf,
     Stats,
     StoreClosed,
     StoreCorrupt,
@@ -37,7 +36,6 @@ from ..contract import (
 )
 from ..encoding import decode_time, encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
-from ..tlog.hashing import event_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
 from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
@@ -69,6 +67,8 @@ __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
 class SQLiteStore(WritesThroughGroupWriter, TreeReads):
     """The append-only log in one SQLite file (see the module docstring)."""
+
+    _mark = "?"  # the driver's placeholder, for the reads `TreeReads` shares
 
     def __init__(
         self, path: str | os.PathLike, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
@@ -374,28 +374,6 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         )
 
     # -- the Merkle tree (roots and proofs: tree_reads.py) ----------------------
-
-    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        found: dict[int, bytes] = {}
-        wanted = sorted(set(indexes))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._query(f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})", chunk)
-            )
-        missing = [i for i in indexes if i not in found]
-        if missing:
-            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
-        return [found[i] for i in indexes]
-
-    def leaf(self, position: int) -> Leaf | None:
-        """The leaf's fields, from the event at `position`; None when there is none."""
-        rows = self._query(
-            "SELECT id, type, received_at, body FROM events WHERE position = ?",
-            (clamp_position(position),),
-        )
-        return event_leaf(*rows[0]) if rows else None
 
     def add_checkpoint(self, text: bytes) -> None:
         """Keep one checkpoint, append-only; durable on return (its own short transaction)."""
