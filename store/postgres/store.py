@@ -30,7 +30,8 @@ from ..contract import (
 )
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
-from ..writer import GroupWriter, WritesThroughGroupWriter
+from ..writer import GroupWriter
+from ..writing import WritesThroughGroupWriter
 from . import schema
 from .append import GroupCommitter
 from .connect import Target
