@@ -2,8 +2,8 @@
 
 A consumer of the log with side effects: its state lives beside the log behind the
 store's contract (`store.forwarding`), its delivery loop is a pure scheduler
-(`scheduler.py`) driven by one forwarder per destination (`engine.py`), holding the
-destination's lease. See docs/forwarding.md.
+(`scheduler.py`) driven by one forwarder per destination (`engine.py`, started by
+`supervisor.py`), holding the destination's lease. See docs/forwarding.md.
 """
 
 from .admin import (
@@ -22,12 +22,13 @@ from .admin import (
     state_of,
 )
 from .client import Answer, Client, HttpClient, TransportError, classify
-from .engine import Forwarder, Settings, run
+from .engine import Forwarder, Settings
 from .errors import ForwardingError
 from .keys import ordering_key
 from .schedule import DEFAULT_SCHEDULE, next_delay, parse_schedule
 from .scheduler import Plan, RateLimiter, plan
 from .signing import destination_key, signature, signing_key
+from .supervisor import run
 
 __all__ = [
     "DEFAULT_SCHEDULE",

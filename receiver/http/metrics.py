@@ -4,8 +4,8 @@ Scrape-time figures come from `store.stats()` (cheap by the store's contract), t
 projections' meta rows and forwarding's per-destination counts (`destination_status`:
 one count of each destination's deliveries); everything else is a counter. Forwarding
 attempts are counted by the forwarding child, which writes them to a small file that
-every scrape reads (`receiver.runtime.forwarder.AttemptStats`). In one process the counters
-are that process's; under `serve --workers N` (PROMETHEUS_MULTIPROC_DIR set by the
+every scrape reads (`receiver.runtime.attempt_stats.AttemptStats`). In one process the
+counters are that process's; under `serve --workers N` (PROMETHEUS_MULTIPROC_DIR set by the
 supervisor, prometheus_client's multiprocess mode) every scrape sums the counters of
 all its request processes since `serve` started, whichever worker answers it.
 """
@@ -74,8 +74,8 @@ def _forwarding_families(store: EventStore, stats_path: str | None) -> list:
     oldest event not yet delivered (from the store); attempts by outcome and their
     latency, counted by the forwarding child since it started (its stats file)."""
     import forwarding
+    from receiver.runtime.attempt_stats import LATENCY_BUCKETS
     from receiver.runtime.children import read_json
-    from receiver.runtime.forwarder import LATENCY_BUCKETS
 
     label = ["destination"]
     pending = GaugeMetricFamily(

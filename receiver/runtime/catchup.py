@@ -1,17 +1,15 @@
 """The read models' catch-up in a child process of `ikledger serve`.
 
-`Projector(config).start()` runs `python -m receiver.runtime.catchup` on the same log and
-read-model file: a `ProjectionRunner` that catches up, then sleeps on `store.wait`.
-The request process then spends no CPU (and no GIL) on projections; `/healthz` and
-`/metrics` still read every projection's checkpoint and lag from the shared file.
+The program of `python -m receiver.runtime.catchup`, which the parent's handle
+(`receiver.runtime.handles.Projector`) starts on the same log and read-model file: a
+`ProjectionRunner` that catches up, then sleeps on `store.wait`. The request process
+then spends no CPU (and no GIL) on projections; `/healthz` and `/metrics` still read
+every projection's checkpoint and lag from the shared file. It runs until its parent
+exits (`receiver.runtime.children.wait_for_parent_exit`) or SIGTERM.
 
-- The child also keeps the checkpoints (`receiver.checkpoints.Checkpointer`): one
-  every IKLEDGER_CHECKPOINT_EVERY seconds while the log grows, and one at shutdown;
-  and, under IKLEDGER_RETAIN, prunes older bodies once a day (`receiver.retention`).
-- The child dies with its parent, however the parent dies (SIGKILL included), and a
-  child that dies is started again, as every child of `serve` (`receiver.runtime.children`);
-  `status()` says so meanwhile.
-- `stop()` closes the pipe, then waits a bounded time before terminating the child.
+The child also keeps the checkpoints (`receiver.checkpoints.Checkpointer`): one every
+IKLEDGER_CHECKPOINT_EVERY seconds while the log grows, and one at shutdown; and, under
+IKLEDGER_RETAIN, prunes older bodies once a day (`receiver.retention`).
 
 Two catch-ups on one file are safe (see `projections.catchup`), so a child still
 finishing its pass while a new one starts loses or doubles nothing.
@@ -21,56 +19,28 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 
+import projections
+from projections import ProjectionError
 from receiver import logs
 from receiver.config import Config
 from store import StoreError
 
-from .children import Child, wait_for_parent_exit
+from .children import wait_for_parent_exit
+from .handles import CATCHUP_STOP_WAIT
+from .wiring import open_log
 
 log = logging.getLogger("ikledger.projector")
 
-STOP_WAIT = 10.0  # seconds a stopping child may take to finish its pass
 # After a pass that applied events, the child lets the next ones gather this long:
 # each pass has a fixed cost (its read-model transaction and fsync, checkpoints), so
 # fewer, larger passes cost less per event; a new event is served at most about this
 # much later (the freshness target is 1 s).
 PASS_SPACING = 0.2
-
-
-class Projector(Child):
-    """The parent's handle on the catch-up child: start, watch and restart, stop."""
-
-    def __init__(self, config: Config, *, log_level: str = "INFO", on_change=None):
-        # `on_change(status())` whenever it changes (start, exit, restart), from
-        # whichever thread changed it; `serve --workers N` shares it with its workers.
-        env = config.child_env(os.environ)
-        command = [sys.executable, "-m", "receiver.runtime.catchup", "--log-level", log_level]
-        share = None if on_change is None else (lambda: on_change(self.status()))
-        super().__init__("read-model catch-up", command, env, on_change=share)
-        self.config = config
-
-    def status(self) -> dict:
-        """For /healthz: whether the child runs, its pid, restarts and last exit code."""
-        return {
-            "process": "child",
-            "running": self.running,
-            "pid": self.pid,
-            "restarts": self.restarts,
-            "last_exit": self.last_exit,
-        }
-
-    def stop(self, timeout: float = STOP_WAIT) -> None:
-        """Stop the child: end of file on its pipe, then SIGTERM, then SIGKILL. Idempotent."""
-        super().stop(timeout)
-
-
-# -- the child ----------------------------------------------------------------------
 
 
 def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACING) -> None:
@@ -82,8 +52,6 @@ def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACIN
     at debug level, except for an error the store did not expect (a bug), whose
     first traceback is logged in full.
     """
-    from projections import ProjectionError  # the child's import, not serve's
-
     failing: str | None = None  # the reason the last pass failed; None when it succeeded
     failed, since = 0, 0.0
     while not stop.is_set():
@@ -136,10 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the parent, then us
 
-    import projections
-
-    from .wiring import open_log
-
     store, views = open_log(config)
     try:
         runner = projections.ProjectionRunner(views)
@@ -161,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 retention.stop()
             if checkpoints is not None:
                 checkpoints.stop()  # keeps a last checkpoint if the log grew
-            loop.join(STOP_WAIT)
+            loop.join(CATCHUP_STOP_WAIT)
             views.close()
     finally:
         store.close()

@@ -61,6 +61,7 @@ from receiver.config import (
 )
 
 from .children import Child, process_alive, read_json, wait_for_parent_exit, write_json
+from .handles import ForwarderChild, Projector
 
 log = logging.getLogger("ikledger.supervisor")
 
@@ -246,8 +247,6 @@ def run(
         forwarder_path = os.path.join(private, "forwarder.json")
         env[FORWARDER_STATUS_ENV] = forwarder_path  # and their /healthz this
         if catch_up == "process":
-            from .catchup import Projector
-
             status_path = os.path.join(private, "projector.json")
             views.close()
             store.close()
@@ -258,8 +257,6 @@ def run(
         else:  # a thread of this process, which answers no request
             catch_up_handle = _ThreadCatchUp(store, views)
         catch_up_handle.start()
-        from .forwarder import ForwarderChild
-
         forwarder = ForwarderChild(
             replace(config, forwarder_stats=stats_path),
             log_level=log_level,

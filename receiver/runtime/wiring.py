@@ -1,13 +1,14 @@
 """The production composition root: store, read models, catch-up and app from a Config.
 
 `ikledger serve` and `get_app()` (for any other WSGI server) both build through
-`open_runtime`, so they run the same wiring. They differ in where the read models
-are caught up: `serve` asks for a child process (`receiver.runtime.catchup`), so the
-request process spends nothing on it; `get_app()` keeps a catch-up thread in the
-process, because a WSGI server may fork or start it several times and each copy
-would start a child of its own. The request processes of `serve --workers N`
-(`receiver.runtime.supervisor`) ask for no catch-up: their supervisor runs it, and they
-report its state from what the supervisor shares. Tests build apps with `create_app`.
+`open_runtime`, so they run the same wiring. They differ in where the read models are
+caught up: `serve` asks for a child process (`receiver.runtime.catchup`, started by its
+handle in `receiver.runtime.handles`), so the request process spends nothing on it;
+`get_app()` keeps a catch-up thread in the process, because a WSGI server may fork or
+start it several times and each copy would start a child of its own. The request
+processes of `serve --workers N` (`receiver.runtime.supervisor`) ask for no catch-up:
+their supervisor runs it, and they report its state from what the supervisor shares.
+Tests build apps with `create_app`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import TYPE_CHECKING, Literal
 from receiver.config import Config
 from store import EventStore, open_store
 
+from .handles import ForwarderChild, Projector
+
 if TYPE_CHECKING:  # the web stack and the read models load only when used
     import falcon
 
     import projections
-
-    from .catchup import Projector
-    from .forwarder import ForwarderChild
 
 CatchUp = Literal["process", "thread"] | None
 
@@ -173,8 +173,6 @@ def open_runtime(
     import projections
     from receiver.http.app import create_app
 
-    from .catchup import Projector
-
     stats_dir = None
     if forward:  # the forwarding child's attempt counts, for /metrics
         import shutil
@@ -194,8 +192,6 @@ def open_runtime(
         raise
     child = None
     if forward:
-        from .forwarder import ForwarderChild
-
         child = ForwarderChild(config, log_level=log_level)
         forwarder = child
     reported = {"forwarder": forwarder}

@@ -21,7 +21,6 @@ from ..contract import (
     Delivery,
     Erasure,
     Event,
-    Leaf,
     NewEvent,
     Stats,
     StoreClosed,
@@ -30,10 +29,10 @@ from ..contract import (
     VerifyReport,
     clamp_position,
 )
-from ..tlog.hashing import erased_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
-from ..writer import GroupWriter, WritesThroughGroupWriter
+from ..writer import GroupWriter
+from ..writing import WritesThroughGroupWriter
 from . import erasure, schema
 from .append import GroupCommitter
 from .connect import Target
@@ -73,6 +72,8 @@ def _remove(database: Path) -> None:
 
 class PostgresStore(WritesThroughGroupWriter, TreeReads):
     """The append-only log in a PostgreSQL database (see the module docstring)."""
+
+    _mark = "%s"  # the driver's placeholder, for the reads `TreeReads` shares
 
     def __init__(self, location: str, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP):
         self._target = Target(location, timeout)
@@ -249,27 +250,6 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         )
 
     # -- the Merkle tree (roots and proofs: tree_reads.py) ------------------------
-
-    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        found = dict(
-            self._query(
-                "SELECT idx, hash FROM tree_hashes WHERE idx = ANY(%s::bigint[])",
-                (sorted(set(indexes)),),
-            )
-        )
-        missing = [i for i in indexes if i not in found]
-        if missing:
-            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
-        return [found[i] for i in indexes]
-
-    def leaf(self, position: int) -> Leaf | None:
-        """The leaf's fields, from the event at `position`; None when there is none."""
-        rows = self._query(
-            "SELECT e.id, e.type, e.received_at, e.body, x.body_sha256 FROM events AS e"
-            " LEFT JOIN erased_bodies AS x ON x.position = e.position WHERE e.position = %s",
-            (clamp_position(position),),
-        )
-        return erased_leaf(*rows[0]) if rows else None
 
     # -- retention and erasure (erasure.py) ---------------------------------------
 

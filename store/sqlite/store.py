@@ -4,8 +4,10 @@ Writes go through the backend-neutral group-commit writer (`writer.py`), which h
 each group to `SQLiteCommit` (`commit.py`). Reads use one connection per thread
 and never wait for the writer. Every driver error is translated in `conn.py`; a
 corrupt page met by any read is `StoreCorrupt` naming the file, after which appends
-are refused (`writer.WritesThroughGroupWriter`). Whether the last users closed the
-file cleanly is kept by a marker file beside it (`session.py`).
+are refused (`writing.WritesThroughGroupWriter`). Whether the last users closed the
+file cleanly is kept by a marker file beside it (`session.py`). The delivery
+journal's reads are in `journal.py` and the copies (`sqlite_source`, `backup`) in
+`copies.py`, parts of `SQLiteStore` as the tree's reads are (`store/tree_reads.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import logging
 import os
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Self
@@ -23,37 +24,31 @@ from ..contract import (
     GENESIS,
     MAX_POSITION,
     AppendResult,
-    Conflict,
-    Delivery,
     Erasure,
     Event,
-    Leaf,
     Stats,
     StoreClosed,
     StoreCorrupt,
-    StoreError,
     VerifyReport,
     clamp_position,
-    new_log_id,
 )
-from ..encoding import decode_time, encode_time, now_ms, utc_now
+from ..encoding import now_ms, utc_now
 from ..sqlite_engine import sqlite3
-from ..tlog.hashing import erased_leaf
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
-from ..writer import REJECTED_KEEP, GroupWriter, WritesThroughGroupWriter
+from ..writer import REJECTED_KEEP, GroupWriter
+from ..writing import WritesThroughGroupWriter
 from . import erasure, migrations
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
+from .copies import Copies
 from .forwarding import SQLiteForwarding
+from .journal import JournalReads
 from .migrations import TYPE_FOLD
 from .rows import (
     DELIVERY_COUNTS,
-    JOURNAL_COLUMNS,
     TYPE_COUNTS,
-    delivery,
     event,
-    stored_delivery,
 )
 from .session import OpenMarker
 
@@ -68,8 +63,10 @@ WAIT_POLL = 0.05
 __all__ = ["REJECTED_KEEP", "TYPE_FOLD", "SQLiteStore", "utc_now"]
 
 
-class SQLiteStore(WritesThroughGroupWriter, TreeReads):
+class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
     """The append-only log in one SQLite file (see the module docstring)."""
+
+    _mark = "?"  # the driver's placeholder, for the reads `TreeReads` shares
 
     def __init__(
         self, path: str | os.PathLike, *, timeout: float = 5.0, rejected_keep: int = REJECTED_KEEP
@@ -129,7 +126,7 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 self._appended.notify_all()
         return results
 
-    # -- reading ------------------------------------------------------------
+    # -- reading (the delivery journal's: journal.py) ------------------------
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -279,80 +276,6 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 if self._commits == seen:  # no commit since the head was read
                     self._appended.wait(min(remaining, WAIT_POLL))
 
-    def conflicts(self, event_id: str) -> list[Conflict]:
-        """Conflicting redeliveries of `event_id`, oldest first (the redelivery index)."""
-        rows = self._query(
-            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict' "
-            "AND position = (SELECT position FROM events WHERE id = ?) ORDER BY seq",
-            (event_id,),
-        )
-        return [Conflict(seq, decode_time(at), body) for seq, at, body in rows]
-
-    def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
-        """Journal rows, newest first, optionally for one event id.
-
-        A `stored` row's time, status, event id, size and scheme come from its event.
-        For one id: its stored row (found by bisection), its redeliveries (indexed by
-        position) and the refusals naming it (capped by `rejected_keep`).
-        """
-        if event_id is None:
-            rows = self._query(
-                f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY seq DESC LIMIT ?", (limit,)
-            )
-            return [delivery(row) for row in rows]
-        found = self._query("SELECT position FROM events WHERE id = ?", (event_id,))
-        seqs = [
-            seq
-            for (seq,) in self._query(
-                "SELECT seq FROM deliveries WHERE outcome = 'rejected' AND event_id = ?",
-                (event_id,),
-            )
-        ]
-        if found:
-            position = found[0][0]
-            stored = stored_delivery(self._query, position)
-            seqs += [stored] if stored is not None else []
-            seqs += [
-                seq
-                for (seq,) in self._query(
-                    "SELECT seq FROM deliveries WHERE outcome != 'stored' AND position = ?",
-                    (position,),
-                )
-            ]
-        seqs = sorted(seqs, reverse=True)[:limit]
-        if not seqs:
-            return []
-        rows = self._query(
-            f"SELECT {JOURNAL_COLUMNS} FROM journal WHERE seq IN ({','.join('?' * len(seqs))}) "
-            "ORDER BY seq DESC",
-            seqs,
-        )
-        return [delivery(row) for row in rows]
-
-    def rejections(
-        self, since: str | None = None, until: str | None = None, *, limit: int = 100
-    ) -> list[Delivery]:
-        """Refused deliveries in [since, until), newest first (index `deliveries_rejected_at`)."""
-        where, params = _rejected_range(since, until)
-        rows = self._query(
-            f"SELECT {JOURNAL_COLUMNS} FROM deliveries INDEXED BY deliveries_rejected_at "
-            f"WHERE {where} ORDER BY received_at DESC, seq DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [delivery(row) for row in rows]
-
-    def rejection_counts(
-        self, since: str | None = None, until: str | None = None
-    ) -> dict[str, int]:
-        """Refused deliveries in [since, until) by reason, from the (covering) index alone."""
-        where, params = _rejected_range(since, until)
-        rows = self._query(
-            "SELECT coalesce(reason, ''), count(*) FROM deliveries "
-            f"INDEXED BY deliveries_rejected_at WHERE {where} GROUP BY 1 ORDER BY 1",
-            params,
-        )
-        return dict(rows)
-
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
         return dict(self._query(TYPE_COUNTS))
@@ -376,32 +299,6 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         )
 
     # -- the Merkle tree (roots and proofs: tree_reads.py) ----------------------
-
-    def _read_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        found: dict[int, bytes] = {}
-        wanted = sorted(set(indexes))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._query(f"SELECT idx, hash FROM tree_hashes WHERE idx IN ({marks})", chunk)
-            )
-        missing = [i for i in indexes if i not in found]
-        if missing:
-            raise StoreCorrupt(f"the tree lacks stored hashes {missing[:5]} of {self.display_name}")
-        return [found[i] for i in indexes]
-
-    def leaf(self, position: int) -> Leaf | None:
-        """The leaf's fields, from the event at `position`; None when there is none."""
-        rows = self._query(
-            "SELECT e.id, e.type, e.received_at, e.body, x.body_sha256 FROM events AS e "
-            "LEFT JOIN erased_bodies AS x ON x.position = e.position WHERE e.position = ?",
-            (clamp_position(position),),
-        )
-        if not rows:
-            return None
-        *columns, erased = rows[0]
-        return erased_leaf(*columns, erased)
 
     # -- retention and erasure (erasure.py) -------------------------------------
 
@@ -501,61 +398,6 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 self._forwarding = SQLiteForwarding(self.path, self.timeout)
             return self._forwarding
 
-    # -- copies -------------------------------------------------------------
-
-    def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
-        """ATTACH the log file read-only to `conn` as `schema`; returns a TEMP view of it.
-
-        The view `temp."<schema>_events"` has the columns position, id, type,
-        created_at, body, of the events that still have their body. Call it outside a transaction of `conn`; calling it again on
-        the same connection reuses both.
-        """
-        if not schema.isidentifier():
-            raise StoreError(f"not a schema name: {schema!r}")
-        location = os.path.abspath(self.path)
-        view = f"{schema}_events"
-        with translated(f"cannot attach {self.display_name}"):
-            attached = {name: file for _, name, file in conn.execute("PRAGMA database_list")}
-            if schema not in attached:
-                uri = f"file:{urllib.parse.quote(location)}?mode=ro"
-                conn.execute(f'ATTACH DATABASE ? AS "{schema}"', (uri,))
-                attached[schema] = location
-            if attached[schema] != location:
-                raise StoreError(f"schema {schema!r} is attached to another file")
-            conn.execute(
-                f'CREATE TEMP VIEW IF NOT EXISTS "{view}" AS '
-                f'SELECT position, id, type, created_at, body FROM "{schema}".events '
-                "WHERE length(body) > 0"  # a pruned or erased event has nothing to read
-            )
-        return f'temp."{view}"'
-
-    def backup(self, path: str | os.PathLike) -> int:
-        """Copy the whole database to `path` with SQLite's online backup API.
-
-        The copy is one consistent snapshot even while appends go on; returns the
-        number of events it holds. An existing file at `path` is replaced. The copy is
-        another log: it is given a new `log_id`, so read models of this log are never
-        taken for the copy's. The backup API copies pages as they are, so the copy is
-        checked (`PRAGMA quick_check`): damage raises StoreCorrupt, and that copy is
-        not one to keep.
-        """
-        target = os.fspath(path)
-        with translated(f"backup to {target} failed"):
-            destination = sqlite3.connect(target, isolation_level=None)
-            try:
-                with self._in_use() as source:
-                    source.backup(destination)
-                found = destination.execute("PRAGMA quick_check(20)").fetchall()
-                if found != [("ok",)]:
-                    problems = "; ".join(str(row[0]) for row in found)
-                    raise self._damaged(StoreCorrupt(f"{self.display_name} is damaged: {problems}"))
-                destination.execute(
-                    "UPDATE log_meta SET value = ? WHERE key = 'log_id'", (new_log_id(),)
-                )
-                return destination.execute("SELECT count(*) FROM events").fetchone()[0]
-            finally:
-                destination.close()
-
     def close(self) -> None:
         """Finish queued writes, stop the writer and close every connection. Idempotent.
 
@@ -595,16 +437,3 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _rejected_range(since: str | None, until: str | None) -> tuple[str, list]:
-    """The WHERE clause of refusals received in [since, until), times as stored."""
-    where, params = ["outcome = 'rejected'"], []
-    for op, moment in ((">=", since), ("<", until)):
-        if moment is not None:
-            encoded = encode_time(moment)
-            if not isinstance(encoded, int):
-                raise ValueError(f"not a normalised time: {moment!r}")
-            where.append(f"received_at {op} ?")
-            params.append(encoded)
-    return " AND ".join(where), params

@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import projections
 from receiver import Config, create_app
+from receiver.runtime.attempt_stats import AttemptStats
 from receiver.runtime.children import write_json
-from receiver.runtime.forwarder import AttemptStats
 from tests.forwarding_fixtures import one_delivered_one_failed
 from tests.support import SECRET, new_event
 

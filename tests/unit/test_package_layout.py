@@ -1,4 +1,8 @@
-"""The packages' shape: layers point one way, and no module-level import circle."""
+"""The packages' shape: layers point one way, and no import circle.
+
+No circle of module-level imports anywhere, and none inside one package even through
+imports made inside functions (a lazy import that only hides a circle).
+"""
 
 from __future__ import annotations
 
@@ -59,16 +63,8 @@ def test_layers_point_one_way():
     assert not wrong, wrong
 
 
-def test_no_module_level_import_circle():
-    known = modules()
-    edges = {
-        name: {
-            t
-            for t in imports(name, path, top_level_only=True, known=known)
-            if t in known and t != name
-        }
-        for name, path in known.items()
-    }
+def cycles_of(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Circles in the import graph `edges`, each as [a, b, …, a]."""
     cycles: list[list[str]] = []
     done: set[str] = set()
 
@@ -84,4 +80,56 @@ def test_no_module_level_import_circle():
 
     for name in sorted(edges):
         visit(name, [])
+    return cycles
+
+
+def test_no_module_level_import_circle():
+    known = modules()
+    edges = {
+        name: {
+            t
+            for t in imports(name, path, top_level_only=True, known=known)
+            if t in known and t != name
+        }
+        for name, path in known.items()
+    }
+    cycles = cycles_of(edges)
     assert not cycles, cycles[:3]
+
+
+def package_of(name: str, path: Path) -> str:
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def test_no_import_circle_inside_a_package_even_through_functions():
+    known = modules()
+    edges = {
+        name: {
+            t
+            for t in imports(name, path, top_level_only=False, known=known)
+            if t in known
+            and t != name
+            and known[t].name != "__init__.py"
+            and package_of(t, known[t]) == package_of(name, path)
+        }
+        for name, path in known.items()
+        if path.name != "__init__.py"
+    }
+    cycles = cycles_of(edges)
+    assert not cycles, cycles[:3]
+
+
+def test_the_circle_check_sees_imports_inside_functions(tmp_path):
+    # Both directions: a lazy import either way closes the circle.
+    for lazy_in in ("a", "b"):
+        pkg = tmp_path / lazy_in / "pkg"
+        pkg.mkdir(parents=True)
+        top, inner = "from . import {}\n", "def f():\n    from . import {}\n"
+        (pkg / "a.py").write_text((inner if lazy_in == "a" else top).format("b"))
+        (pkg / "b.py").write_text((inner if lazy_in == "b" else top).format("a"))
+        known = {"pkg.a": pkg / "a.py", "pkg.b": pkg / "b.py"}
+        edges = {
+            n: imports(n, p, top_level_only=False, known=known) & set(known)
+            for n, p in known.items()
+        }
+        assert cycles_of(edges) == [["pkg.a", "pkg.b", "pkg.a"]]
