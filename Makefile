@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # editable install leaves that to the first run, which never happens where
 # PYTHONDONTWRITEBYTECODE is set, and then every `ikledger` start compiles the ~4,500
 # lines it imports again (about 25 ms of `ikledger timeline`). Stale files are ignored.
-COMPILE := $(BIN)/python -m compileall -q store projections receiver
+COMPILE := $(BIN)/python -m compileall -q store projections forwarding receiver
 
 .PHONY: install test serve lint bench bench-quick clean
 
