@@ -206,7 +206,9 @@ class Forwarder:
                             self.name, q.position, q.event_id, q.key, PENDING, 0, due, None
                         )
                         self._bodies[q.position] = event.body
-            if len(batch) < self.settings.batch:
+            if len(batch) < self.settings.batch or self._more:
+                # A backlog past the window is queued a batch per turn of the loop, so
+                # that attempts start at once rather than after the whole backlog.
                 return
 
     def _reload(self, destination: Destination) -> None:
