@@ -104,9 +104,13 @@ class Receipts:
 
 
 def _app_server(receipts: Receipts):
+    import logging
+
     import falcon
     import waitress
 
+    # Bursts of forwarded events queue briefly in the app; that is measured, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     app = falcon.App()
     app.add_route("/webhook", receipts)
     server = waitress.create_server(app, host=harness.HOST, port=0, threads=8)
