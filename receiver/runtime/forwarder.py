@@ -35,6 +35,7 @@ from .children import Child, wait_for_parent_exit, write_json
 log = logging.getLogger("ikledger.forwarder")
 
 DRAIN = 5.0  # seconds a stopping forwarder waits for the attempts in flight
+NICENESS = 10  # forwarding yields the CPU to ingest (issue 18: it must not starve the writer)
 STOP_WAIT = DRAIN + 5.0  # seconds the parent gives a stopping child before SIGTERM
 STATS_EVERY = 1.0  # seconds between two writes of the attempt counts
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     config = Config.from_env()
+    os.nice(NICENESS)
     logs.configure(args.log_level, config.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
