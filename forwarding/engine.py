@@ -61,6 +61,11 @@ class Settings:
     window: int = 1000  # pending deliveries held in memory
     batch: int = 500  # log events read per step
     drain: float = 30.0  # how long stopping waits for attempts in flight
+    # While the log grows (ingest is busy), the shortest time between two looks for new
+    # events and between two journal commits (each one transaction): fewer, bigger
+    # transactions leave the log's write lock to ingest. A backlog with no ingest is
+    # journalled as fast as the commits go.
+    gather: float = 0.02
 
 
 def holder_name() -> str:
@@ -111,6 +116,7 @@ class Forwarder:
         self._limiters: dict[int | None, RateLimiter] = {}
         self._stop_holding = False
         self._cursor = 0
+        self._last_seen: int | None = None  # the log's last position at the last look
         self._stale = False  # the window may miss or misstate deliveries: reload it
 
     def now_ms(self) -> int:
@@ -147,6 +153,7 @@ class Forwarder:
         self._reload(destination)
         workers = ThreadPoolExecutor(destination.max_in_flight, thread_name_prefix="ikl-fwd")
         self.journal = AttemptJournal(self.state, name=f"ikl-fwd-journal-{self.name}")
+        ingested = float("-inf")
         try:
             while not stop.is_set() and not self._stop_holding:
                 now = self.clock()
@@ -164,7 +171,9 @@ class Forwarder:
                     self._stale = False
                     self._reload(destination)
                     reloaded = now
-                self._ingest(destination)
+                if now - ingested >= self.settings.gather:
+                    self._ingest(destination)
+                    ingested = now
                 wake = self._dispatch(workers, destination, key)
                 timeout = self.settings.poll
                 if wake is not None:
@@ -184,7 +193,12 @@ class Forwarder:
     def _ingest(self, destination: Destination) -> None:
         """Queue the log's new events (after the cursor) that the destination wants."""
         cursor = self._cursor
-        if self.store.last_position() <= cursor:
+        last = self.store.last_position()
+        growing = self._last_seen is not None and last > self._last_seen
+        self._last_seen = last
+        if self.journal is not None:
+            self.journal.gather = self.settings.gather if growing else 0.0
+        if last <= cursor:
             return
         for batch in self.store.read_batches(cursor, batch_size=self.settings.batch):
             chosen = [e for e in batch if matches(destination.types, e.type)]

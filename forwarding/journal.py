@@ -4,7 +4,8 @@ A forwarder's workers finish attempts concurrently; journalling each in its own
 transaction makes them queue for the database's write lock and pay one durable commit
 (one fsync, one round trip) each, which bounds a destination's throughput. Here one
 thread per forwarder commits, in one transaction, every attempt handed to it while its
-previous commit ran, then tells each attempt's `done` callback the outcome. A worker
+previous commit ran (and, with `gather`, until that long after the previous commit
+began), then tells each attempt's `done` callback the outcome. A worker
 hands its attempt over and goes on to the next request; the delivery stays held (not
 attempted again, its key blocked) until `done` runs.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from store.forwarding import Attempt, ForwardingState
@@ -31,8 +33,12 @@ Done = Callable[[bool, BaseException | None], None]
 class AttemptJournal:
     """Records attempts through `ForwardingState.record_attempts`, in groups, on one thread."""
 
-    def __init__(self, state: ForwardingState, *, name: str = "ikl-fwd-journal"):
+    def __init__(
+        self, state: ForwardingState, *, name: str = "ikl-fwd-journal", gather: float = 0.0
+    ):
+        """`gather`: the shortest time in seconds from one commit's start to the next's."""
         self._state = state
+        self.gather = gather
         self._cond = threading.Condition()
         self._queue: list[tuple[Attempt, str, Done]] = []
         self._closing = False
@@ -59,13 +65,21 @@ class AttemptJournal:
         self._thread.join()
 
     def _run(self) -> None:
+        started = float("-inf")
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
                     self._cond.wait()
+                # Fewer, bigger transactions leave the log's write lock to ingest.
+                while not self._closing:
+                    left = started + self.gather - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 if not self._queue:
                     return
                 group, self._queue = self._queue, []
+            started = time.monotonic()
             self._commit(group)
 
     def _commit(self, group: list[tuple[Attempt, str, Done]]) -> None:

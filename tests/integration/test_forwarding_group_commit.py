@@ -1,13 +1,15 @@
-"""Attempts that finish together are journalled in one transaction (`forwarding/journal.py`).
+"""Attempts are journalled in group commits (`forwarding/journal.py`), gathered while
+the log grows.
 
-A forwarder over a real SQLite log; its HTTP client is a fake whose eight posts all
-return at once, and its forwarding state a wrapper that counts transactions recording
-attempts and holds the first one back until all eight have returned.
+The first test: a forwarder over a real SQLite log whose HTTP client is a fake whose
+eight posts all return at once, and whose forwarding state is a wrapper that counts
+transactions recording attempts and holds the first one back until all eight returned.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -133,3 +135,63 @@ def test_a_failed_group_commit_reaches_its_callers_and_the_next_group_commits():
     finally:
         journal.close()  # commits what is queued first
     assert outcomes == [(False, "OSError('disk gone')"), (True, "None")]
+
+
+class NotingStarts:
+    """A forwarding state that notes when each group commit starts."""
+
+    def __init__(self):
+        self.starts: list[float] = []
+
+    def record_attempts(self, outcomes):
+        self.starts.append(time.monotonic())
+        return [True] * len(outcomes)
+
+
+def test_while_gathering_commits_start_at_least_gather_apart():
+    state = NotingStarts()
+    journal = AttemptJournal(state, gather=0.2)
+    done = []
+    try:
+        journal.submit(None, DELIVERED, lambda ok, error: done.append(ok))
+        wait_for(lambda: done, "the first group")
+        journal.submit(None, DELIVERED, lambda ok, error: done.append(ok))
+        wait_for(lambda: len(done) == 2, "the second group")
+    finally:
+        journal.close()
+    assert state.starts[1] - state.starts[0] >= 0.2
+
+
+class Ok:
+    def post(self, url, body, headers, timeout):
+        return Answer(200, {}, b"ok")
+
+
+def test_the_journal_gathers_only_while_the_log_grows(log):
+    def append(numbers):
+        log.append_many(
+            [
+                NewEvent(f"e{n}", "video.transformation.accepted", "2024-01-01T00:00:00.000Z",
+                         event_body(f"e{n}"), "standard-webhooks")
+                for n in numbers
+            ]
+        )  # fmt: skip
+
+    append(range(4))
+    state = log.forwarding()
+    state.add_destination(Destination("app", "http://127.0.0.1:9/hook", unordered=True))
+    settings = Settings(imagekit_secrets=(SECRET,), lease_ttl=2.0, poll=0.01, gather=0.3)
+    forwarder = Forwarder(log, "app", client=Ok(), settings=settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=forwarder.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: state.counts("app")[DELIVERED] == 4, "the backlog delivered")
+        assert forwarder.journal.gather == 0.0  # a backlog alone: commits go at once
+        append(range(4, 8))
+        wait_for(lambda: forwarder.journal.gather == 0.3, "gathering while the log grows")
+        wait_for(lambda: state.counts("app")[DELIVERED] == 8, "the new events delivered")
+        wait_for(lambda: forwarder.journal.gather == 0.0, "no gathering once it stops")
+    finally:
+        stop.set()
+        thread.join(20)
