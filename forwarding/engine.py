@@ -61,10 +61,10 @@ class Settings:
     window: int = 1000  # pending deliveries held in memory
     batch: int = 500  # log events read per step
     drain: float = 30.0  # how long stopping waits for attempts in flight
-    # While the log grows (ingest is busy), the shortest time between two looks for new
-    # events and between two journal commits (each one transaction): fewer, bigger
-    # transactions leave the log's write lock to ingest. A backlog with no ingest is
-    # journalled as fast as the commits go.
+    # The shortest time between two looks for new events and, while the log grows
+    # (ingest is busy), between two journal commits (each one transaction): fewer,
+    # bigger transactions leave the log's write lock to ingest. A backlog with no
+    # ingest is journalled as fast as the commits go.
     gather: float = 0.02
 
 
