@@ -164,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
 
         figures += attempt("ui", lambda: ui.run(plan)) or []
 
-    if "forward" in selected:  # issue 18's forwarding backlog, in process
-        from . import forward
+    if "forward" in selected:  # issue 18: the backlog in process, then beside `serve`
+        from . import forward, forward_live
 
         figures += attempt("forward", lambda: forward.run(plan)) or []
+        figures += attempt("forward live", lambda: forward_live.run(plan)) or []
 
     if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
         def postgres():

@@ -3,7 +3,8 @@
 A `Forwarder` holds its destination's lease (one forwarder per destination across every
 process and receiver of the log), turns new log events into pending deliveries, asks
 the pure scheduler (`scheduler.py`) what is due, attempts it through the injected HTTP
-client, and journals every attempt with its outcome in one transaction.
+client, and journals every attempt with its outcome in one transaction (attempts that
+finish together share it: `journal.py`).
 
 At least once: a delivery stays `pending` in the database until its attempt's outcome
 is recorded, so an attempt whose process died mid-request is made again after the
@@ -39,6 +40,7 @@ from store.forwarding import (
 )
 
 from .client import Answer, Client, TransportError
+from .journal import AttemptJournal
 from .keys import ordering_key
 from .schedule import next_delay, parse_retry_after
 from .scheduler import RateLimiter, plan
@@ -58,6 +60,11 @@ class Settings:
     window: int = 1000  # pending deliveries held in memory
     batch: int = 500  # log events read per step
     drain: float = 30.0  # how long stopping waits for attempts in flight
+    # The shortest time between two looks for new events and, while the log grows
+    # (ingest is busy), between two journal commits (each one transaction): fewer,
+    # bigger transactions leave the log's write lock to ingest. A backlog with no
+    # ingest is journalled as fast as the commits go.
+    gather: float = 0.02
 
 
 def holder_name() -> str:
@@ -89,6 +96,7 @@ class Forwarder:
         self.store = store
         self.on_attempt = on_attempt
         self.state = store.forwarding()
+        self.journal: AttemptJournal | None = None  # while holding the lease
         self.name = name
         self.client = client
         self.settings = settings
@@ -99,13 +107,15 @@ class Forwarder:
         self._wake = threading.Event()
         self._window: dict[int, Item] = {}
         self._bodies: dict[int, bytes] = {}
-        self._in_flight: dict[int, str] = {}
+        self._in_flight: dict[int, str] = {}  # being attempted: position -> key
+        self._settling: dict[int, str] = {}  # answered, being journalled
         self._reloading = False
         self._touched: set[int] = set()  # finished during a reload
         self._more = False  # pending deliveries beyond the window
         self._limiters: dict[int | None, RateLimiter] = {}
         self._stop_holding = False
         self._cursor = 0
+        self._last_seen: int | None = None  # the log's last position at the last look
         self._stale = False  # the window may miss or misstate deliveries: reload it
 
     def now_ms(self) -> int:
@@ -141,6 +151,8 @@ class Forwarder:
         renewed = reloaded = self.clock()
         self._reload(destination)
         workers = ThreadPoolExecutor(destination.max_in_flight, thread_name_prefix="ikl-fwd")
+        self.journal = AttemptJournal(self.state, name=f"ikl-fwd-journal-{self.name}")
+        ingested = float("-inf")
         try:
             while not stop.is_set() and not self._stop_holding:
                 now = self.clock()
@@ -158,7 +170,9 @@ class Forwarder:
                     self._stale = False
                     self._reload(destination)
                     reloaded = now
-                self._ingest(destination)
+                if now - ingested >= self.settings.gather:
+                    self._ingest(destination)
+                    ingested = now
                 wake = self._dispatch(workers, destination, key)
                 timeout = self.settings.poll
                 if wake is not None:
@@ -171,13 +185,19 @@ class Forwarder:
         finally:
             self._stop_holding = True
             workers.shutdown(wait=True, cancel_futures=True)
+            self.journal.close()  # the attempts made are journalled before the lease goes
 
     # -- reading the log and the pending window ------------------------------------
 
     def _ingest(self, destination: Destination) -> None:
         """Queue the log's new events (after the cursor) that the destination wants."""
         cursor = self._cursor
-        if self.store.last_position() <= cursor:
+        last = self.store.last_position()
+        growing = self._last_seen is not None and last > self._last_seen
+        self._last_seen = last
+        if self.journal is not None:
+            self.journal.gather = self.settings.gather if growing else 0.0
+        if last <= cursor:
             return
         for batch in self.store.read_batches(cursor, batch_size=self.settings.batch):
             chosen = [e for e in batch if matches(destination.types, e.type)]
@@ -199,7 +219,9 @@ class Forwarder:
                             self.name, q.position, q.event_id, q.key, PENDING, 0, due, None
                         )
                         self._bodies[q.position] = event.body
-            if len(batch) < self.settings.batch:
+            if len(batch) < self.settings.batch or self._more:
+                # A backlog past the window is queued a batch per turn of the loop, so
+                # that attempts start at once rather than after the whole backlog.
                 return
 
     def _reload(self, destination: Destination) -> None:
@@ -224,14 +246,14 @@ class Forwarder:
         with self._lock:
             window = {}
             for row in rows:
-                if row.position in self._in_flight or row.position in self._touched:
+                if self._busy(row.position) or row.position in self._touched:
                     if row.position in self._window:
                         window[row.position] = self._window[row.position]
                     continue
                 window[row.position] = row
             self._bodies.update(bodies)
             for position in list(self._bodies):
-                if position not in window and position not in self._in_flight:
+                if position not in window and not self._busy(position):
                     del self._bodies[position]
             self._window = window
             self._more = len(rows) >= self.settings.window
@@ -257,6 +279,7 @@ class Forwarder:
                 now_ms=now,
                 in_flight=self._in_flight,
                 max_in_flight=destination.max_in_flight,
+                settling=self._settling,
                 ordered=not destination.unordered,
                 limiters=self._limiters,
             )
@@ -317,7 +340,26 @@ class Forwarder:
             answer.body if answer else b"",
             next_ms,
         )
-        self.state.record_attempt(attempt, state)
+        with self._lock:  # answered: the request slot is free, the delivery still held
+            self._in_flight.pop(item.position, None)
+            self._settling[item.position] = item.key
+        self._wake.set()
+
+        def done(recorded: bool, failure: BaseException | None) -> None:
+            if failure is not None:  # still pending in the database: attempted again
+                log.warning(
+                    "%s: attempt of event %s not journalled: %s", self.name, item.event_id, failure
+                )
+                self._finish(item, item._replace(next_ms=self.now_ms() + 1000))
+            else:
+                self._journalled(destination, item, attempt, state, gone)
+
+        self.journal.submit(attempt, state, done)
+
+    def _journalled(
+        self, destination: Destination, item: Item, attempt: Attempt, state: str, gone: bool
+    ) -> None:
+        """After an attempt is durable: observe it, pause on 410 Gone, update the window."""
         if self.on_attempt is not None:
             try:
                 self.on_attempt(attempt)
@@ -325,11 +367,14 @@ class Forwarder:
                 log.exception("%s: observing an attempt failed", self.name)
         if gone:
             reason = f"410 Gone from {destination.display_url} (event {item.event_id})"
-            self.state.set_paused(self.name, True, reason)
-            log.warning("%s: paused: %s", self.name, reason)
-            self._stop_holding = True
+            try:
+                self.state.set_paused(self.name, True, reason)
+                log.warning("%s: paused: %s", self.name, reason)
+                self._stop_holding = True
+            except StoreError as exc:  # the next attempt meets the 410 again
+                log.warning("%s: could not pause after a 410: %s", self.name, exc)
         if state == PENDING:
-            self._finish(item, item._replace(attempts=number, next_ms=next_ms))
+            self._finish(item, item._replace(attempts=attempt.number, next_ms=attempt.next_ms))
         else:
             self._finish(item, None)
 
@@ -351,10 +396,15 @@ class Forwarder:
             return FAILED, None, False
         return PENDING, now_ms + delay, False
 
+    def _busy(self, position: int) -> bool:
+        """Whether an attempt of `position` is under way (call with the lock held)."""
+        return position in self._in_flight or position in self._settling
+
     def _finish(self, item: Item, retry: Item | None) -> None:
         """Update the window after an attempt: drop the delivery, or keep it for its retry."""
         with self._lock:
             self._in_flight.pop(item.position, None)
+            self._settling.pop(item.position, None)
             if self._reloading:
                 self._touched.add(item.position)
             if retry is None:

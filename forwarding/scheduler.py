@@ -9,7 +9,9 @@ in flight and the time, and tests drive it with a fake clock.
   attempted after every earlier one succeeded or failed for good. A stuck key blocks
   only itself.
 - **Due**: a delivery is attempted at or after its `next_ms`.
-- **Capacity**: at most `max_in_flight` attempts at once, oldest positions first.
+- **Capacity**: at most `max_in_flight` attempts at once, oldest positions first. An
+  attempt that is answered but not yet journalled (`settling`) holds its delivery and
+  its key, not capacity: the next requests go out while the journal commits.
 - **Rate**: a token bucket per destination (and one per replay job) of `rate` attempts
   per second, holding at most one second's worth (at least one token).
 """
@@ -68,23 +70,27 @@ def plan(
     now_ms: int,
     in_flight: Mapping[int, str],
     max_in_flight: int,
+    settling: Mapping[int, str] | None = None,
     ordered: bool = True,
     limiters: Mapping[int | None, RateLimiter] | None = None,
 ) -> Plan:
     """The deliveries to attempt now from `pending` (any order), and the next wake-up.
 
-    `in_flight` maps the positions being attempted to their keys. `limiters` has the
+    `in_flight` maps the positions being attempted to their keys, `settling` those
+    whose attempt is being journalled (they count as in flight for everything but
+    capacity). `limiters` has the
     destination's bucket under None and each replay job's under its id; a delivery
     takes a token from the destination's and from its job's (the tokens are taken here).
     """
     limiters = limiters or {}
-    busy_keys = set(in_flight.values()) if ordered else set()
+    settling = settling or {}
+    busy_keys = set(in_flight.values()) | set(settling.values()) if ordered else set()
     seen_keys: set[str] = set()
     free = max_in_flight - len(in_flight)
     start: list[Item] = []
     wake: int | None = None
     for item in sorted(pending, key=lambda i: i.position):
-        if item.position in in_flight:
+        if item.position in in_flight or item.position in settling:
             continue
         if ordered:
             if item.key in seen_keys or item.key in busy_keys:

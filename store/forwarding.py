@@ -16,7 +16,8 @@ parametrised over every backend):
   moves the cursor to N in one transaction, never backwards: a crash between "read the
   log" and "queued" queues the events again, never loses or doubles them.
 - **An attempt is recorded with its outcome.** `record_attempt` journals the attempt and
-  sets the delivery's state, attempt count and next time in one transaction; for a
+  sets the delivery's state, attempt count and next time in one transaction
+  (`record_attempts` does so for a group of attempts, all in one transaction); for a
   delivery that is no longer there (destination removed) it does nothing.
 - **The journal is capped.** Past `attempts_keep` rows, the oldest attempts of delivered
   events go first; attempts of pending or failed events are kept.
@@ -215,6 +216,15 @@ class ForwardingState(Protocol):
         """Journal `attempt` and set its delivery to `state` (next due `attempt.next_ms`).
 
         Returns False, changing nothing, when the delivery is gone.
+        """
+        ...
+
+    def record_attempts(self, outcomes: Sequence[tuple[Attempt, str]]) -> list[bool]:
+        """`record_attempt` for each `(attempt, state)`, all in one transaction.
+
+        One commit makes the whole group durable (a group commit); it returns one flag
+        per outcome, in order (False: that delivery is gone). On an error nothing of
+        the group is recorded.
         """
         ...
 

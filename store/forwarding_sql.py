@@ -247,41 +247,54 @@ class SQLForwardingState:
         return {state: int(found.get(state, 0)) for state in STATES}
 
     def record_attempt(self, attempt: Attempt, state: str) -> bool:
-        if state not in STATES:
-            raise ValueError(f"not a delivery state: {state!r}")
+        return self.record_attempts([(attempt, state)])[0]
+
+    def record_attempts(self, outcomes: Sequence[tuple[Attempt, str]]) -> list[bool]:
+        for _, state in outcomes:
+            if state not in STATES:
+                raise ValueError(f"not a delivery state: {state!r}")
+        recorded = []
+        prune = False
         with self._transaction() as run:
-            changed = self._changes(
-                run,
-                RECORD_ITEM,
-                (
-                    state,
-                    attempt.number,
-                    attempt.next_ms if attempt.next_ms is not None else attempt.started_ms,
-                    attempt.destination,
-                    attempt.position,
-                ),
-            )
-            if not changed:
-                return False
-            seq = run(INSERT_ATTEMPT, attempt[:-1])[0][0]
-            ended = attempt.started_ms + attempt.duration_ms
-            if state == DELIVERED:
-                run(
-                    "UPDATE fwd_destinations SET last_success_ms = ? WHERE name = ?",
-                    (ended, attempt.destination),
-                )
-            else:
-                reason = f"HTTP {attempt.status}" if attempt.status else attempt.error
-                if state == FAILED:
-                    reason = f"{reason}; given up after attempt {attempt.number}"
-                run(
-                    "UPDATE fwd_destinations SET last_failure_ms = ?, last_failure = ? "
-                    "WHERE name = ?",
-                    (ended, reason, attempt.destination),
-                )
-            if seq % self.prune_every == 0:
+            for attempt, state in outcomes:
+                seq = self._record(run, attempt, state)
+                recorded.append(seq is not None)
+                prune = prune or (seq is not None and seq % self.prune_every == 0)
+            if prune:
                 self._prune(run)
-        return True
+        return recorded
+
+    def _record(self, run: Run, attempt: Attempt, state: str) -> int | None:
+        """Journal one attempt and set its delivery's state; its seq, None if it is gone."""
+        changed = self._changes(
+            run,
+            RECORD_ITEM,
+            (
+                state,
+                attempt.number,
+                attempt.next_ms if attempt.next_ms is not None else attempt.started_ms,
+                attempt.destination,
+                attempt.position,
+            ),
+        )
+        if not changed:
+            return None
+        seq = run(INSERT_ATTEMPT, attempt[:-1])[0][0]
+        ended = attempt.started_ms + attempt.duration_ms
+        if state == DELIVERED:
+            run(
+                "UPDATE fwd_destinations SET last_success_ms = ? WHERE name = ?",
+                (ended, attempt.destination),
+            )
+        else:
+            reason = f"HTTP {attempt.status}" if attempt.status else attempt.error
+            if state == FAILED:
+                reason = f"{reason}; given up after attempt {attempt.number}"
+            run(
+                "UPDATE fwd_destinations SET last_failure_ms = ?, last_failure = ? WHERE name = ?",
+                (ended, reason, attempt.destination),
+            )
+        return seq
 
     def _prune(self, run: Run) -> None:
         total = run("SELECT count(*) FROM fwd_attempts")[0][0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,8 @@ from .handles import DRAIN, FORWARDER_STOP_WAIT
 from .wiring import open_log_store
 
 log = logging.getLogger("ikledger.forwarder")
+
+NICENESS = 10  # forwarding yields the CPU to ingest (issue 18: it must not starve the writer)
 
 
 def settings(config: Config):
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     config = Config.from_env()
+    os.nice(NICENESS)
     logs.configure(args.log_level, config.log_format)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -4,6 +4,7 @@ the child's attempt counts reach /metrics (one process, and with request workers
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from receiver.runtime.forwarder import NICENESS
 from tests.forwarding_support import Recorder
 from tests.support import event_body, run_cli, serve, signed, wait_for
 
@@ -78,3 +80,14 @@ def test_serve_forwards_in_order_per_asset_across_a_sigkill(db_path, workers):
         recorder.stop()
     expected = {asset: [i for i in asset_of if asset_of[i] == asset] for asset in ASSETS}
     assert by_asset(recorder.ids(), asset_of) == expected
+
+
+def test_the_forwarding_child_yields_the_cpu_to_ingest(db_path):
+    with serve(db_path) as served:
+        status = wait_for(
+            lambda: httpx.get(f"{served.base}/healthz").json().get("forwarder", {}).get("pid"),
+            "the forwarding child's pid in /healthz",
+        )
+        child = os.getpriority(os.PRIO_PROCESS, status)
+        parent = os.getpriority(os.PRIO_PROCESS, served.process.pid)
+    assert child == min(19, parent + NICENESS) > parent

@@ -92,6 +92,19 @@ def test_record_attempt_sets_state_and_journals_in_one_step(store):
     assert not state.record_attempt(attempt(1, number=3), DELIVERED)
 
 
+def test_record_attempts_commits_a_group_and_skips_gone_deliveries(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    state.enqueue("app", [Queued(1, "e1", "a"), Queued(3, "e3", "c")], due_ms=0)
+    group = [(attempt(1), DELIVERED), (attempt(2), DELIVERED), (attempt(3, status=500), FAILED)]
+    assert state.record_attempts(group) == [True, False, True]  # position 2 was never queued
+    assert sorted(a.position for a in state.attempts()) == [1, 3]
+    assert state.counts("app") == {PENDING: 0, DELIVERED: 1, FAILED: 1}
+    with pytest.raises(ValueError):
+        state.record_attempts([(attempt(1, number=2), DELIVERED), (attempt(3), "lost")])
+    assert len(state.attempts()) == 2  # a group is recorded whole or not at all
+
+
 def test_replay_requeues_delivered_and_failed_but_leaves_pending_alone(store):
     state = store.forwarding()
     state.add_destination(destination())

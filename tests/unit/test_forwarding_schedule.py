@@ -95,6 +95,12 @@ def test_max_in_flight_caps_parallel_keys_oldest_first():
     assert positions(plan(pending, now_ms=0, in_flight={20: "x"}, max_in_flight=3)) == [1, 2]
 
 
+def test_an_attempt_being_journalled_holds_its_key_but_no_capacity():
+    pending = [item(1, "a"), item(2, "a"), item(3, "b"), item(4, "c"), item(5, "d")]
+    result = plan(pending, now_ms=0, in_flight={3: "b"}, max_in_flight=2, settling={1: "a"})
+    assert positions(result) == [4]  # not 1 (settling) nor 2 (its key): one slot free
+
+
 def test_rate_limit_spaces_attempts_by_the_fake_clock():
     limiter = RateLimiter(2.0, now_ms=0)  # 2 per second, a burst of 2
     pending = [item(p, f"k{p}") for p in range(1, 6)]
