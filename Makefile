@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # lines it imports again (about 25 ms of `ikledger timeline`). Stale files are ignored.
 COMPILE := $(BIN)/python -m compileall -q store projections receiver
 
-.PHONY: install test serve lint bench bench-quick clean
+.PHONY: install test serve lint screenshot bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check store projections receiver tests
 	$(BIN)/ruff check store projections receiver tests
+
+# docs/timeline.png, taken by the browser test of the timeline page (Chromium needed);
+# `make test` writes its screenshot to a temporary folder, never into the tree.
+screenshot: $(STAMP)
+	IKLEDGER_SCREENSHOT_TO=$(CURDIR)/docs/timeline.png $(BIN)/python -m pytest -q \
+		tests/ui/test_pages.py -k test_timeline_draws_one_bar_per_transformation_and_links_marks
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
