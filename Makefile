@@ -28,9 +28,11 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/ikledger serve --host 127.0.0.1 --port 8080 --db ikledger.db
 
+# Formatting, lint and the type check (mypy's files and overrides: pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff format --check store projections receiver tests
 	$(BIN)/ruff check store projections receiver tests
+	$(BIN)/mypy
 
 # docs/timeline.png, taken by the browser test of the timeline page (Chromium needed);
 # `make test` writes its screenshot to a temporary folder, never into the tree.

@@ -40,9 +40,11 @@ def verify_log(store: EventStore) -> VerifyReport:
     changed column is caught too. Names the earliest bad position of either check.
     """
     report = store.verify()
-    until = None if report.ok else report.first_bad_position - 1
+    bad = report.first_bad_position
+    until = None if report.ok or bad is None else bad - 1
     for batch in store.read_batches(0, until=until):
         for event in batch:
+            found: tuple[str, ...]
             try:
                 parsed = parse_event(event.body)
                 found = (parsed.id, parsed.type, parsed.created_at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 import falcon
 
@@ -53,7 +54,7 @@ def add_routes(
     sessions = Sessions(config.read_token, anonymous_seed=config.anonymous_session_seed())
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
-    actions = {
+    actions: dict[str, Any] = {
         "rebuilds": Rebuilds(config.ui_state),
         "verifications": Verifications(config.ui_state),
     }
