@@ -15,7 +15,7 @@ import pytest
 import projections
 import receiver
 from receiver import Config, create_app
-from tests.support import SECRET, event_body, payload, run_cli, serve, signed
+from tests.support import SECRET, event_body, invoke_cli, payload, serve, signed
 
 TOKEN = "tok_9f2c41d07be34a5e8c6d"
 NEW_SECRET = "whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg=="
@@ -119,7 +119,9 @@ def test_secrets_are_compared_only_in_constant_time():
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "0", "example.com", ""])
 def test_serve_refuses_a_non_loopback_bind_without_read_token(db_path, host):
-    result = run_cli("serve", "--host", host, db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET})
+    result = invoke_cli(
+        "serve", "--host", host, db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET}
+    )
     assert result.returncode == 2
     assert b"IKLEDGER_READ_TOKEN" in result.stderr and b"Traceback" not in result.stderr
     assert not db_path.exists()  # refused before anything was opened
