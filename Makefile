@@ -22,8 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The suite in TEST_WORKERS processes (pytest-xdist); each worker starts its own
+# throwaway PostgreSQL cluster and browser. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 serve: $(STAMP)
 	$(BIN)/ikledger serve --host 127.0.0.1 --port 8080 --db ikledger.db
