@@ -115,8 +115,7 @@ def markdown(r: dict) -> str:
     if any(f.get("pass") is False for f in r["figures"]) or r.get("bounds"):
         lines += [
             "",
-            "What was tried for each missed target, and what bounds it, measured step by step: "
-            "[ANALYSIS.md](ANALYSIS.md).",
+            "What bounds each missed target: [docs/performance.md](../docs/performance.md).",
         ]
     if r.get("bounds"):
         lines += ["", "## What bounds the missed targets (measured)", ""]

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "freshness", "storage", "ui", "pg")
+BENCHES = ("ingest", "append", "rebuild", "query", "overview", "freshness", "storage", "ui", "forward", "pg")
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,14 @@ class Plan:
     fresh_seconds: int = 8
     pg_capacity_events: int = 40_000
     pg_rebuild_events: int = 1_000_000
+    forward_events: int = 20_000
     profile: bool = True
 
 
 QUICK = Plan(
     ingest_seconds=1, ingest_requests=8_000, ingest_warmup_requests=500, warmup_seconds=0, append_events=2_000,
     big_events=20_000, small_events=2_000, query_seconds=1, query_sequential=5, fresh_seconds=2,
-    pg_capacity_events=4_000, pg_rebuild_events=20_000, profile=False,
+    pg_capacity_events=4_000, pg_rebuild_events=20_000, forward_events=2_000, profile=False,
 )
 
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if "append" in selected:
         figures += attempt("append", lambda: __import__("bench.append", fromlist=["run"]).run(plan)) or []
 
-    needs_logs = {"rebuild", "query", "freshness", "storage"} & set(selected)
+    needs_logs = {"rebuild", "query", "overview", "freshness", "storage"} & set(selected)
     if needs_logs:
         from .events import cached_log
 
@@ -146,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                 from . import query
 
                 figures += attempt("query", lambda: query.run(plan, big, probes)) or []
+            if "overview" in selected:
+                from . import overview
+
+                figures += attempt("overview", lambda: overview.run(plan, big)) or []
             if "freshness" in selected:
                 from . import freshness
 
@@ -158,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import ui
 
         figures += attempt("ui", lambda: ui.run(plan)) or []
+
+    if "forward" in selected:  # issue 18's forwarding backlog, in process
+        from . import forward
+
+        figures += attempt("forward", lambda: forward.run(plan)) or []
 
     if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
         def postgres():

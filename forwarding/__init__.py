@@ -8,13 +8,18 @@ destination's lease. See docs/forwarding.md.
 
 from .admin import (
     add_destination,
+    attempt_summary,
     destination_status,
+    event_attempts,
+    failed_events,
+    is_failing,
     list_destinations,
     parse_time,
     pause,
     remove,
     replay,
     resume,
+    state_of,
 )
 from .client import Answer, Client, HttpClient, TransportError, classify
 from .engine import Forwarder, Settings, run
@@ -36,9 +41,13 @@ __all__ = [
     "Settings",
     "TransportError",
     "add_destination",
+    "attempt_summary",
     "classify",
     "destination_key",
     "destination_status",
+    "event_attempts",
+    "failed_events",
+    "is_failing",
     "list_destinations",
     "next_delay",
     "ordering_key",
@@ -52,4 +61,5 @@ __all__ = [
     "run",
     "signature",
     "signing_key",
+    "state_of",
 ]

@@ -19,6 +19,7 @@ from store.forwarding import (
     DELIVERED,
     FAILED,
     PENDING,
+    Attempt,
     Destination,
     DestinationExists,
     Queued,
@@ -138,11 +139,25 @@ def remove(store: EventStore, name: str) -> None:
         raise ForwardingError(str(exc)) from None
 
 
+def is_failing(destination: Destination) -> bool:
+    """Whether the destination's last attempt failed (its last failure is its newest outcome)."""
+    failed, succeeded = destination.last_failure_ms, destination.last_success_ms
+    return failed is not None and (succeeded is None or failed > succeeded)
+
+
+def state_of(destination: Destination) -> str:
+    """`paused`, `failing` (its last attempt failed) or `ok`."""
+    if destination.paused:
+        return "paused"
+    return "failing" if is_failing(destination) else "ok"
+
+
 def destination_status(store: EventStore, name: str, *, now: float | None = None) -> dict:
     """The destination's settings, counts, lag and last outcomes; never its secret.
 
     `lag_events` counts the pending deliveries and the log events not yet looked at;
     `lag_seconds` is the age (by ikledger's receipt) of the oldest of them, 0 when none.
+    `state`: see `state_of`.
     """
     state = store.forwarding()
     d = _existing(store, name)
@@ -163,6 +178,7 @@ def destination_status(store: EventStore, name: str, *, now: float | None = None
     return {
         "name": d.name,
         "url": d.display_url,
+        "state": state_of(d),
         "paused": d.paused,
         "pause_reason": d.pause_reason,
         "signed_with": "destination secret" if d.secret else "ImageKit secret",
@@ -186,6 +202,51 @@ def destination_status(store: EventStore, name: str, *, now: float | None = None
 
 def list_destinations(store: EventStore) -> list[dict]:
     return [destination_status(store, d.name) for d in store.forwarding().destinations()]
+
+
+def attempt_summary(attempt: Attempt) -> dict:
+    """One journalled attempt, JSON-ready: times in ISO-8601, the answer's text (2 KB)."""
+    return {
+        "destination": attempt.destination,
+        "position": attempt.position,
+        "event_id": attempt.event_id,
+        "number": attempt.number,
+        "kind": attempt.kind,
+        "replay_job": attempt.replay_job,
+        "started_at": _iso(attempt.started_ms),
+        "duration_ms": attempt.duration_ms,
+        "status": attempt.status,
+        "error": attempt.error,
+        "response": attempt.response.decode("utf-8", errors="replace"),
+        "next_attempt_at": _iso(attempt.next_ms),
+    }
+
+
+def event_attempts(store: EventStore, event_id: str, *, limit: int = 100) -> list[dict]:
+    """The forwarding attempts of one event, to every destination, newest first."""
+    return [attempt_summary(a) for a in store.forwarding().attempts(event_id=event_id, limit=limit)]
+
+
+def failed_events(store: EventStore, name: str, *, limit: int = 100) -> list[dict]:
+    """The events given up on for destination `name`, oldest first, with their last attempt.
+
+    `last_attempt` is None when the journal no longer holds it. ForwardingError for an
+    unknown destination.
+    """
+    _existing(store, name)
+    state = store.forwarding()
+    failed = []
+    for item in state.items(name, FAILED, limit=limit):
+        last = state.attempts(event_id=item.event_id, destination=name, limit=1)
+        failed.append(
+            {
+                "position": item.position,
+                "event_id": item.event_id,
+                "attempts": item.attempts,
+                "last_attempt": attempt_summary(last[0]) if last else None,
+            }
+        )
+    return failed
 
 
 def parse_time(value: str | datetime, now: datetime | None = None) -> str:

@@ -83,8 +83,12 @@ class Forwarder:
         holder: str | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        on_attempt: Callable[[Attempt], None] | None = None,
     ):
+        """`on_attempt(attempt)` is called after each attempt is journalled (metrics);
+        its failures are logged, never raised."""
         self.store = store
+        self.on_attempt = on_attempt
         self.state = store.forwarding()
         self.name = name
         self.client = client
@@ -232,7 +236,9 @@ class Forwarder:
                     del self._bodies[position]
             self._window = window
             self._more = len(rows) >= self.settings.window
-            limiters = {None: self._limiter(None, destination.rate, now)}
+            limiters: dict[int | None, RateLimiter] = {
+                None: self._limiter(None, destination.rate, now)
+            }
             for job, rate in jobs.items():
                 if rate is not None:
                     limiters[job] = self._limiter(job, rate, now)
@@ -315,6 +321,11 @@ class Forwarder:
             next_ms,
         )
         self.state.record_attempt(attempt, state)
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(attempt)
+            except Exception:
+                log.exception("%s: observing an attempt failed", self.name)
         if gone:
             reason = f"410 Gone from {destination.display_url} (event {item.event_id})"
             self.state.set_paused(self.name, True, reason)
@@ -364,8 +375,11 @@ def run(
     client: Client | None = None,
     settings: Settings = Settings(),
     poll: float = 0.5,
+    on_attempt: Callable[[Attempt], None] | None = None,
 ) -> None:
     """Run a forwarder thread for every destination that is not paused, until `stop` is set.
+
+    `on_attempt`: see `Forwarder`.
 
     New destinations start within `poll` seconds; a forwarder ends by itself when its
     destination is paused or removed. One process holds one lease holder name per
@@ -378,7 +392,9 @@ def run(
     state = store.forwarding()
 
     def forward(name: str, own_stop: threading.Event) -> None:
-        forwarder = Forwarder(store, name, client=client, settings=settings, holder=holder)
+        forwarder = Forwarder(
+            store, name, client=client, settings=settings, holder=holder, on_attempt=on_attempt
+        )
         try:
             forwarder.run(own_stop)
         except ForwardingError as exc:

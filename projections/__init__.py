@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .cache import TimelineCache
     from .db import ProjectionDB, default_projections_path, open_projections
-    from .fields import STUCK_AFTER
+    from .fields import STUCK_AFTER, to_time
     from .framework import (
         UNREADABLE,
         AssetNotFound,
@@ -79,6 +79,7 @@ _MODULE_OF = {
     "search_transformations": "listings",
     "timeline": "timeline_queries",
     "timeline_json": "timeline_queries",
+    "to_time": "fields",
     "transformations": "listings",
 }
 
@@ -116,6 +117,7 @@ __all__ = [
     "stats",
     "timeline",
     "timeline_json",
+    "to_time",
     "transformations",
 ]
 

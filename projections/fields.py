@@ -68,7 +68,11 @@ def to_time(value: datetime | str) -> str:
             raise InvalidQuery(f"not an ISO-8601 time: {value!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the calendar's first day
+        raise InvalidQuery(f"time out of range: {value.isoformat()!r}") from None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def stuck_cutoff(now: datetime | str | None, stuck_after: timedelta | float) -> str:
@@ -76,7 +80,10 @@ def stuck_cutoff(now: datetime | str | None, stuck_after: timedelta | float) -> 
     if not isinstance(stuck_after, timedelta):
         stuck_after = timedelta(seconds=stuck_after)
     moment = datetime.now(UTC) if now is None else datetime.fromisoformat(to_time(now))
-    return to_time(moment - stuck_after)
+    try:
+        return to_time(moment - stuck_after)
+    except OverflowError:  # an as_of in the calendar's first minutes
+        raise InvalidQuery(f"time out of range: {to_time(moment)!r}") from None
 
 
 def is_stuck(item: dict, now: datetime | str | None, stuck_after: timedelta | float) -> bool:

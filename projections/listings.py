@@ -145,6 +145,7 @@ def transformations(
     *,
     status: str | None = None,
     reason: str | None = None,
+    since: str | datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
     now: datetime | str | None = None,
@@ -152,6 +153,7 @@ def transformations(
 ) -> dict:
     """Transformations across assets, latest activity first, optionally by status and reason.
 
+    `since` keeps those with an event at or after that time (as `assets` does).
     Returns {"transformations": [... each with "asset" ...], "next_cursor"}.
     """
     _check(status, limit)
@@ -162,6 +164,9 @@ def transformations(
     if reason is not None:
         where.append("error_reason = :reason")
         params["reason"] = reason
+    if since is not None:
+        where.append("last_at >= :since")
+        params["since"] = to_time(since)
     if cursor is not None:
         params["c_last"], params["c_asset"], params["c_tkey"] = _decode_cursor(cursor, 3)
         where.append("(last_at, asset, tkey) < (:c_last, :c_asset, :c_tkey)")

@@ -44,13 +44,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROJECTIONS: tuple[Projection, ...] = (TIMELINE,)
 # Failures of the whole log or file, not of one projection: `catch_up` raises them.
 FATAL = (StoreCorrupt, ReadModelCorrupt, ReadModelOfAnotherLog)
 
-# The overview's read models of every event (issue 21): not yet in the default set,
-# which the receiver and many tests still take to be the timeline alone.
+# The overview's read models of every event (issue 21).
 OVERVIEW_PROJECTIONS: tuple[Projection, ...] = (EVENT_TYPES, SEARCH)
+DEFAULT_PROJECTIONS: tuple[Projection, ...] = (TIMELINE, *OVERVIEW_PROJECTIONS)
 
 
 class ProjectionRunner:

@@ -72,6 +72,20 @@ SELECT min(ms) FILTER (WHERE cum >= :r50), min(ms) FILTER (WHERE cum >= :r95),
 FROM (SELECT ms, sum(sum(n)) OVER (ORDER BY ms) AS cum FROM {durations}
       WHERE {where} GROUP BY ms)
 """
+# p50 and p95 per group, nearest rank: ranks ceil(p/100 · total) in integer arithmetic.
+PERCENTILES_BY_GROUP = (
+    """
+SELECT g, min(ms) FILTER (WHERE 100 * cum >= 50 * total),
+    min(ms) FILTER (WHERE 100 * cum >= 95 * total)
+FROM (SELECT g, ms, sum(c) OVER (PARTITION BY g ORDER BY ms) AS cum,
+        sum(c) OVER (PARTITION BY g) AS total
+      FROM (SELECT {group} AS g, ms, sum(n) AS c FROM {durations}
+            WHERE """
+    + _RANGE
+    + """ GROUP BY g, ms))
+GROUP BY g
+"""
+)
 
 
 def bucket_start(moment: str) -> str:
@@ -112,7 +126,8 @@ def stats(
     Returns the dict of issue 21 (`since`, `until`, `bucket`, `events_by_type`,
     `transformations`, `errors_by_reason`, `accepted_to_ready_ms`, `buckets`), plus
     `transformations_by_kind`, `transformations_by_format` and
-    `accepted_to_ready_ms_by_kind`. Missing kinds, formats and reasons are named
+    `accepted_to_ready_ms_by_kind`; each bucket also holds its own accepted→ready
+    `p50_ms` and `p95_ms` (None without a duration). Missing kinds, formats and reasons are named
     "unknown"; `buckets` lists only buckets with something in them, oldest first; a
     percentile is None when there is no duration. Raises InvalidQuery for an unknown
     bucket or time. Before the first catch-up every count is zero.
@@ -158,7 +173,15 @@ def stats(
 
 
 def _bucket(start: str) -> dict:
-    return {"start": start, "events": 0, "ready": 0, "error": 0, "stuck": 0}
+    return {
+        "start": start,
+        "events": 0,
+        "ready": 0,
+        "error": 0,
+        "stuck": 0,
+        "p50_ms": None,
+        "p95_ms": None,
+    }
 
 
 def _add(table: dict, key: str, status: str, n: int) -> None:
@@ -212,6 +235,9 @@ def _transformations(conn, tables, bucket, params, answer, groups) -> None:
     answer["transformations_by_kind"] = dict(sorted(by_kind.items()))
     answer["transformations_by_format"] = dict(sorted(by_format.items()))
     _durations(conn, names, params, answer)
+    statement = PERCENTILES_BY_GROUP.format(durations=tables.durations, group=_GROUP[bucket])
+    for g, p50, p95 in conn.execute(statement, params):
+        groups.setdefault(g, _bucket(g)).update(p50_ms=p50, p95_ms=p95)
 
 
 def _durations(conn, names, params, answer) -> None:

@@ -13,14 +13,14 @@ SECRET_HELP = (
 )
 
 
-DEFAULT_PROJECTIONS_DB = "ikledger.projections.db"
-
 # What `serve` hands its children (request workers, the catch-up child) beside the
 # settings above: private to one `serve`, set by it, never by a user.
 SESSION_SEED_ENV = "IKLEDGER_SESSION_SEED"  # hex: the UI's anonymous-session key seed
 UI_STATE_ENV = "IKLEDGER_UI_STATE"  # the log page's shared state (receiver.ui.actions)
 PROJECTOR_STATUS_ENV = "IKLEDGER_PROJECTOR_STATUS"  # the catch-up child's status file
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess folder
+FORWARDER_STATS_ENV = "IKLEDGER_FORWARDER_STATS"  # the forwarding child's attempt counts
+FORWARDER_STATUS_ENV = "IKLEDGER_FORWARDER_STATUS"  # the forwarding child's status file
 
 
 class ConfigError(ValueError):
@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of the receiver and the CLI (the README's table); `from_env` reads them."""
+    """Every setting of the receiver and the CLI (docs/configuration.md); `from_env` reads them."""
 
     secrets: tuple[str, ...] = ()
     db: str = "ikledger.db"
@@ -42,11 +42,17 @@ class Config:
     connection_limit: int = 900
     idle_timeout: int = 30
     stuck_after: int = 900
+    forward_lease_ttl: float = 5.0  # another receiver takes a dead forwarder's place after this
+    workers: int | None = None  # serve's request processes (None: one per core)
+    threads: int | None = None  # waitress threads per request process (None: 16 in all)
+    log_format: str = "text"  # or "json": one object per line (receiver.logs)
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
     projector_status: str | None = None
     metrics_dir: str | None = None
+    forwarder_stats: str | None = None
+    forwarder_status: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
@@ -65,11 +71,15 @@ class Config:
             values["projections_db"] = env["IKLEDGER_PROJECTIONS_DB"]
         if env.get("IKLEDGER_READ_TOKEN"):
             values["read_token"] = env["IKLEDGER_READ_TOKEN"]
+        if env.get("IKLEDGER_LOG_FORMAT"):
+            values["log_format"] = env["IKLEDGER_LOG_FORMAT"].strip().lower()
         for name, key in (
             (SESSION_SEED_ENV, "session_seed"),
             (UI_STATE_ENV, "ui_state"),
             (PROJECTOR_STATUS_ENV, "projector_status"),
             (METRICS_DIR_ENV, "metrics_dir"),
+            (FORWARDER_STATS_ENV, "forwarder_stats"),
+            (FORWARDER_STATUS_ENV, "forwarder_status"),
         ):
             if env.get(name):
                 values[key] = env[name]
@@ -81,6 +91,9 @@ class Config:
             ("IKLEDGER_CONNECTION_LIMIT", "connection_limit", int),
             ("IKLEDGER_IDLE_TIMEOUT", "idle_timeout", int),
             ("IKLEDGER_STUCK_AFTER", "stuck_after", int),
+            ("IKLEDGER_FORWARD_LEASE_TTL", "forward_lease_ttl", float),
+            ("IKLEDGER_WORKERS", "workers", int),
+            ("IKLEDGER_THREADS", "threads", int),
         ):
             if env.get(name):
                 values[key] = _number(name, env[name], kind)
@@ -100,8 +113,15 @@ class Config:
             )
         if self.rejected_keep < 0:
             raise ConfigError("IKLEDGER_REJECTED_KEEP must be a number of rows, 0 or more")
+        for name, value in (("IKLEDGER_WORKERS", self.workers), ("IKLEDGER_THREADS", self.threads)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be 1 or more")
         if self.tolerance <= 0:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
+        if self.forward_lease_ttl <= 0:
+            raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"IKLEDGER_LOG_FORMAT must be text or json, got {self.log_format!r}")
 
     def anonymous_session_seed(self) -> bytes | None:
         """The key seed of the UI's sessions when no read token is set.
@@ -120,7 +140,12 @@ class Config:
         return None
 
     def child_env(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The environment of a child of `serve`: `base`, with this log pinned."""
+        """The environment of a child of `serve`: `base`, with this log and its read models pinned.
+
+        Call it on the configuration `receiver.runtime.wiring.for_log` resolved for the
+        opened log: a log given as a URL names its read models by its identity, which
+        only the opened log knows (ValueError otherwise).
+        """
         return {
             **base,
             "IKLEDGER_DB": self.db,
@@ -128,19 +153,31 @@ class Config:
             "IKLEDGER_DB_TIMEOUT": str(self.db_timeout),
         }
 
-    def projections_path(self) -> str:
-        """The read models' file: IKLEDGER_PROJECTIONS_DB, else beside a log given as a path.
+    def projections_path(self, log_id: str | None = None) -> str:
+        """The read models' file: IKLEDGER_PROJECTIONS_DB, else the log's own (`log_id`'s).
 
-        `X.db` gives `X.projections.db`. A log given as a URL (`sqlite:///…`,
-        `postgresql://…`) gives `ikledger.projections.db` in the working directory:
-        the receiver does not parse the store's URLs.
+        The one place that decides it. A SQLite log (`X.db`, `sqlite:///…/X.db`) keeps
+        them beside its file, `X.projections.db`; any other log (`postgresql://…`) in
+        `ikledger-<log_id>.projections.db` in the working directory, so two logs never
+        share one file. Raises ValueError for such a log without `log_id`.
         """
         if self.projections_db:
             return self.projections_db
-        if "://" in self.db:
-            return DEFAULT_PROJECTIONS_DB
-        root, ext = os.path.splitext(self.db)
-        return f"{root}.projections{ext or '.db'}"
+        from projections.db import default_projections_path  # the read models' module
+
+        return default_projections_path(self.db, log_id)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: an address the network cannot reach."""
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Operations behind the CLI: listing, export and import of the log.
+"""Operations behind the CLI and the query API: listing, refusals, export and import of the log.
 
 Each is a plain function over an open store, so the CLI stays a thin adapter and
 tests call these directly.
@@ -12,8 +12,9 @@ from typing import IO
 
 import orjson
 
+from projections import InvalidQuery, to_time
 from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
-from store import Event, EventStore, NewEvent, Outcome, VerifyReport
+from store import GENESIS, Event, EventStore, NewEvent, Outcome, VerifyReport
 
 
 class AdminError(Exception):
@@ -33,6 +34,27 @@ def event_summary(event: Event) -> dict:
     }
 
 
+def refused_deliveries(
+    store: EventStore, since: str | None = None, until: str | None = None, limit: int = 100
+) -> dict:
+    """The refused deliveries of [since, until), newest first, and their counts by reason.
+
+    `since`/`until` are ISO-8601 times (None or "": unbounded), echoed normalised;
+    raises InvalidQuery for a bad one or an empty range. GET /rejections answers this
+    dict and the refused deliveries page draws it.
+    """
+    since = to_time(since) if since else None
+    until = to_time(until) if until else None
+    if since is not None and until is not None and since >= until:
+        raise InvalidQuery("since must be before until")
+    return {
+        "since": since,
+        "until": until,
+        "counts": store.rejection_counts(since, until),
+        "rejections": [d._asdict() for d in store.rejections(since, until, limit=limit)],
+    }
+
+
 def verify_log(store: EventStore) -> VerifyReport:
     """The store's chain check, then each row's id, type and created_at against its body.
 
@@ -42,6 +64,7 @@ def verify_log(store: EventStore) -> VerifyReport:
     report = store.verify()
     bad = report.first_bad_position
     until = None if report.ok or bad is None else bad - 1
+    last = GENESIS  # the chain through the last event that checked out
     for batch in store.read_batches(0, until=until):
         for event in batch:
             found: tuple[str, ...]
@@ -52,7 +75,8 @@ def verify_log(store: EventStore) -> VerifyReport:
                 found = (exc.message,)
             if found != (event.id, event.type, event.created_at):
                 problem = f"columns disagree with the body at position {event.position}"
-                return VerifyReport(False, event.position - 1, event.position, problem)
+                return VerifyReport(False, event.position - 1, event.position, problem, last)
+            last = event.chain
     return report
 
 
@@ -74,7 +98,15 @@ def select_events(
         found = sorted((e for e in map(store.get, ids) if e is not None), key=lambda e: e.position)
         batches: Iterable[list[Event]] = [found]
     else:
-        batches = store.read_batches(after, types=list(types) or None)
+        # The time range is filtered by the store (an index): a range holding
+        # nothing reads nothing.
+        batches = store.read_batches(
+            after,
+            batch_size=min(limit, 1000) if limit else 1000,
+            types=list(types) or None,
+            created_since=since,
+            created_until=until,
+        )
     emitted = 0
     for batch in batches:
         for event in batch:

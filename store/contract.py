@@ -71,6 +71,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from .forwarding import ForwardingState
     from .sqlite_engine import sqlite3
 
 GENESIS = bytes(32)
@@ -181,6 +182,14 @@ class Delivery(NamedTuple):
     scheme: str | None  # "standard-webhooks", "x-ik-signature", or None when unknown
 
 
+class Conflict(NamedTuple):
+    """A redelivery of an id in the log with other bytes: its journal row and its body."""
+
+    seq: int  # the journal row (`Delivery.seq`) that recorded it
+    received_at: str
+    body: bytes
+
+
 class Stats(NamedTuple):
     """What `stats()` reports: counts, head of the chain, size on storage."""
 
@@ -282,8 +291,16 @@ class EventStore(Protocol):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
-        """Events with position > after (and <= until), in position order, in batches."""
+        """Events with position > after (and <= until), in position order, in batches.
+
+        `created_since` / `created_until` keep the events whose `created_at` is in that
+        inclusive range (normalised times, compared as text). Filtered in the database
+        through an index on `created_at`: a range that holds nothing reads no event, and
+        only the events returned are read whole (bodies included).
+        """
         ...
 
     def get(self, event_id: str) -> Event | None:
@@ -312,6 +329,33 @@ class EventStore(Protocol):
         For an id in the log: every delivery of it (stored, duplicate, conflict) and
         the refusals that named it. Costs what it returns, not the journal's size.
         """
+        ...
+
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries received in [since, until), newest first, at most `limit`.
+
+        `since` and `until` are normalised times (UTC, ms, "Z"); None is unbounded.
+        Only the refusals the journal keeps (the newest `rejected_keep`) are found.
+        Costs what it returns (an index on the refusals' time), not the journal's size.
+        """
+        ...
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries received in [since, until), counted by reason code.
+
+        Over the refusals the journal keeps; {} when there are none. Costs the refusals
+        in the range (read from an index), not the journal's size.
+        """
+        ...
+
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """The bodies redelivered under `event_id` that differ from the stored one, oldest
+        first; [] for an id with none, or not in the log. The journal keeps them; the
+        log never changes."""
         ...
 
     def type_counts(self) -> dict[str, int]:
@@ -398,6 +442,12 @@ class EventStore(Protocol):
         `verify()` passes with the same head and whose `log_id()` is a new one (the
         copy is another log). Returns its event count.
         """
+        ...
+
+    # -- forwarding ---------------------------------------------------------------
+
+    def forwarding(self) -> ForwardingState:
+        """The forwarding state kept beside this log (store/forwarding.py)."""
         ...
 
     def close(self) -> None: ...

@@ -15,7 +15,8 @@ once, one group per append.
 
 `turn()`, when the backend gives one, is a context manager held around taking a group
 and committing it: the SQLite backend's writers' lock, which writers of several
-processes on one file take in turn. The group is taken once the turn is had, so
+processes on one file take in turn. It may raise StoreUnavailable when the turn is
+not had in time: the callers queued then get that error, and the thread goes on. The group is taken once the turn is had, so
 appends that queued while another process committed join it.
 
 `commit(events, rejections, probe)` commits one group in one transaction and returns
@@ -124,8 +125,9 @@ class GroupWriter:
         # Most callers inside `append` at once (queued + committing) since the writer
         # last took a group; 0 again whenever it finds the queue empty.
         self._peak = 0
-        self.groups = 0  # groups handed to `commit`
-        self.grouped = 0  # appends (callers) in those groups
+        self.groups = 0  # groups handed to `commit` (probes and journal-only ones too)
+        self.event_groups = 0  # of which carried at least one event
+        self.events = 0  # events in those groups
         self.lingered = 0  # of which the writer waited for a fuller group first
         self.rejections_dropped = 0
         self.restarts = 0  # writer threads replaced after dying
@@ -240,11 +242,14 @@ class GroupWriter:
             self._closed = True
             self._cond.notify_all()
         if self.groups:
+            # Events and the commits that carried them, so the first number is never
+            # smaller than the second; probes and refusal-only commits counted apart.
             log.info(
-                "%s: %d appends in %d groups (%d after lingering)",
+                "%s: %d events in %d commits (%d more commits without events; %d after lingering)",
                 self.name,
-                self.grouped,
-                self.groups,
+                self.events,
+                self.event_groups,
+                self.groups - self.event_groups,
                 self.lingered,
             )
         self._thread.join(max(2 * self.timeout, 1.0))
@@ -274,8 +279,11 @@ class GroupWriter:
     def _run(self) -> None:
         try:
             while self._await():
-                with self._turn():  # the writers' turn: the group is taken inside it
-                    self._commit_group(*self._take())
+                try:
+                    with self._turn():  # the writers' turn: the group is taken inside it
+                        self._commit_group(*self._take())
+                except StoreUnavailable as exc:  # from the turn only: a group never raises
+                    self._turn_missed(exc)
         except BaseException as exc:  # noqa: BLE001 -- no waiter may hang on a dead thread
             self._died(exc)
 
@@ -311,7 +319,9 @@ class GroupWriter:
             self._inflight = group
             self._peak = len(self._appends) + len(group)
             self.groups += 1
-            self.grouped += len(group)
+            if count:
+                self.event_groups += 1
+                self.events += count
         return group, rejections
 
     def _linger(self) -> None:
@@ -357,6 +367,18 @@ class GroupWriter:
         self._inflight = []
         for waiter in group:
             waiter.wake()
+
+    def _turn_missed(self, error: StoreUnavailable) -> None:
+        """The turn was not had in time: nothing was taken; the queued callers get `error`.
+
+        The thread lives on, and `check_writable` reports the cause until a group commits.
+        """
+        log.warning("store writer: %s", error)
+        with self._cond:
+            stranded, self._appends = self._appends, []
+            self.last_write_error, self.last_write_error_at = str(error), time.time()
+        for waiter in stranded:
+            waiter.fail(error)
 
     def _died(self, exc: BaseException) -> None:
         """In the dying thread: release every waiter and leave the cause for `_revive`."""

@@ -10,7 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from projections import MalformedBody, Projection, ProjectionRunner, open_projections
+from projections import (
+    MalformedBody,
+    Projection,
+    ProjectionRunner,
+    open_projections,
+    projection_status,
+)
 from store import EventStore, NewEvent, SQLiteStore
 from tests.support import payload, table_rows  # noqa: F401 -- re-exported for the projection tests
 
@@ -148,6 +154,11 @@ class ContractOnly:
 
 # How a rebuild reads the log: the store's SQLite relation, or staging from read_batches.
 REBUILD_PATHS = ("sqlite-source", "staging")
+
+
+def status_of(db, name: str = "timeline") -> dict:
+    """The `projection_status` entry of one projection (the default set holds several)."""
+    return next(s for s in projection_status(db) if s["name"] == name)
 
 
 def through(store, path: str) -> ContractOnly:

@@ -16,10 +16,10 @@ import sys
 
 import click
 
-from receiver.config import SECRET_HELP
+from receiver.config import SECRET_HELP, is_loopback
 from store import StoreError
 
-from .common import CONTEXT, db_option, load_config, read_model_failures
+from .common import CONTEXT, db_option, load_config, read_model_failures, store_failure
 
 # name: (module, attribute, the first paragraph of the command's docstring, which its
 # line of `ikledger --help` is made from; tests/integration/test_cli.py checks both).
@@ -41,6 +41,11 @@ LAZY_COMMANDS = {
         "receiver.cli.db",
         "db_role",
         "Create (--apply) or print the SQL of a PostgreSQL role NAME for receivers.",
+    ),
+    "destinations": (
+        "receiver.cli.forward",
+        "destinations",
+        "Configure the endpoints every stored event is forwarded to (add, list, show, …).",
     ),
     "events": (
         "receiver.cli.log",
@@ -72,10 +77,25 @@ LAZY_COMMANDS = {
         "rebuild",
         "Replay the whole log into fresh read models and swap them in atomically.",
     ),
+    "replay": (
+        "receiver.cli.forward",
+        "replay",
+        "Send the selected events to destination NAME again, as a durable, throttled job.",
+    ),
+    "secret": (
+        "receiver.cli.secret",
+        "secret",
+        "Print a fresh random webhook secret (whsec_…) for a local receiver.",
+    ),
     "show": (
         "receiver.cli.log",
         "show",
         "Print the raw body of event EVENT_ID exactly as it was received.",
+    ),
+    "stats": (
+        "receiver.cli.stats",
+        "stats",
+        "Events by type, transformations by status, errors by reason, accepted-to-ready times.",
     ),
     "status": (
         "receiver.cli.log",
@@ -142,20 +162,14 @@ def cli() -> None:
     """ikledger: a durable, tamper-evident log of ImageKit webhooks, and read models over it.
 
     Settings come from the environment (IMAGEKIT_WEBHOOK_SECRET, IKLEDGER_DB,
-    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see the README); options override them.
+    IKLEDGER_PROJECTIONS_DB, IKLEDGER_DB_TIMEOUT, …; see docs/configuration.md); options
+    override them.
     """
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost."""
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    # A command's failure is its one `Error:` line: what the store and the read models
+    # log on the way (a damaged page, a projection's retry) is for a server's log,
+    # which `serve` configures, not for the terminal of a one-off command.
+    for name in ("ikledger", "projections"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
 
 
 @cli.command(context_settings=CONTEXT)
@@ -165,7 +179,6 @@ def is_loopback(host: str) -> bool:
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    envvar="IKLEDGER_WORKERS",
     help="Request processes on the one port and log (IKLEDGER_WORKERS) [default: one per "
     "core]. 1: this process answers the requests itself.",
 )
@@ -173,7 +186,6 @@ def is_loopback(host: str) -> bool:
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    envvar="IKLEDGER_THREADS",
     help="Waitress threads per request process (IKLEDGER_THREADS; each request waits for "
     "its group's commit in one) [default: 16 in all, 16 / workers each, at least 4].",
 )
@@ -184,6 +196,13 @@ def is_loopback(host: str) -> bool:
     default="process",
     show_default=True,
     help="Keep the read models current from a child process, or from a thread of this one.",
+)
+@click.option(
+    "--rebuild-read-models",
+    "rebuild_read_models",
+    is_flag=True,
+    help="Read models built from another log: empty them and rebuild them from this log "
+    "(without it, serve refuses to start on them).",
 )
 @db_option
 @click.option(
@@ -199,6 +218,7 @@ def serve(
     workers: int | None,
     threads: int | None,
     catch_up: str,
+    rebuild_read_models: bool,
     db: str | None,
     log_level: str,
 ) -> None:
@@ -206,16 +226,21 @@ def serve(
 
     By default one request process runs per core (--workers), all on one port and one
     log, started and restarted by this process, which answers no request itself; a
-    child keeps the read models current. All of them stop with this process. With
-    --workers 1 this process answers the requests and the child is the only other.
-    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a log given as
-    a path (X.db: X.projections.db), else ikledger.projections.db in the working directory.
+    child keeps the read models current, another forwards the events to the destinations
+    (`ikledger destinations`). All of them stop with this process. With --workers 1 this
+    process answers the requests and the two children are the only others.
+    The read models live in IKLEDGER_PROJECTIONS_DB; by default beside a SQLite log
+    (X.db: X.projections.db), else ikledger-<log id>.projections.db in the working
+    directory. Read models of another log stop serve with an error, unless
+    --rebuild-read-models. After an unclean stop the log and read models are checked
+    (SQLite's quick_check) and serve refuses to start on damage.
     """
+    from receiver import logs
     from receiver.runtime import supervisor
 
-    workers = supervisor.default_workers() if workers is None else workers
-    threads = supervisor.default_threads(workers) if threads is None else threads
-    config = load_config(db=db)
+    config = load_config(db=db, workers=workers, threads=threads)
+    workers = supervisor.default_workers() if config.workers is None else config.workers
+    threads = supervisor.default_threads(workers) if config.threads is None else config.threads
     if not config.secrets:
         raise click.UsageError(SECRET_HELP)
     if not is_loopback(host) and not config.read_token:
@@ -223,9 +248,7 @@ def serve(
             f"refusing to bind {host} without IKLEDGER_READ_TOKEN: the query API would be open "
             "to the network. Set a read token, or bind 127.0.0.1."
         )
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(log_level, config.log_format)
     supervisor.quiet_waitress_queue()
     if workers > 1:
         try:
@@ -238,13 +261,16 @@ def serve(
                     threads=threads,
                     catch_up=catch_up,
                     log_level=log_level.upper(),
+                    adopt=rebuild_read_models,
                     announce=lambda where: click.echo(
                         f"ikledger: listening on http://{host}:{port} (log {where}, "
                         f"{workers} request processes)",
                         err=True,
                     ),
                 )
-        except (StoreError, supervisor.CannotListen) as exc:
+        except StoreError as exc:
+            raise store_failure(exc) from None
+        except supervisor.CannotListen as exc:
             raise click.ClickException(str(exc)) from None
         return
     import waitress
@@ -253,9 +279,16 @@ def serve(
 
     try:
         with read_model_failures(config):
-            runtime = open_runtime(config, catch_up=catch_up, log_level=log_level.upper())
+            runtime = open_runtime(
+                config,
+                catch_up=catch_up,
+                log_level=log_level.upper(),
+                starting=True,
+                adopt=rebuild_read_models,
+                forward=True,
+            )
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise store_failure(exc) from None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     where = runtime.store.display_name
     click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)

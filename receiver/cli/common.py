@@ -4,6 +4,7 @@ the read models that turn failures into one-line messages (never a traceback).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,7 +13,15 @@ import click
 import projections
 from receiver.config import Config, ConfigError
 from receiver.runtime.wiring import open_log_store
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
+
+log = logging.getLogger("ikledger.cli")
+
+# After a damaged log's one-line message: what still works, and how to see how far.
+VERIFY_HINT = (
+    "`ikledger verify` names the first bad position; restore the log from a backup, "
+    "then `ikledger rebuild` rebuilds its read models"
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -21,6 +30,28 @@ db_option = click.option(
     metavar="LOCATION",
     help="The log: a path, sqlite:///path, or postgresql://… [env IKLEDGER_DB; default ikledger.db].",
 )
+
+
+def time_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a time option read as the API reads it (`receiver.timespec`)."""
+    from receiver import timespec
+
+    try:
+        return timespec.optional_instant(value)
+    except projections.InvalidQuery as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def as_of_value(ctx: click.Context, param: click.Parameter, value: str | None):
+    """A click callback: `--as-of` as a log position or a time (`receiver.timespec`)."""
+    from receiver import timespec
+
+    if value is None or not value.strip():
+        return None
+    try:
+        return timespec.position_or_instant(value)
+    except projections.InvalidQuery as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def load_config(**overrides) -> Config:
@@ -37,11 +68,11 @@ def opened_store(config: Config) -> Iterator[EventStore]:
     try:
         store = open_log_store(config)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise store_failure(exc) from None
     try:
         yield store
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise store_failure(exc) from None
     except Exception as exc:
         # The commands that can raise these import them; the query commands never load
         # them (start-up time), so they are looked at only once something failed.
@@ -57,13 +88,43 @@ def opened_store(config: Config) -> Iterator[EventStore]:
         store.close()
 
 
+def store_failure(exc: StoreError) -> click.ClickException:
+    """The one-line message of a store failure; a damaged log's says how to go on.
+
+    The traceback goes to the log at debug level, never to the terminal.
+    """
+    log.debug("the log failed", exc_info=exc)
+    if isinstance(exc, StoreCorrupt):
+        return click.ClickException(f"{exc}; {VERIFY_HINT}")
+    return click.ClickException(str(exc))
+
+
 @contextmanager
-def read_model_failures(config: Config) -> Iterator[None]:
-    """Turn an unreadable read-model file into a one-line message naming it."""
+def read_model_failures(config: Config, store: EventStore | None = None) -> Iterator[None]:
+    """Turn read models that cannot be used into a one-line message naming their file.
+
+    Damaged (ReadModelCorrupt), another log's (ReadModelOfAnotherLog) or unreadable
+    right now (ReadModelUnavailable); a damaged log met on the way (StoreCorrupt, which
+    the catch-up raises) too. The traceback goes to the log at debug level.
+    """
     try:
         yield
+    except StoreError as exc:
+        raise store_failure(exc) from None
+    except (projections.ReadModelCorrupt, projections.ReadModelOfAnotherLog) as exc:
+        log.debug("the read models failed", exc_info=exc)
+        raise click.ClickException(str(exc)) from None
     except projections.UNREADABLE as exc:
+        log.debug("the read models failed", exc_info=exc)
         raise click.ClickException(
-            f"cannot use the read models in {config.projections_path()}: {exc} "
-            "(IKLEDGER_PROJECTIONS_DB; delete the file and they are rebuilt from the log)"
+            f"cannot use the read models in {_path(config, store)}: {exc} "
+            "(IKLEDGER_PROJECTIONS_DB; delete the file and `ikledger rebuild` rebuilds them "
+            "from the log)"
         ) from None
+
+
+def _path(config: Config, store: EventStore | None) -> str:
+    try:
+        return config.projections_path(None if store is None else store.log_id())
+    except (ValueError, StoreError):  # a URL's log that cannot say who it is
+        return "IKLEDGER_PROJECTIONS_DB"

@@ -45,8 +45,9 @@ def db_role(name: str, db: str | None, password_env: str | None, schema: str, ap
     The role may read the log and append only through the ikledger_append function: it
     cannot INSERT, UPDATE or DELETE in any table itself. Point the receivers'
     IKLEDGER_DB at it: postgresql://NAME:PASSWORD@host/db. With --apply the log's
-    migrations are applied first. Printed SQL carries the password: pipe it into psql
-    rather than a file.
+    migrations are applied first; applying again is harmless (an existing role gets the
+    new password). The owner needs CREATEROLE. Printed SQL carries the password: pipe
+    it into psql rather than a file.
     """
     config = load_config(db=db)
     if not _is_postgres(config.db):
@@ -62,7 +63,8 @@ def db_role(name: str, db: str | None, password_env: str | None, schema: str, ap
                 config.db, name, password, schema=schema, timeout=config.db_timeout
             )
             click.echo(
-                f"created role {name}: it may read the log and append through ikledger_append"
+                f"role {name} ready (created, or its password set if it existed): it may read "
+                "the log and append through ikledger_append"
             )
         else:
             click.echo(

@@ -11,7 +11,7 @@ import orjson
 
 from receiver.config import SECRET_HELP
 
-from .common import CONTEXT, db_option, load_config, opened_store
+from .common import CONTEXT, db_option, load_config, opened_store, time_value
 
 
 @click.command(context_settings=CONTEXT)
@@ -53,8 +53,18 @@ def _pairs(counts: dict) -> str:
     "--type", "types", multiple=True, metavar="TYPE", help="Only this event type (repeatable)."
 )
 @click.option("--id", "ids", multiple=True, metavar="ID", help="Only this event id (repeatable).")
-@click.option("--since", metavar="TIME", help="created_at at or after this ISO-8601 time.")
-@click.option("--until", metavar="TIME", help="created_at at or before this ISO-8601 time.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    callback=time_value,
+    help="created_at at or after TIME (ISO-8601, a date, or 90m, 24h, 7d ago).",
+)
+@click.option(
+    "--until",
+    metavar="TIME",
+    callback=time_value,
+    help="created_at at or before TIME (as --since).",
+)
 @click.option("--after", default=0, type=int, help="Only positions after this one.")
 @click.option("--limit", type=int, help="At most this many events.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, one event's metadata per line.")

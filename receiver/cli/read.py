@@ -16,14 +16,22 @@ import projections
 from projections import ProjectionError, ProjectionRunner
 from receiver.runtime.wiring import open_read_models
 
-from .common import CONTEXT, db_option, load_config, opened_store, read_model_failures
+from .common import (
+    CONTEXT,
+    as_of_value,
+    db_option,
+    load_config,
+    opened_store,
+    read_model_failures,
+    time_value,
+)
 
 
 @contextmanager
-def _views(db: str | None, *, catch_up: bool = True):
+def _views(db: str | None, *, catch_up: bool = True, adopt: bool = False):
     config = load_config(db=db)
-    with opened_store(config) as store, read_model_failures(config):
-        views = open_read_models(config, store)
+    with opened_store(config) as store, read_model_failures(config, store):
+        views = open_read_models(config, store, adopt=adopt)
         try:
             runner = ProjectionRunner(views)
             if catch_up:
@@ -63,8 +71,10 @@ def rebuild(db: str | None, name: str | None) -> None:
 
     Readers, a running server included, keep the old model until the new one is
     complete. NAME rebuilds one projection (see `ikledger projections`); default all.
+    Read models built from another log (IKLEDGER_PROJECTIONS_DB set to another log's
+    file, say) are emptied and rebuilt from this log.
     """
-    with _views(db, catch_up=False) as (_, _views_db, runner):
+    with _views(db, catch_up=False, adopt=True) as (_, _views_db, runner):
         done = runner.rebuild(name, progress=_progress_printer())
         for projection, count in done.items():
             click.echo(f"rebuilt {projection}: {count:,} events applied")
@@ -83,7 +93,8 @@ def rebuild(db: str | None, name: str | None) -> None:
 @click.option(
     "--as-of",
     metavar="POSITION|TIME",
-    help="The timeline as it stood at a log position or created_at time.",
+    callback=as_of_value,
+    help="The timeline as it stood at a log position or created_at time (as --since).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the HTTP API returns.")
 @click.option(
@@ -93,7 +104,8 @@ def rebuild(db: str | None, name: str | None) -> None:
     type=click.File("w", encoding="utf-8"),
     help="Also write the picture of the web page to FILE (standalone SVG; - for stdout).",
 )
-def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_file) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def timeline(db: str | None, url: str, as_of, as_json: bool, svg_file, wide: bool) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
     with _views(db) as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
@@ -108,7 +120,7 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     else:
         from . import tables  # the text tables only for text output
 
-        click.echo(tables.timeline(result))
+        click.echo(tables.timeline(result, wide=wide))
 
 
 @click.command(context_settings=CONTEXT)
@@ -118,10 +130,16 @@ def timeline(db: str | None, url: str, as_of: str | None, as_json: bool, svg_fil
     type=click.Choice(["accepted", "ready", "error", "stuck"]),
     help="Only assets with a transformation in this status.",
 )
-@click.option("--since", metavar="TIME", help="Only assets active at or after this ISO-8601 time.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    callback=time_value,
+    help="Only assets active at or after TIME (ISO-8601, a date, or 90m, 24h, 7d ago).",
+)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def assets(db, status, since, limit, as_json) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def assets(db, status, since, limit, as_json, wide) -> None:
     """Video assets with counts per transformation status, newest activity first."""
     with _views(db) as (config, views, _runner):
         result = projections.assets(
@@ -132,7 +150,7 @@ def assets(db, status, since, limit, as_json) -> None:
     else:
         from . import tables
 
-        click.echo(tables.assets(result))
+        click.echo(tables.assets(result, wide=wide))
 
 
 @click.command(context_settings=CONTEXT)
@@ -143,7 +161,8 @@ def assets(db, status, since, limit, as_json) -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def failures(db, reason, limit, as_json) -> None:
+@click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
+def failures(db, reason, limit, as_json, wide) -> None:
     """What is failing right now: transformations in error, and those stuck after accepted."""
     with _views(db) as (config, views, _runner):
         errors = projections.transformations(views, status="error", reason=reason, limit=limit)
@@ -154,15 +173,26 @@ def failures(db, reason, limit, as_json) -> None:
             if reason is None
             else {"transformations": []}
         )
+        # An empty answer for a reason says whether the reason was ever seen (a typo?).
+        ever = bool(
+            reason is not None
+            and not errors["transformations"]
+            and projections.transformations(views, reason=reason, limit=1)["transformations"]
+        )
     result = {"transformations": errors["transformations"] + stuck["transformations"]}
     if as_json:
         _print_json(result)
+    elif not result["transformations"] and reason is not None:
+        if ever:
+            click.echo(f"no transformation is in error with the reason {reason!r} now")
+        else:
+            click.echo(f"no transformation has the reason {reason!r}")
     elif not result["transformations"]:
         click.echo("no failing or stuck transformations")
     else:
         from . import tables
 
-        click.echo(tables.transformations(result))
+        click.echo(tables.transformations(result, wide=wide))
 
 
 @click.command("projections", context_settings=CONTEXT)

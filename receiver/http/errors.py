@@ -7,7 +7,8 @@ Error codes of storage trouble (every route):
 - `read_model_unavailable` (503, `Retry-After`): the read models' file cannot be read
   (locked past its timeout, damaged, missing tables); a rebuild or a retry fixes it.
 - `store_corrupt` (500, no `Retry-After`): the log holds something no retry will read
-  (`StoreCorrupt`); retrying the same request fails the same way.
+  (`StoreCorrupt`); retrying the same request fails the same way. On `POST /webhook`
+  it is a 503 with `Retry-After`: the sender keeps the event until the log is repaired.
 - `internal_error` (500): anything else; the traceback goes to the log, never to the
   client.
 """

@@ -1,7 +1,10 @@
 """Prometheus metrics, one registry per app so tests never share counters.
 
-Scrape-time figures come only from `store.stats()` (cheap by the store's contract) and
-the projections' meta rows; everything else is a counter. In one process the counters
+Scrape-time figures come from `store.stats()` (cheap by the store's contract), the
+projections' meta rows and forwarding's per-destination counts (`destination_status`:
+one count of each destination's deliveries); everything else is a counter. Forwarding
+attempts are counted by the forwarding child, which writes them to a small file that
+every scrape reads (`receiver.runtime.forwarder.AttemptStats`). In one process the counters
 are that process's; under `serve --workers N` (PROMETHEUS_MULTIPROC_DIR set by the
 supervisor, prometheus_client's multiprocess mode) every scrape sums the counters of
 all its request processes since `serve` started, whichever worker answers it.
@@ -14,7 +17,11 @@ import threading
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 
 import projections
 from projections import ProjectionDB
@@ -62,6 +69,62 @@ def _projection_families(views: ProjectionDB) -> list:
     return [lag, checkpoint, failing]
 
 
+def _forwarding_families(store: EventStore, stats_path: str | None) -> list:
+    """Per destination: deliveries pending and failed, lag in events and the age of the
+    oldest event not yet delivered (from the store); attempts by outcome and their
+    latency, counted by the forwarding child since it started (its stats file)."""
+    import forwarding
+    from receiver.runtime.children import read_json
+    from receiver.runtime.forwarder import LATENCY_BUCKETS
+
+    label = ["destination"]
+    pending = GaugeMetricFamily(
+        "ikledger_forwarding_pending", "Deliveries queued, not yet acknowledged", labels=label
+    )
+    failed = GaugeMetricFamily(
+        "ikledger_forwarding_failed", "Events given up on (replay --failed)", labels=label
+    )
+    lag = GaugeMetricFamily(
+        "ikledger_forwarding_lag_events", "Events not yet delivered nor given up", labels=label
+    )
+    age = GaugeMetricFamily(
+        "ikledger_forwarding_oldest_pending_seconds",
+        "Age (since ikledger received it) of the oldest event not yet delivered",
+        labels=label,
+    )
+    paused = GaugeMetricFamily("ikledger_forwarding_paused", "1 while paused", labels=label)
+    for status in forwarding.list_destinations(store):
+        name = [status["name"]]
+        pending.add_metric(name, status["pending"])
+        failed.add_metric(name, status["failed"])
+        lag.add_metric(name, status["lag_events"])
+        age.add_metric(name, status["lag_seconds"])
+        paused.add_metric(name, 1 if status["paused"] else 0)
+    families = [pending, failed, lag, age, paused]
+    stats = read_json(stats_path) if stats_path else None
+    if stats:
+        attempts = CounterMetricFamily(
+            "ikledger_forwarding_attempts",
+            "Forwarding attempts by outcome (2xx…5xx or an error class), since the "
+            "forwarder started",
+            labels=["destination", "outcome"],
+        )
+        for destination, outcomes in stats["attempts"].items():
+            for outcome, count in outcomes.items():
+                attempts.add_metric([destination, outcome], count)
+        latency = HistogramMetricFamily(
+            "ikledger_forwarding_attempt_seconds",
+            "Duration of forwarding attempts, since the forwarder started",
+            labels=label,
+        )
+        for destination, seen in stats["latency"].items():
+            buckets = [(str(b), n) for b, n in zip(LATENCY_BUCKETS, seen["buckets"], strict=True)]
+            buckets.append(("+Inf", seen["count"]))
+            latency.add_metric([destination], buckets, seen["sum"])
+        families += [attempts, latency]
+    return families
+
+
 class _ScrapeCollector:
     """Reads the log's and the read models' state at scrape time, each source guarded.
 
@@ -99,9 +162,15 @@ class Metrics:
     """The receiver's counters and histograms."""
 
     def __init__(
-        self, store: EventStore, views: ProjectionDB | None = None, *, shared: str | None = None
+        self,
+        store: EventStore,
+        views: ProjectionDB | None = None,
+        *,
+        shared: str | None = None,
+        forwarder_stats: str | None = None,
     ):
-        """`shared`: prometheus_client's multiprocess folder (`Config.metrics_dir`), if any."""
+        """`shared`: prometheus_client's multiprocess folder (`Config.metrics_dir`), if any;
+        `forwarder_stats`: the forwarding child's counts (`Config.forwarder_stats`), if any."""
         self.registry = CollectorRegistry()
         if shared:  # the counters live in the shared folder; the scrape sums them all
             from prometheus_client.multiprocess import MultiProcessCollector
@@ -126,7 +195,10 @@ class Metrics:
             buckets=_APPEND_BUCKETS,
             registry=own,
         )
-        sources = {"log": lambda: _log_families(store)}
+        sources = {
+            "log": lambda: _log_families(store),
+            "forwarding": lambda: _forwarding_families(store, forwarder_stats),
+        }
         if views is not None:
             sources["projections"] = lambda: _projection_families(views)
         self.registry.register(_ScrapeCollector(sources))

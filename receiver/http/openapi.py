@@ -47,6 +47,7 @@ _LIMIT = _query(
     {"type": "integer", "minimum": 1, "maximum": 1000},
 )
 _CURSOR = _query("cursor", "The `next_cursor` of the previous page.")
+TIME_FORMS = "an ISO-8601 time, a date, or 90m, 24h, 7d before now (receiver.timespec)"
 _UNAUTHORIZED = _error("Missing or wrong bearer token (only when IKLEDGER_READ_TOKEN is set).")
 _BAD = _error("A query parameter is missing or malformed.")
 _RETRY_AFTER = {
@@ -114,7 +115,9 @@ def spec() -> dict:
                     },
                     "responses": {
                         "200": _json(
-                            "Receipt", "Stored, or recognised as a redelivery (`duplicate`)."
+                            "Receipt",
+                            "Stored, or recognised as a redelivery (`duplicate`); a "
+                            "redelivery with other bytes is also a `conflict`.",
                         ),
                         "400": _error("Body not UTF-8 JSON, or a required field missing or wrong."),
                         "401": _error(
@@ -125,7 +128,8 @@ def spec() -> dict:
                         "503": {
                             **_error(
                                 "`store_unavailable`: the event could not be made durable; "
-                                "retry after Retry-After."
+                                "retry after Retry-After. `store_corrupt`: the log is damaged "
+                                "and takes no more events until it is repaired."
                             ),
                             "headers": _RETRY_AFTER,
                         },
@@ -171,7 +175,8 @@ def spec() -> dict:
                     ),
                     _query(
                         "as_of",
-                        "A log position or an ISO-8601 created_at time: the timeline as it stood then.",
+                        "A log position, or a created_at time (an ISO-8601 time, a date, or 90m, 24h, 7d "
+                        "before now): the timeline as it stood then.",
                     ),
                 ],
                 _json("Timeline"),
@@ -181,7 +186,7 @@ def spec() -> dict:
                 "Assets with counts per status, newest activity first",
                 [
                     _query("status", "Only assets with a transformation in this status.", STATUS),
-                    _query("since", "Only assets active at or after this ISO-8601 time."),
+                    _query("since", f"Only assets active at or after this time: {TIME_FORMS}."),
                     _LIMIT,
                     _CURSOR,
                 ],
@@ -192,6 +197,9 @@ def spec() -> dict:
                 [
                     _query("status", "Only this status.", STATUS),
                     _query("reason", "Only this error reason, e.g. encoding_failed."),
+                    _query(
+                        "since", f"Only those with an event at or after this time: {TIME_FORMS}."
+                    ),
                     _LIMIT,
                     _CURSOR,
                 ],
@@ -202,16 +210,55 @@ def spec() -> dict:
                 [
                     _query("type", "Only these event types (comma-separated)."),
                     _query("asset", "Only events of this video asset."),
-                    _query("since", "Only events created at or after this ISO-8601 time."),
+                    _query("since", f"Only events created at or after this time: {TIME_FORMS}."),
+                    _query(
+                        "q",
+                        'Only events whose body holds these words (and "exact phrases"), '
+                        "newest first; with at most one `type` and no `asset`.",
+                    ),
+                    _query(
+                        "until", f"With `q`: only events created before this time: {TIME_FORMS}."
+                    ),
                     _LIMIT,
                     _query(
                         "cursor",
-                        "The `next_cursor` of the previous page (a log position).",
+                        "The `next_cursor` of the previous page (a log position; with `q`, "
+                        "the page goes on below it).",
                         {"type": "integer", "minimum": 0},
                     ),
                 ],
                 _json("EventPage"),
                 ("404", _error("Asset never seen.")),
+            ),
+            "/stats": _read(
+                "The overview's counts, accepted-to-ready durations and buckets",
+                [
+                    _query(
+                        "since", "From this ISO-8601 time, floored to 5 minutes (default: all)."
+                    ),
+                    _query(
+                        "until", "Before this ISO-8601 time, raised to 5 minutes (default: all)."
+                    ),
+                    _query(
+                        "bucket",
+                        "Bucket size (default 1h).",
+                        {"type": "string", "enum": ["5m", "1h", "1d"]},
+                    ),
+                ],
+                _json("Stats"),
+            ),
+            "/rejections": _read(
+                "Refused deliveries, newest first, and their counts by reason",
+                [
+                    _query("since", "Only refusals received at or after this ISO-8601 time."),
+                    _query("until", "Only refusals received before this ISO-8601 time."),
+                    _query(
+                        "limit",
+                        "At most this many refusals, 1 to 1000 (default 100).",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                ],
+                _json("RejectionPage"),
             ),
             "/events/{event_id}": _read(
                 "One event: metadata, raw body and its deliveries",
@@ -241,6 +288,17 @@ def spec() -> dict:
                     "content": {"application/json": {}},
                 },
                 ("404", _error("No such event.")),
+            ),
+            "/destinations": _read(
+                "Every forwarding destination: settings, counts, lag, last outcomes",
+                [],
+                _json("DestinationList"),
+            ),
+            "/destinations/{name}": _read(
+                "One forwarding destination's status and the events given up on",
+                [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                _json("DestinationDetail"),
+                ("404", _error("No such destination.")),
             ),
             **UI_PATHS,
         },

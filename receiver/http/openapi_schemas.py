@@ -4,6 +4,7 @@ from __future__ import annotations
 
 STATUS = {"type": "string", "enum": ["accepted", "ready", "error", "stuck"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
 
 SCHEMAS = {
     "Error": {
@@ -17,12 +18,23 @@ SCHEMAS = {
     },
     "Receipt": {
         "type": "object",
-        "required": ["received", "id", "position", "duplicate"],
+        "required": ["received", "id", "position", "duplicate", "conflict"],
         "properties": {
             "received": {"const": True},
             "id": {"type": "string"},
             "position": {"type": "integer", "minimum": 1},
-            "duplicate": {"type": "boolean"},
+            "duplicate": {
+                "type": "boolean",
+                "description": "True for any redelivery of an id already in the log, with "
+                "the same bytes or not (kept for compatibility): `position` is the first "
+                "delivery's.",
+            },
+            "conflict": {
+                "type": "boolean",
+                "description": "True when the redelivery's bytes differ from the stored "
+                "body: the log keeps the first body, the journal this one (shown beside it "
+                "on the event page, `GET /ui/event?id=`).",
+            },
         },
     },
     "Health": {
@@ -34,7 +46,32 @@ SCHEMAS = {
             "error": {"type": "string"},
             "write_error": {"type": "string"},
             "read_model_error": {"type": "string"},
+            "code": {
+                "type": "string",
+                "enum": ["store_corrupt", "read_model_unavailable"],
+                "description": "Why a 503 will not pass by itself: the log is damaged "
+                "(`ikledger verify`), or the read models are damaged, another log's or "
+                "unreadable (`ikledger rebuild`).",
+            },
             "projections": {"type": "array", "items": {"type": "object"}},
+            "forwarder": {
+                "type": "object",
+                "description": "`ikledger serve`'s forwarding child process. It is restarted "
+                "when it dies; the status stays `ok` meanwhile.",
+                "properties": {
+                    "process": {"type": "string", "enum": ["child"]},
+                    "running": {"type": "boolean"},
+                    "pid": {"type": ["integer", "null"]},
+                    "restarts": {"type": "integer"},
+                    "last_exit": {"type": ["integer", "null"]},
+                },
+            },
+            "failing_destinations": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Forwarding destinations whose last attempt failed (the "
+                "status stays `ok`: ingest goes on).",
+            },
             "projector": {
                 "type": "object",
                 "description": "`ikledger serve`'s catch-up child process (absent when the "
@@ -68,11 +105,120 @@ SCHEMAS = {
             {"$ref": "#/components/schemas/EventSummary"},
             {
                 "type": "object",
-                "required": ["chain", "body", "deliveries"],
+                "required": ["chain", "body", "deliveries", "conflicts", "forwarding_attempts"],
                 "properties": {
                     "chain": {"type": "string", "description": "Hex SHA-256 chain value."},
                     "body": {"type": "string", "description": "The raw body exactly as received."},
                     "deliveries": {"type": "array", "items": {"type": "object"}},
+                    "forwarding_attempts": {
+                        "type": "array",
+                        "description": "Attempts to forward it to the destinations, newest first.",
+                        "items": {"$ref": "#/components/schemas/ForwardingAttempt"},
+                    },
+                    "conflicts": {
+                        "type": "array",
+                        "description": "Redeliveries of this id with other bytes, oldest "
+                        "first: the journal row (`seq`, as in `deliveries`), when, and the body.",
+                        "items": {
+                            "type": "object",
+                            "required": ["seq", "received_at", "body"],
+                            "properties": {
+                                "seq": {"type": "integer"},
+                                "received_at": {"type": "string"},
+                                "body": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        ]
+    },
+    "ForwardingAttempt": {
+        "type": "object",
+        "required": ["destination", "position", "event_id", "number", "kind", "started_at"],
+        "properties": {
+            "destination": {"type": "string"},
+            "position": {"type": "integer"},
+            "event_id": {"type": "string"},
+            "number": {"type": "integer", "description": "1, 2, … since the event was queued"},
+            "kind": {"type": "string", "enum": ["scheduled", "replay"]},
+            "replay_job": {"type": ["integer", "null"]},
+            "started_at": {"type": "string", "format": "date-time"},
+            "duration_ms": {"type": "integer"},
+            "status": {"type": ["integer", "null"], "description": "HTTP status, if answered"},
+            "error": {
+                "type": ["string", "null"],
+                "description": "timeout, connection_refused, connection_reset, dns_error, "
+                "tls_error, protocol_error, connection_error",
+            },
+            "response": {"type": "string", "description": "The answer's first 2 KB."},
+            "next_attempt_at": _NULLABLE_TIME,
+        },
+    },
+    "Destination": {
+        "type": "object",
+        "description": "A forwarding destination; its URL without credentials, never its secret.",
+        "required": ["name", "url", "paused", "delivered", "pending", "failed", "lag_events"],
+        "properties": {
+            "name": {"type": "string"},
+            "url": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["ok", "failing", "paused"],
+                "description": "failing: its last attempt failed",
+            },
+            "paused": {"type": "boolean"},
+            "pause_reason": {"type": ["string", "null"]},
+            "signed_with": {"type": "string"},
+            "types": {"type": "array", "items": {"type": "string"}},
+            "timeout": {"type": "number"},
+            "max_in_flight": {"type": "integer"},
+            "rate": {"type": ["number", "null"]},
+            "retry_schedule": {"type": "string"},
+            "unordered": {"type": "boolean"},
+            "delivered": {"type": "integer"},
+            "pending": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "lag_events": {"type": "integer"},
+            "lag_seconds": {"type": "number"},
+            "last_success": _NULLABLE_TIME,
+            "last_failure": _NULLABLE_TIME,
+            "last_failure_reason": {"type": ["string", "null"]},
+            "forwarder": {"type": ["string", "null"], "description": "The lease holder"},
+        },
+    },
+    "DestinationList": {
+        "type": "object",
+        "required": ["destinations"],
+        "properties": {
+            "destinations": {"type": "array", "items": {"$ref": "#/components/schemas/Destination"}}
+        },
+    },
+    "DestinationDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Destination"},
+            {
+                "type": "object",
+                "required": ["failed_events"],
+                "properties": {
+                    "failed_events": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["position", "event_id", "attempts", "last_attempt"],
+                            "properties": {
+                                "position": {"type": "integer"},
+                                "event_id": {"type": "string"},
+                                "attempts": {"type": "integer"},
+                                "last_attempt": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/ForwardingAttempt"},
+                                        {"type": "null"},
+                                    ]
+                                },
+                            },
+                        },
+                    }
                 },
             },
         ]
@@ -191,6 +337,97 @@ SCHEMAS = {
                 "items": {"$ref": "#/components/schemas/Transformation"},
             },
             "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "description": (
+            "Transformations count in the 5-minute bucket of their latest event; `stuck` "
+            "and `running` (accepted, not yet stuck) are judged now. Percentiles by the "
+            "nearest-rank method over every duration, exact to the millisecond."
+        ),
+        "required": [
+            "since",
+            "until",
+            "bucket",
+            "events_by_type",
+            "transformations",
+            "errors_by_reason",
+            "accepted_to_ready_ms",
+            "buckets",
+        ],
+        "properties": {
+            "since": _NULLABLE_TIME,
+            "until": _NULLABLE_TIME,
+            "bucket": {"type": "string", "enum": ["5m", "1h", "1d"]},
+            "events_by_type": _COUNTS,
+            "transformations": {
+                "type": "object",
+                "required": ["ready", "error", "stuck", "running"],
+                "additionalProperties": {"type": "integer"},
+            },
+            "errors_by_reason": _COUNTS,
+            "accepted_to_ready_ms": {"$ref": "#/components/schemas/Percentiles"},
+            "buckets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["start", "events", "ready", "error", "stuck"],
+                    "properties": {
+                        "start": {"type": "string", "format": "date-time"},
+                        "events": {"type": "integer"},
+                        "ready": {"type": "integer"},
+                        "error": {"type": "integer"},
+                        "stuck": {"type": "integer"},
+                        "p50_ms": {"type": ["integer", "null"]},
+                        "p95_ms": {"type": ["integer", "null"]},
+                    },
+                },
+            },
+            "transformations_by_kind": {"type": "object"},
+            "transformations_by_format": {"type": "object"},
+            "accepted_to_ready_ms_by_kind": {
+                "type": "object",
+                "additionalProperties": {"$ref": "#/components/schemas/Percentiles"},
+            },
+        },
+    },
+    "Percentiles": {
+        "type": "object",
+        "required": ["count", "p50", "p95", "p99"],
+        "properties": {
+            "count": {"type": "integer"},
+            "p50": {"type": ["integer", "null"]},
+            "p95": {"type": ["integer", "null"]},
+            "p99": {"type": ["integer", "null"]},
+        },
+    },
+    "RejectionPage": {
+        "type": "object",
+        "required": ["since", "until", "counts", "rejections"],
+        "properties": {
+            "since": _NULLABLE_TIME,
+            "until": _NULLABLE_TIME,
+            "counts": _COUNTS,
+            "rejections": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["seq", "received_at", "status", "reason"],
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "received_at": {"type": "string", "format": "date-time"},
+                        "outcome": {"const": "rejected"},
+                        "status": {"type": "integer"},
+                        "reason": {"type": "string"},
+                        "event_id": {"type": ["string", "null"]},
+                        "position": {"type": "null"},
+                        "size": {"type": ["integer", "null"]},
+                        "remote_addr": {"type": ["string", "null"]},
+                        "scheme": {"type": ["string", "null"]},
+                    },
+                },
+            },
         },
     },
 }

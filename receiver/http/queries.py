@@ -1,4 +1,4 @@
-"""The read-only query API: timelines, assets, transformations and events.
+"""The read-only query API: timelines, assets, transformations, events, stats, refusals.
 
 Every resource here requires `Authorization: Bearer <IKLEDGER_READ_TOKEN>` when a
 token is configured (compared in constant time). Query errors (a bad parameter, an
@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import falcon
 
+import forwarding
 import projections
 from projections import AssetNotFound, InvalidQuery, ProjectionDB
-from receiver.events import event_summary, select_events
-from receiver.ingest.validation import InvalidEvent, normalise_time
+from receiver import timespec
+from receiver.events import event_summary, refused_deliveries, select_events
+from receiver.ingest.validation import InvalidEvent
 from store import MAX_POSITION, EventStore
 
 from .errors import coded
@@ -63,11 +65,12 @@ class TimelineResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         asset = req.get_param("asset", required=True)
+        as_of = req.get_param("as_of")
         # Bytes straight from SQLite's JSON functions (or the cache): nothing re-encoded.
         resp.data = projections.timeline_json(
             self.db,
             asset,
-            as_of=req.get_param("as_of"),
+            as_of=None if not as_of else timespec.position_or_instant(as_of, self.now()),
             cache=self.cache,
             now=self.now(),
             stuck_after=self.stuck_after,
@@ -104,34 +107,50 @@ class _StatusQuery:
 @falcon.before(require_token)
 class AssetsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = projections.assets(self.db, since=req.get_param("since"), **self._page(req))
+        since = timespec.optional_instant(req.get_param("since"), self.now())
+        resp.media = projections.assets(self.db, since=since, **self._page(req))
 
 
 @falcon.before(require_token)
 class TransformationsResource(_StatusQuery):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        since = timespec.optional_instant(req.get_param("since"), self.now())
         resp.media = projections.transformations(
-            self.db, reason=req.get_param("reason"), **self._page(req)
+            self.db, reason=req.get_param("reason"), since=since, **self._page(req)
         )
 
 
 @falcon.before(require_token)
 class EventsResource:
-    """GET /events: event metadata in log order, filtered; `next_cursor` pages on."""
+    """GET /events: event metadata in log order, filtered; `next_cursor` pages on.
 
-    def __init__(self, store: EventStore, db: ProjectionDB, *, read_token: str | None):
+    With `q`: the events whose body holds those words (or "exact phrases"), from the
+    search read model, newest first; `cursor` is then the position to go below.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        now: Callable[[], str | None] = lambda: None,
+    ):
         self.store = store
         self.db = db
         self.read_token = read_token
+        self.now = now
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit = _limit(req)
         after = req.get_param_as_int("cursor", min_value=0, max_value=MAX_POSITION) or 0
         types = req.get_param_as_list("type") or []
-        since = req.get_param("since")
+        since = timespec.optional_instant(req.get_param("since"), self.now())
         asset = req.get_param("asset")
-        if asset is not None:
-            since = normalise_time(since) if since else None
+        q = req.get_param("q")
+        if q is not None:
+            rows = self._search(req, q, types, asset, since, after, limit + 1)
+        elif asset is not None:
             positions = projections.asset_positions(
                 self.db, asset, after=after, limit=limit + 1, types=types, since=since
             )
@@ -146,10 +165,75 @@ class EventsResource:
             "next_cursor": str(page[-1].position) if len(rows) > limit else None,
         }
 
+    def _search(self, req, q: str, types: list[str], asset, since, before: int, limit: int) -> list:
+        if asset is not None or len(types) > 1:
+            raise InvalidQuery("q takes at most one type and no asset")
+        found = projections.search_events(
+            self.db,
+            q,
+            type=types[0] if types else None,
+            since=since,
+            until=timespec.optional_instant(req.get_param("until"), self.now()),
+            limit=limit,
+            after=before or None,
+        )
+        events = {e.position: e for e in self.store.get_positions([f["position"] for f in found])}
+        return [events[f["position"]] for f in found if f["position"] in events]
+
+
+@falcon.before(require_token)
+class StatsResource:
+    """GET /stats: the overview's counts, durations and buckets (`projections.stats`)."""
+
+    def __init__(
+        self,
+        db: ProjectionDB,
+        *,
+        read_token: str | None,
+        stuck_after: float = projections.STUCK_AFTER.total_seconds(),
+        now: Callable[[], str | None] = lambda: None,
+    ):
+        self.db = db
+        self.read_token = read_token
+        self.stuck_after = stuck_after
+        self.now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = projections.stats(
+            self.db,
+            since=req.get_param("since"),
+            until=req.get_param("until"),
+            bucket=req.get_param("bucket", default="1h"),
+            now=self.now(),
+            stuck_after=self.stuck_after,
+        )
+
+
+@falcon.before(require_token)
+class RejectionsResource:
+    """GET /rejections: the journal's refused deliveries, newest first, and counts by reason."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        read_token: str | None,
+        now: Callable[[], str | None] = lambda: None,
+    ):
+        self.store = store
+        self.read_token = read_token
+        self.now = now
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        since = timespec.optional_instant(req.get_param("since") or None, self.now())
+        until = timespec.optional_instant(req.get_param("until") or None, self.now())
+        resp.media = refused_deliveries(self.store, since, until, _limit(req, 100))
+
 
 @falcon.before(require_token)
 class EventResource:
-    """GET /events/{id}: metadata, the raw body, and every delivery of that id."""
+    """GET /events/{id}: metadata, the raw body, every delivery of that id, the bodies of
+    its conflicting redeliveries, and its forwarding attempts (newest first)."""
 
     def __init__(self, store: EventStore, *, read_token: str | None):
         self.store = store
@@ -168,6 +252,11 @@ class EventResource:
             "chain": event.chain.hex(),
             "body": event.body.decode("utf-8"),
             "deliveries": [d._asdict() for d in self.store.deliveries(event_id=event_id)],
+            "conflicts": [
+                {"seq": c.seq, "received_at": c.received_at, "body": c.body.decode("utf-8")}
+                for c in self.store.conflicts(event_id)
+            ],
+            "forwarding_attempts": forwarding.event_attempts(self.store, event_id),
         }
 
     def on_get_body(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:

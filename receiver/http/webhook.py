@@ -11,9 +11,9 @@ import falcon
 
 from receiver.ingest.signatures import SignatureError, verify
 from receiver.ingest.validation import InvalidEvent, parse_event
-from store import EventStore, NewEvent, Rejection, StoreError
+from store import EventStore, NewEvent, Outcome, Rejection, StoreCorrupt, StoreError
 
-from .errors import DeliveryRejected, StoreUnavailableError
+from .errors import DeliveryRejected, StoreUnavailableError, Unavailable
 from .metrics import Metrics
 
 log = logging.getLogger("ikledger.webhook")
@@ -109,16 +109,24 @@ class WebhookResource:
         except StoreError as exc:
             self.metrics.delivery("unavailable")
             log.warning("event %s not stored, answering 503: %s", event.id, exc)
+            if isinstance(exc, StoreCorrupt):  # nothing is appended after damage
+                raise Unavailable(
+                    "store_corrupt",
+                    "the log is damaged and takes no more events; run `ikledger verify`",
+                ) from None
             raise StoreUnavailableError(
                 "the event could not be made durable; retry later"
             ) from None
         self.metrics.append_seconds.observe(time.perf_counter() - started)
         self.metrics.delivery(result.outcome.value)
+        req.context.position = result.position
+        req.context.outcome = result.outcome.value
         resp.media = {
             "received": True,
             "id": result.id,
             "position": result.position,
-            "duplicate": result.duplicate,
+            "duplicate": result.duplicate,  # any redelivery, as before `conflict` existed
+            "conflict": result.outcome is Outcome.CONFLICT,
         }
 
 
@@ -129,6 +137,7 @@ def journal_rejection(store: EventStore, metrics: Metrics):
         context = req.context
         body = context.get("body")
         metrics.rejection(ex.code)
+        context.code = ex.code  # for the access log: which check refused it
         try:
             store.record_rejection(
                 Rejection(

@@ -22,8 +22,11 @@ import os
 import signal
 import sys
 import threading
+import time
 
+from receiver import logs
 from receiver.config import Config
+from store import StoreError
 
 from .children import Child, wait_for_parent_exit
 
@@ -68,17 +71,53 @@ class Projector(Child):
 
 
 def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACING) -> None:
-    """The child's catch-up loop: `runner.poll_once` passes, `spacing` apart while busy."""
+    """The child's catch-up loop: `runner.poll_once` passes, `spacing` apart while busy.
+
+    A failing pass never ends the loop nor makes it spin. An outage (the database
+    down for minutes) logs one line when passes start failing, one when the reason
+    changes, and a summary when a pass succeeds again; each failure's traceback is
+    at debug level, except for an error the store did not expect (a bug), whose
+    first traceback is logged in full.
+    """
+    from projections import ProjectionError  # the child's import, not serve's
+
+    failing: str | None = None  # the reason the last pass failed; None when it succeeded
+    failed, since = 0, 0.0
     while not stop.is_set():
         try:
             # Read before the pass: an event appended during it wakes the wait at once.
             seen = store.last_position()
             applied = runner.poll_once()
+        except Exception as exc:  # never let the loop die silently, nor spin
+            reason = f"{type(exc).__name__}: {exc}"
+            log.debug("read-model catch-up pass failed", exc_info=True)
+            if failing is None:
+                failed, since = 0, time.monotonic()
+            if reason != failing:
+                expected = isinstance(exc, (StoreError, ProjectionError))
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "read-model catch-up failing: %s; retrying every %g s",
+                    reason,
+                    runner.idle_wait,
+                    exc_info=None if expected else exc,
+                )
+            failing, failed = reason, failed + 1
+            stop.wait(runner.idle_wait)
+            continue
+        if failing is not None:
+            log.info(
+                "read-model catch-up resumed after %d failed passes (%.0f s)",
+                failed,
+                time.monotonic() - since,
+            )
+            failing = None
+        try:
             if any(applied.values()) and stop.wait(spacing):
                 return
             store.wait(seen, runner.idle_wait)
-        except Exception:  # never let the loop die silently, nor spin
-            log.exception("read-model catch-up pass failed")
+        except Exception:  # the log's wait failing is the next pass's news
+            log.debug("waiting for the log failed", exc_info=True)
             stop.wait(runner.idle_wait)
 
 
@@ -89,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    config = Config.from_env()
+    logs.configure(args.log_level, config.log_format)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C stops the parent, then us
 
@@ -99,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_log
 
-    store, views = open_log(Config.from_env())
+    store, views = open_log(config)
     try:
         runner = projections.ProjectionRunner(views)
         stop = threading.Event()

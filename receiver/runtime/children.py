@@ -8,7 +8,8 @@
   (`--parent-fd`, `--parent-pid`) and calls `wait_for_parent_exit`, which returns
   when that pipe reports end of file (checking the parent's pid as well, every second);
 - a child that dies is started again (after `RESTART_DELAY`, doubling up to
-  `RESTART_DELAY_MAX` while it keeps dying; reset once one ran for 30 s);
+  `RESTART_DELAY_MAX` while it keeps dying; reset once one ran for 30 s); a clean
+  exit (0, or SIGTERM) is no crash: it is logged only when no stop follows it;
 - `stop()` closes the pipe and waits a bounded time before terminating, then killing,
   the child; `signal_stop()` + `wait_stopped()` do it for several children at once.
 
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
@@ -32,6 +34,8 @@ log = logging.getLogger("ikledger.children")
 RESTART_DELAY = 0.5  # seconds before a dead child is started again
 RESTART_DELAY_MAX = 10.0
 HEALTHY_AFTER = 30.0  # a child that ran this long was not crash-looping
+# Exit codes of a child that was asked to stop (its SIGTERM handler, or none): not a crash.
+CLEAN_EXITS = (0, -signal.SIGTERM)
 
 
 class Child:
@@ -50,11 +54,13 @@ class Child:
         env: dict,
         *,
         on_change: Callable[[], None] | None = None,
+        restart_delay: float = RESTART_DELAY,
     ):
         self.label = label
         self.command = command
         self.env = env
         self.on_change = on_change
+        self.restart_delay = restart_delay  # the first wait before a restart
         self.restarts = 0  # children started again after dying
         self.last_exit: int | None = None  # return code of the last child that died
         self._proc: subprocess.Popen | None = None
@@ -98,7 +104,7 @@ class Child:
                 log.exception("could not share the state of the %s", self.label)
 
     def _watch(self) -> None:
-        delay = RESTART_DELAY
+        delay = self.restart_delay
         while not self._stopping.is_set():
             proc = self._proc
             code = proc.wait()
@@ -107,16 +113,29 @@ class Child:
             self.last_exit = code
             self._changed()
             if time.monotonic() - self._started_at >= HEALTHY_AFTER:
-                delay = RESTART_DELAY  # it had been running well: not a crash loop
-            log.error(
-                "%s (process %d) exited (%s); restarting in %.1f s",
-                self.label,
-                proc.pid,
-                code,
-                delay,
-            )
-            if self._stopping.wait(delay):
-                return
+                delay = self.restart_delay  # it had been running well: not a crash loop
+            if code in CLEAN_EXITS:
+                # A child exits cleanly when asked to stop: a SIGTERM sent to the whole
+                # group (systemd, `kill -TERM -PGID`) reaches it before this process stops
+                # it. Only when no stop follows within the delay is it news.
+                if self._stopping.wait(delay):
+                    return
+                log.warning(
+                    "%s (process %d) exited (%s) while the server runs; restarting it",
+                    self.label,
+                    proc.pid,
+                    code,
+                )
+            else:
+                log.error(
+                    "%s (process %d) exited (%s); restarting in %.1f s",
+                    self.label,
+                    proc.pid,
+                    code,
+                    delay,
+                )
+                if self._stopping.wait(delay):
+                    return
             with self._lock:
                 if self._stopping.is_set():
                     return

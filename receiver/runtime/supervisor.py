@@ -6,10 +6,11 @@ per core (`--workers`), and this module is the process that starts them:
 
 - the **supervisor** (the `serve` process itself) binds the address, opens
   the log and the read models once (so migrations run once, before any worker), then
-  starts the workers and the read models' catch-up child (`receiver.runtime.catchup`), and
+  starts the workers, the read models' catch-up child (`receiver.runtime.catchup`) and the
+  forwarding child (`receiver.runtime.forwarder`), and
   restarts any of them that dies (`receiver.runtime.children`: after 0.5 s, doubling while it
   keeps dying). It answers no request. SIGTERM or Ctrl-C stops the workers (each finishes
-  its queued commits), then the catch-up child.
+  its queued commits), then the forwarder and the catch-up child.
 - each **worker** (`python -m receiver.runtime.supervisor`) listens on the same address with
   SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
   waitress there, with its own store and writer thread. The writers of all
@@ -25,7 +26,8 @@ What the workers share besides the log: the anonymous UI sessions' key (a random
 the supervisor hands every worker, so a session and its CSRF token are accepted
 whichever worker answers), `/metrics` counters (prometheus_client's multiprocess mode
 in a private folder: every worker's counts summed, those of exited workers included),
-and the catch-up child's state for `/healthz` (a small file the supervisor rewrites).
+and the catch-up and forwarding children's state for `/healthz` (small files the
+supervisor rewrites).
 
 `--workers 1` runs today's single request process (`receiver.cli.serve` does not come
 here at all). `get_app()` is unchanged: a WSGI server of your own decides its processes.
@@ -44,9 +46,13 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 
+from receiver import logs
 from receiver.config import (
+    FORWARDER_STATS_ENV,
+    FORWARDER_STATUS_ENV,
     METRICS_DIR_ENV,
     PROJECTOR_STATUS_ENV,
     SESSION_SEED_ENV,
@@ -170,7 +176,8 @@ class CannotListen(Exception):
 
 
 class ProjectorStatus:
-    """In a worker: the catch-up child's state as the supervisor last wrote it."""
+    """In a worker: a child's state (the catch-up's, the forwarder's) as the supervisor
+    last wrote it."""
 
     def __init__(self, path: str):
         self.path = path
@@ -195,14 +202,16 @@ def run(
     catch_up: str,
     log_level: str,
     announce,
+    adopt: bool = False,
 ) -> None:
     """Serve with `workers` request processes until SIGTERM or Ctrl-C (the supervisor).
 
     `announce(where)` is called with the log's name once the processes are started.
     Raises CannotListen when the address cannot be bound and StoreError when the log
-    cannot be opened, before any process is started.
+    cannot be opened or is damaged (`wiring.open_server_log`: `adopt` rebuilds read
+    models of another log), before any process is started.
     """
-    from .wiring import open_log
+    from .wiring import open_server_log
 
     try:
         # First without SO_REUSEPORT: an address another server holds (another `serve`
@@ -214,11 +223,12 @@ def run(
         raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
     private = tempfile.mkdtemp(prefix="ikledger-serve-")
     catch_up_handle: Projector | _ThreadCatchUp | None = None
+    forwarder = None
     started: list[Child] = []
     try:
         # Opened once here: migrations of the log and the read models run before any
         # worker opens them, and a log that cannot be opened stops `serve` at once.
-        store, views = open_log(config)
+        config, store, views = open_server_log(config, adopt=adopt)
         where = store.display_name
         metrics_dir = os.path.join(private, "metrics")
         os.mkdir(metrics_dir)
@@ -231,6 +241,10 @@ def run(
             UI_STATE_ENV: ui_dir,
         }
         env.pop(PROJECTOR_STATUS_ENV, None)
+        stats_path = os.path.join(private, "forwarder-attempts.json")
+        env[FORWARDER_STATS_ENV] = stats_path  # the workers' /metrics read it
+        forwarder_path = os.path.join(private, "forwarder.json")
+        env[FORWARDER_STATUS_ENV] = forwarder_path  # and their /healthz this
         if catch_up == "process":
             from .catchup import Projector
 
@@ -244,6 +258,14 @@ def run(
         else:  # a thread of this process, which answers no request
             catch_up_handle = _ThreadCatchUp(store, views)
         catch_up_handle.start()
+        from .forwarder import ForwarderChild
+
+        forwarder = ForwarderChild(
+            replace(config, forwarder_stats=stats_path),
+            log_level=log_level,
+            on_change=partial(write_json, forwarder_path),
+        )
+        forwarder.start()
         host = sock.getsockname()[0]
         command = [sys.executable, "-m", "receiver.runtime.supervisor", "--threads", str(threads)]
         command += ["--host", host, "--port", str(port), "--log-level", log_level]
@@ -260,6 +282,8 @@ def run(
         for worker in started:
             worker.wait_stopped(deadline)
         sock.close()
+        if forwarder is not None:
+            forwarder.stop()
         if catch_up_handle is not None:
             catch_up_handle.stop()
         shutil.rmtree(private, ignore_errors=True)
@@ -314,9 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s %(name)s[w{args.index}] %(message)s",
+    config = Config.from_env()
+    logs.configure(
+        args.log_level,
+        config.log_format,
+        text_format=f"%(asctime)s %(levelname)s %(name)s[w{args.index}] %(message)s",
     )
     quiet_waitress_queue()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -326,12 +352,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from .wiring import open_runtime
 
-    config = Config.from_env()
     status_path = config.projector_status
     runtime = open_runtime(
         config,
         catch_up=None,
         projector=ProjectorStatus(status_path) if status_path else None,
+        forwarder=ProjectorStatus(config.forwarder_status) if config.forwarder_status else None,
     )
     try:
         sock = bind(args.host, args.port, listening=True)

@@ -7,10 +7,8 @@ never repeats an action.
 
 from __future__ import annotations
 
-import os
-import threading
+import math
 import time
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import falcon
@@ -18,125 +16,60 @@ import falcon
 import projections
 from projections import ProjectionRunner
 from receiver.events import verify_log
-from receiver.runtime.children import process_alive, read_json, write_json
 
-from .auth import Sessions
+from .auth import LoginThrottle, Sessions
+from .jobs import Job, Work
 from .pages import Page, show
 
 
-class SharedRecord:
-    """One small JSON record that every request worker of one `serve` reads and writes.
+def rebuild_work(views) -> Work:
+    """Rebuild every projection of `views`; the result is events per projection."""
 
-    Kept in the folder `serve` gives its workers (IKLEDGER_UI_STATE), replaced whole
-    (`os.replace`), so a page answered by any worker shows what an action on another
-    did; in memory when there is no such folder (one process: `get_app`, tests).
-    """
-
-    def __init__(self, name: str, folder: str | None = None):
-        self.path = os.path.join(folder, name + ".json") if folder else None
-        self._value: dict | None = None
-
-    def get(self) -> dict | None:
-        return self._value if self.path is None else read_json(self.path)
-
-    def set(self, value: dict | None) -> None:
-        if self.path is None:
-            self._value = value
-        else:
-            write_json(self.path, value)
-
-
-class Rebuilds:
-    """At most one rebuild at a time, run on its own thread; what the last one did.
-
-    The state (running, progress, result or error) is `Shared`, so every worker's log
-    page shows it; the rebuild lease of the read models keeps two workers from
-    rebuilding at once, and a rebuild whose worker died shows as failed.
-    """
-
-    def __init__(self, folder: str | None = None):
-        self.state = SharedRecord("rebuild", folder)
-        self.lock = threading.Lock()
-
-    def view(self) -> SimpleNamespace:
-        """What the log page shows: running, started_at, finished_at, result, error, progress."""
-        state = dict(self.state.get() or {})
-        if state.get("running") and not process_alive(state.get("pid", 0)):
-            state.update(running=False, finished_at=time.time())
-            state["error"] = "the request worker running it stopped before it finished"
-        fields = ("running", "started_at", "finished_at", "result", "error", "progress")
-        return SimpleNamespace(**{name: state.get(name) for name in fields})
-
-    def start(self, views) -> bool:
-        """Start a rebuild of every projection; False when one is already running."""
-        with self.lock:
-            if self.view().running:
-                return False
-            started = {"running": True, "started_at": time.time(), "pid": os.getpid()}
-            self.state.set(started)
-        threading.Thread(
-            target=self._run, args=(views, started), name="ui-rebuild", daemon=True
-        ).start()
-        return True
-
-    def _run(self, views, state: dict) -> None:
-        def report(p) -> None:
-            state["progress"] = f"{p.projection}: {p.phase} {p.done:,}/{p.total:,} events"
-            self.state.set(state)
+    def work(report) -> dict:
+        def progress(p) -> None:
+            report(f"{p.projection}: {p.phase} {p.done:,}/{p.total:,} events")
 
         try:
-            result, error = ProjectionRunner(views).rebuild(progress=report), None
+            return ProjectionRunner(views).rebuild(progress=progress)
         except projections.RebuildBusy:
-            # Another worker (or `ikledger rebuild`) holds the lease: its state stands
-            # if it is this page's; otherwise say so.
-            with self.lock:
-                current = self.state.get() or {}
-                if (
-                    current.get("pid") == os.getpid()
-                    and current.get("started_at") == state["started_at"]
-                ):
-                    self.state.set(
-                        {
-                            **state,
-                            "running": False,
-                            "finished_at": time.time(),
-                            "error": "another rebuild of these read models is running",
-                        }
-                    )
-            return
-        except Exception as exc:  # noqa: BLE001 -- whatever it was, the page reports it
-            result, error = None, str(exc)
-        with self.lock:
-            self.state.set(
-                {
-                    **state,
-                    "running": False,
-                    "finished_at": time.time(),
-                    "result": result,
-                    "error": error,
-                }
-            )
+            # `ikledger rebuild` (or another log page) holds the read models' lease.
+            raise RuntimeError("another rebuild of these read models is running") from None
+
+    return work
 
 
-class Verifications:
-    """The last chain verification asked for from the log page (`Shared`)."""
+def verify_work(store) -> Work:
+    """What `ikledger verify` checks; the result is what the log page shows of it.
 
-    def __init__(self, folder: str | None = None):
-        self.state = SharedRecord("verify", folder)
+    `head` is the chain head the check reached: the log's head when it verified; the
+    last good event's otherwise, None when no event was good (never GENESIS' zeros).
+    """
 
-    @property
-    def last(self) -> dict | None:
-        return self.state.get()
+    def work(report) -> dict:
+        report("recomputing the chain from the first event")
+        started = time.perf_counter()
+        result = verify_log(store)
+        return {
+            "ok": result.ok,
+            "events": result.events,
+            "first_bad_position": result.first_bad_position,
+            "problem": result.problem,
+            "head": result.head.hex() if result.ok or result.events else None,
+            "seconds": time.perf_counter() - started,
+            "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        }
 
-    @last.setter
-    def last(self, value: dict | None) -> None:
-        self.state.set(value)
+    return work
 
 
 class LogPage(Page):
-    """GET /ui/log: the log (events, head), verify on demand, each read model's state."""
+    """GET /ui/log: the log (events, head), verify on demand, each read model's state.
 
-    def __init__(self, *, rebuilds: Rebuilds, verifications: Verifications, **page):
+    Verify and rebuild run in the background (`jobs.Job`), one of each at a time
+    across the request workers; the page shows their progress and last result.
+    """
+
+    def __init__(self, *, rebuilds: Job, verifications: Job, **page):
         super().__init__(**page)
         self.rebuilds = rebuilds
         self.verifications = verifications
@@ -152,28 +85,17 @@ class LogPage(Page):
                 head=stats.head.hex(),
                 display_name=self.store.display_name,
                 models=projections.projection_status(self.views),
-                verify=self.verifications.last,
+                verify=self.verifications.view(),
                 rebuild=self.rebuilds.view(),
             )
 
     def on_post_verify(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Recompute the chain now (what `ikledger verify` does); the result shows on /ui/log."""
-        with self.errors_as_pages(req, resp):
-            started = time.perf_counter()
-            report = verify_log(self.store)
-            self.verifications.last = {
-                "ok": report.ok,
-                "events": report.events,
-                "first_bad_position": report.first_bad_position,
-                "problem": report.problem,
-                "head": report.head.hex(),
-                "seconds": time.perf_counter() - started,
-                "at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-            }
-            raise falcon.HTTPSeeOther("/ui/log#verify")
+        """Start recomputing the chain (what `ikledger verify` does); /ui/log shows it."""
+        self.verifications.start(verify_work(self.store))
+        raise falcon.HTTPSeeOther("/ui/log#verify")
 
     def on_post_rebuild(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.rebuilds.start(self.views)
+        self.rebuilds.start(rebuild_work(self.views))
         raise falcon.HTTPSeeOther("/ui/log#rebuild")
 
 
@@ -186,10 +108,16 @@ def _safe_next(target: str | None) -> str:
 
 
 class LoginPage:
-    """GET/POST /ui/login: ask for the read token once; POST /ui/logout ends the session."""
+    """GET/POST /ui/login: ask for the read token once; POST /ui/logout ends the session.
 
-    def __init__(self, sessions: Sessions):
+    Login attempts are throttled per client (`LoginThrottle`: 429 with Retry-After).
+    Logging out of a signed-in session ends every signed-in session (they share one
+    token): it moves the sessions' epoch, which every request worker reads.
+    """
+
+    def __init__(self, sessions: Sessions, throttle: LoginThrottle):
         self.sessions = sessions
+        self.throttle = throttle
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.sessions.required:
@@ -197,6 +125,12 @@ class LoginPage:
         show(req, resp, "login.html", next=_safe_next(req.get_param("next")), failed=False)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        wait = self.throttle.wait(req.remote_addr or "")
+        if wait:
+            resp.set_header("Retry-After", str(math.ceil(wait)))
+            message = "Too many attempts to log in: wait a moment, then try again."
+            show(req, resp, "error.html", status=falcon.HTTP_429, message=message)
+            return
         form = req.context.form
         target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
         offered = form.get("token")
@@ -208,5 +142,7 @@ class LoginPage:
         raise falcon.HTTPSeeOther(target)
 
     def on_post_logout(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.signed_in:
+            self.sessions.revoke_all()
         self.sessions.clear_cookie(req, resp)
         raise falcon.HTTPSeeOther("/ui/login" if self.sessions.required else "/ui")

@@ -10,6 +10,12 @@ check below works the same way; the key is per process, or shared by the request
 processes of one `ikledger serve --workers N` (their supervisor hands them one seed
 in IKLEDGER_SESSION_SEED), so a session works whichever of them answers.
 
+Sessions are revocable: the MAC also covers the sessions' epoch, a number kept in
+the UI-state folder every request worker of one `serve` shares (in memory without
+one). Logging out moves it, which ends every session issued before (a token change
+ends them too: the key comes from the token). Login attempts are throttled per
+client (`LoginThrottle`).
+
 Every POST carries a CSRF token, an HMAC of the session (so a page of another site can
 neither read nor forge it), and must come from the same origin when the browser says
 where it came from (`Origin`).
@@ -20,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
 import falcon
 
+from .shared import SharedRecord
 from .templating import render
 
 COOKIE = "ikledger_session"
@@ -43,13 +51,26 @@ class Sessions:
         clock: Callable[[], float] = time.time,
         lifetime: int = SESSION_SECONDS,
         anonymous_seed: bytes | None = None,
+        state_folder: str | None = None,
     ):
-        """`anonymous_seed` keys the sessions when there is no read token (None: drawn)."""
+        """`anonymous_seed` keys the sessions when there is no read token (None: drawn);
+        `state_folder` holds the epoch shared by every worker (None: this process's)."""
         self.read_token = read_token
         seed = read_token.encode() if read_token else anonymous_seed or secrets.token_bytes(32)
         self._key = hmac.new(seed, b"ikledger ui session v1", hashlib.sha256).digest()
         self.clock = clock
         self.lifetime = lifetime
+        self._epoch = SharedRecord("session-epoch", state_folder)
+
+    def epoch(self) -> int:
+        """The sessions' epoch: a session issued under another one is no session."""
+        value = self._epoch.get()
+        epoch = value.get("epoch") if isinstance(value, dict) else None
+        return epoch if isinstance(epoch, int) else 0
+
+    def revoke_all(self) -> None:
+        """End every session issued so far, in every request worker."""
+        self._epoch.set({"epoch": self.epoch() + 1})
 
     @property
     def required(self) -> bool:
@@ -57,6 +78,9 @@ class Sessions:
 
     def _mac(self, message: str) -> str:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+
+    def _session_mac(self, payload: str) -> str:
+        return self._mac(f"{payload}.{self.epoch()}")
 
     def check_token(self, offered: str) -> bool:
         """Whether `offered` is the read token (constant time)."""
@@ -68,14 +92,17 @@ class Sessions:
         """A new cookie value: kind `a` (signed in with the token) or `p` (no token given)."""
         expires = int(self.clock()) + self.lifetime
         payload = f"{expires}.{kind}.{secrets.token_urlsafe(16)}"
-        return f"{payload}.{self._mac(payload)}"
+        return f"{payload}.{self._session_mac(payload)}"
 
     def kind(self, cookie: str | None) -> str | None:
         """`a` or `p` for a cookie we signed that has not expired; None otherwise."""
-        if not cookie or cookie.count(".") != 3:
+        # A cookie is whatever the client sent (any bytes a header may hold): one that
+        # is not ASCII was never ours, and compare_digest refuses non-ASCII str.
+        if not cookie or not cookie.isascii() or cookie.count(".") != 3:
             return None
         expires, kind, nonce, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac(f"{expires}.{kind}.{nonce}")):
+        expected = self._session_mac(f"{expires}.{kind}.{nonce}")
+        if not hmac.compare_digest(mac.encode(), expected.encode()):
             return None
         if not expires.isdigit() or int(expires) <= self.clock():
             return None
@@ -102,6 +129,44 @@ class Sessions:
 
     def clear_cookie(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.unset_cookie(COOKIE, path="/", same_site="Strict")
+
+
+class LoginThrottle:
+    """A few login attempts per client: `burst` at once, then `rate` a second.
+
+    A token bucket per client address, in this process's memory (each request worker
+    of a `serve` keeps its own); at most `max_clients` addresses are remembered, the
+    oldest forgotten first.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = 2.0,
+        burst: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # client: (tokens, at)
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """0 and one attempt counted when `client` may try now; else seconds to wait."""
+        now = self.clock()
+        with self._lock:
+            tokens, at = self._buckets.pop(client, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._buckets[client] = (tokens, now)  # newest last: the oldest go first
+            while len(self._buckets) > self.max_clients:
+                del self._buckets[next(iter(self._buckets))]
+        return 0.0 if allowed else (1.0 - tokens) / self.rate
 
 
 def is_https(req: falcon.Request) -> bool:

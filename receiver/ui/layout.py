@@ -24,6 +24,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from projections.fields import is_stuck
+from receiver.timespec import duration
+
+__all__ = ["duration", "layout", "show_time", "step_text", "ticks"]
 
 WIDTH = 1100
 GUTTER = 250  # row labels: request id and status as text
@@ -37,6 +40,7 @@ LEGEND = 36  # the key below the rows
 # minute); further away they are drawn clipped, so `now` does not squash the rest.
 CLIP_BEYOND = 4
 CLIP_MIN_MS = 60_000
+LABEL_GAP = 28  # user units: "2nd" labels closer than this would overlap
 
 _KINDS = {"accepted": "accepted", "ready": "ready", "error": "error"}
 _STEPS_MS = [
@@ -70,25 +74,6 @@ def show_time(ms: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-def duration(ms: float | None) -> str:
-    """A duration for people: 850 ms, 13.2 s, 4 min 10 s, 3 h 5 min, 2 d 4 h."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
 def _tick_label(ms: float, step: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, UTC)
     if step >= 86_400_000:
@@ -104,15 +89,27 @@ def _day(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
+def iso(ms: float) -> str:
+    """Epoch milliseconds as an ISO-8601 time (UTC, ms, Z), for links."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return moment.replace("+00:00", "Z")
+
+
 def _labelled(tick_ms: list[float], step: int, x) -> list[dict]:
-    """Tick positions and labels; a tick on a new day (after the first) shows its date."""
+    """Tick positions and labels; a tick on a new day (after the first) shows its date.
+
+    Each tick also names the window one step either side of it (`zoom_from`, `zoom_to`):
+    a click on the axis zooms there.
+    """
     out, day = [], _day(tick_ms[0]) if tick_ms else None
     for t in tick_ms:
         label = _tick_label(t, step)
         if step < 86_400_000 and _day(t) != day:
             day = _day(t)
             label = f"{day[5:]} {label}"
-        out.append({"x": x(t), "label": label})
+        out.append(
+            {"x": x(t), "label": label, "zoom_from": iso(t - step), "zoom_to": iso(t + step)}
+        )
     return out
 
 
@@ -172,9 +169,53 @@ def _status(item: dict, now: datetime, stuck_after: float) -> str:
 
 def _title(item: dict, status: str, lines: list[str]) -> str:
     head = [f"request {item['request_id']}", f"status {status}"]
-    if item.get("error_reason"):
+    # The reason is the row's outcome only while it is in error; after a later ready,
+    # it is history, told by the error's own mark.
+    if item.get("error_reason") and status == "error":
         head.append(f"reason {item['error_reason']}")
     return "\n".join(head + lines)
+
+
+def _moments(item: dict) -> list[float]:
+    """Every time of a transformation (its fields and its events), epoch ms."""
+    return [
+        _ms(parse_time(t))
+        for t in [item.get("accepted_at"), item.get("ready_at"), item.get("error_at")]
+        + [e["created_at"] for e in item.get("events") or []]
+        if t
+    ]
+
+
+def _in_window(item: dict, status: str, start: float, end: float, now_ms: float) -> bool:
+    """Whether a transformation has anything in [start, end]: an event or its bar."""
+    moments = _moments(item)
+    if not moments:
+        return False
+    last = now_ms if status in ("stuck", "pending") else max(moments)
+    return min(moments) <= end and last >= start
+
+
+def step_text(ms: float) -> str:
+    """A grid step as its round unit: `1 h`, `15 min`, `30 s`, `2 d` (`duration` else)."""
+    for unit_ms, unit in ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s")):
+        if ms >= unit_ms and ms % unit_ms == 0 and (unit != "h" or ms < 172_800_000):
+            return f"{int(ms // unit_ms)} {unit}"
+    return duration(ms)
+
+
+def _repeat_labels(marks: list[dict]) -> None:
+    """Give each repeated mark's "2nd" label a place: repeats closer than LABEL_GAP to
+    the one labelled before share its label, which counts them (`×2`, `×3`)."""
+    groups: list[list[dict]] = []
+    for mark in sorted((m for m in marks if "repeat" in m["flags"]), key=lambda m: m["x"]):
+        if groups and mark["x"] - groups[-1][0]["x"] < LABEL_GAP:
+            groups[-1].append(mark)
+        else:
+            groups.append([mark])
+    for group in groups:
+        group[0]["label"] = "2nd" if len(group) == 1 else f"×{len(group)}"
+        for other in group[1:]:
+            other["label"] = None
 
 
 def layout(
@@ -183,33 +224,44 @@ def layout(
     now: datetime | str,
     stuck_after: timedelta | float = 900,
     width: int = WIDTH,
+    window: tuple[datetime | str, datetime | str] | None = None,
 ) -> dict:
     """Geometry of the timeline picture: axis ticks, one row per transformation, marks.
 
     `now` is the moment open bars run to (a datetime, or an ISO time); `stuck_after`
     (seconds) decides stuck against pending. An empty timeline gives no rows and a
     one-second axis around `now`. Coordinates are rounded to 0.1 unit.
+
+    `window` (start, end) zooms: the axis spans exactly it, only transformations with
+    an event or a bar in it get a row, marks outside it are left out and bars are cut
+    at its edges (`clipped`). Raises ValueError unless start is before end.
     """
     now_ms = _ms(parse_time(now) if isinstance(now, str) else now)
     if isinstance(stuck_after, timedelta):
         stuck_after = stuck_after.total_seconds()
     items = timeline.get("transformations") or []
-    moments = [
-        _ms(parse_time(t))
-        for item in items
-        for t in [item.get("accepted_at"), item.get("ready_at"), item.get("error_at")]
-        + [e["created_at"] for e in item.get("events") or []]
-        if t
-    ]
+    total = len(items)
+    moments = [m for item in items for m in _moments(item)]
     moment = parse_time(now) if isinstance(now, str) else now
     statuses = [_status(item, moment, stuck_after) for item in items]
-    start = min(moments, default=now_ms - 500)
-    end = max(moments, default=now_ms + 500)
-    open_bars = any(s in ("stuck", "pending") for s in statuses)
-    if open_bars and end < now_ms <= end + max((end - start) * CLIP_BEYOND, CLIP_MIN_MS):
-        end = now_ms
-    pad = max(end - start, 1000) * 0.03
-    start, end = start - pad, end + pad
+    if window is not None:
+        start, end = (_ms(parse_time(w) if isinstance(w, str) else w) for w in window)
+        if not start < end:
+            raise ValueError("the window's start must be before its end")
+        kept = [
+            (item, status)
+            for item, status in zip(items, statuses, strict=True)
+            if _in_window(item, status, start, end, now_ms)
+        ]
+        items, statuses = [i for i, _ in kept], [s for _, s in kept]
+    else:
+        start = min(moments, default=now_ms - 500)
+        end = max(moments, default=now_ms + 500)
+        open_bars = any(s in ("stuck", "pending") for s in statuses)
+        if open_bars and end < now_ms <= end + max((end - start) * CLIP_BEYOND, CLIP_MIN_MS):
+            end = now_ms
+        pad = max(end - start, 1000) * 0.03
+        start, end = start - pad, end + pad
     x0, x1 = GUTTER, width - RIGHT
 
     def x(ms: float) -> float:
@@ -231,8 +283,6 @@ def layout(
             clipped = False
             if status in ("stuck", "pending"):
                 f_ms = now_ms
-                if now_ms > end:
-                    f_ms, clipped = end, True
                 lines = [f"accepted {show_time(a_ms)}", f"open for {duration(now_ms - a_ms)}"]
             else:
                 f_ms = _ms(parse_time(finished)) if finished else a_ms
@@ -241,6 +291,10 @@ def layout(
                     f"{status} {show_time(f_ms)}",
                     f"took {duration(f_ms - a_ms)}",
                 ]
+            if f_ms > end:
+                f_ms, clipped = end, True
+            if window is not None and a_ms < start:
+                a_ms, clipped = start, True
             bx = x(a_ms)
             bar = {
                 "x": bx,
@@ -253,6 +307,8 @@ def layout(
             }
         marks = []
         for event, flags in zip(events, _flags(events), strict=True):
+            if not start <= _ms(parse_time(event["created_at"])) <= end:
+                continue  # outside the zoom window
             kind = _kind(event["type"])
             notes = {
                 "late": "delivered out of order (after a later event)",
@@ -264,6 +320,8 @@ def layout(
                 f"created {event['created_at']}, log position {event['position']}",
                 *(notes[f] for f in flags),
             ]
+            if kind == "error" and item.get("error_reason") and status != "error":
+                lines.append(f"reason {item['error_reason']} (a later event decided the status)")
             mx = x(_ms(parse_time(event["created_at"])))
             marks.append(
                 {
@@ -277,8 +335,10 @@ def layout(
                     "quoted_id": quote(event["id"], safe=""),
                     "position": event["position"],
                     "title": _title(item, status, lines),
+                    "label": None,
                 }
             )
+        _repeat_labels(marks)
         rows.append(
             {
                 "y": y,
@@ -287,7 +347,8 @@ def layout(
                 "request_id": item["request_id"],
                 "status": status,
                 "status_text": STATUS_TEXT.get(status, status),
-                "reason": item.get("error_reason"),
+                "reason": item.get("error_reason") if status == "error" else None,
+                "attempts": item.get("attempts"),
                 "bar": bar,
                 "marks": marks,
                 "stripe": index % 2 == 1,
@@ -310,10 +371,12 @@ def layout(
         "end": show_time(end),
         "ticks": _labelled(tick_ms, step, x),
         "tick_date": _day(tick_ms[0] if tick_ms else start),
-        "step": duration(step),
+        "step": step_text(step),
         "rows": rows,
+        "window": None if window is None else (iso(start), iso(end)),
         "label": (
             f"Timeline of {asset}: {len(items)} transformation{'s' * (len(items) != 1)}"
+            + (f" of {total} in the window" if window is not None else "")
             + (f" ({summary})" if summary else "")
             + f", from {show_time(start)} to {show_time(end)} UTC"
         ),

@@ -1,32 +1,37 @@
 """The read pages: assets, one asset's timeline, failures, one event.
 
 Each resource calls the same query functions as the JSON API (`projections.assets`,
-`timeline`, `transformations`, the store's `get` and `deliveries`) and hands the
+`timeline`, `transformations`, the store's `get` and `deliveries`, forwarding's
+`event_attempts`) and hands the
 dict to a template; nothing here computes a field the API does not. Bad input is
-an HTML page with the API's status code (400, 404), storage trouble a 503 with
-`Retry-After`.
+an HTML page with the API's status code (400, 404); storage or read-model trouble a
+transient retry may fix is a 503 page with `Retry-After`, a defect (a corrupt log,
+a projection bug) a 500 page whose detail goes to the server log only.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import falcon
 import orjson
 
+import forwarding
 import projections
-from projections import AssetNotFound, ProjectionDB, ProjectionError
+from projections import AssetNotFound, InvalidQuery, ProjectionDB
+from receiver import timespec
 from receiver.events import event_summary
 from receiver.http.errors import RETRY_AFTER_S
 from receiver.ingest.validation import InvalidEvent
-from store import EventStore, StoreError
+from store import EventStore, StoreCorrupt, StoreError
 
+from .diff import side_by_side
 from .fragments import FragmentCache
 from .templating import render, timeline_svg
 
@@ -34,7 +39,9 @@ STATUSES = ("ready", "error", "accepted", "stuck")
 RANGES = {"1h": 3600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 PAGE_SIZE = 50
 FAILURES_LIMIT = 200
-_RELATIVE = re.compile(r"^(\d{1,6})([mhd])$")
+DEFECT = "This page failed; the server log says why (request id {id})."
+
+log = logging.getLogger("ikledger.ui")
 
 
 class BadInput(Exception):
@@ -79,29 +86,58 @@ class Page:
 
     @contextmanager
     def errors_as_pages(self, req, resp):
-        """Map read errors to the page and status the API would give."""
+        """Map errors to the page and status the API would give (`http.errors`).
+
+        A bad parameter is 400, an unknown asset 404; the log or the read models
+        unreadable right now 503 with `Retry-After`; a corrupt log or any other
+        failure (a `ProjectionDefect`, a bug) 500, its detail in the server log only.
+        """
         try:
             yield
+        except falcon.HTTPStatus:
+            raise  # a redirect, not an error
         except AssetNotFound as exc:
             self.show(req, resp, "error.html", status=falcon.HTTP_404, message=str(exc))
-        except (BadInput, InvalidEvent, ProjectionError, falcon.HTTPError) as exc:
+        except (BadInput, InvalidEvent, InvalidQuery, falcon.HTTPError) as exc:
             message = getattr(exc, "message", None) or getattr(exc, "description", None)
             self.show(req, resp, "error.html", status=falcon.HTTP_400, message=message or str(exc))
-        except StoreError as exc:
+        except StoreCorrupt as exc:
+            self._defect(req, resp, exc)
+        except (*projections.UNREADABLE, projections.ReadModelOfAnotherLog, StoreError) as exc:
+            # The log or the read models cannot answer (damaged, another log's, locked):
+            # say so to the signed-in reader, and that a retry may do.
+            log.warning("%s %s: %s: %s", req.method, req.path, type(exc).__name__, exc)
             resp.set_header("Retry-After", str(RETRY_AFTER_S))
             self.show(req, resp, "error.html", status=falcon.HTTP_503, message=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a page answers, whatever failed
+            self._defect(req, resp, exc)
+
+    def _defect(self, req, resp, exc: Exception) -> None:
+        request_id = req.context.get("request_id")
+        log.error("%s %s failed, id=%s", req.method, req.path, request_id, exc_info=exc)
+        message = DEFECT.format(id=request_id)
+        self.show(req, resp, "error.html", status=falcon.HTTP_500, message=message)
 
 
-def since_param(value: str | None, moment: datetime) -> str | None:
-    """`since` as given (ISO-8601) or relative (`90m`, `24h`, `7d`) resolved against now."""
-    if not value:
-        return None
-    found = _RELATIVE.match(value.strip())
-    if found:
-        number, unit = int(found.group(1)), found.group(2)
-        seconds = number * {"m": 60, "h": 3600, "d": 86_400}[unit]
-        return (moment - timedelta(seconds=seconds)).isoformat()
-    return value
+def read_model_problem(views: ProjectionDB) -> str | None:
+    """Why the read models may not hold the whole log, from their status; None when they do.
+
+    A projection stopped at a failure (the catch-up met a damaged log, say: whichever
+    process runs it records it) or a checkpoint past the log's head. Raises what
+    `projection_status` raises (StoreError, the read models' errors).
+    """
+    for row in projections.projection_status(views):
+        if row["state"] == "ahead_of_log":
+            return (
+                f"the read models ({row['name']}) are ahead of the log: checkpoint "
+                f"{row['checkpoint']}, log head {row['log_position']}; `ikledger rebuild`"
+            )
+        if row["error"] and row["state"] != "current":
+            return (
+                f"the read models ({row['name']}) stopped at position "
+                f"{row['checkpoint']} of {row['log_position']}: {row['error']['message']}"
+            )
+    return None
 
 
 def limit_param(req: falcon.Request) -> int:
@@ -139,12 +175,19 @@ class AssetsPage(Page):
                 result = projections.assets(
                     self.views,
                     status=status,
-                    since=since_param(since, self.moment()),
+                    since=timespec.optional_instant(since, self.moment()),
                     limit=limit,
                     cursor=req.get_param("cursor") or None,
                     now=self.now(),
                     stuck_after=self.stuck_after,
                 )
+            problem = None
+            if found is None and not result["assets"]:
+                problem = read_model_problem(self.views)
+                if problem is not None:  # not "No assets yet": the answer is unknown
+                    resp.set_header("Retry-After", str(RETRY_AFTER_S))
+                    self.show(req, resp, "error.html", status=falcon.HTTP_503, message=problem)
+                    return
             next_link = None
             if result["next_cursor"]:
                 next_link = "/ui?" + query_string(
@@ -183,9 +226,12 @@ class AssetPage(Page):
             if not url:
                 raise BadInput("which asset? give ?url=")
             as_of = req.get_param("as_of") or None
+            window = zoom_window(req)
             started = time.perf_counter()
-            document = projections.timeline_json(self.views, url, as_of=as_of, cache=self.timelines)
+            point = None if as_of is None else timespec.position_or_instant(as_of, self.moment())
+            document = projections.timeline_json(self.views, url, as_of=point, cache=self.timelines)
             result, digest = self.fragments.parse(document)
+            here = "/ui/asset?" + query_string({"url": url, "as_of": as_of})
 
             def fragment(moment: datetime) -> str:
                 svg = timeline_svg(
@@ -194,20 +240,42 @@ class AssetPage(Page):
                     stuck_after=self.stuck_after,
                     link="/ui/event?id=",
                     standalone=False,
+                    window=window,
+                    zoom=here,
                 )
                 return render("asset_fragment.html", result=result, svg=svg)
+
+            if window is None:
+                shown = self.fragments.get_or_render(result, self.moment(), fragment, digest)
+            else:  # a zoomed picture is not cached: the cache keys the whole timeline only
+                shown = fragment(self.moment())
 
             self.show(
                 req,
                 resp,
                 "asset.html",
                 result=result,
-                fragment=self.fragments.get_or_render(result, self.moment(), fragment, digest),
+                fragment=shown,
                 as_of=as_of or "",
+                window=window,
+                unzoom_link=here,
                 head=self.store.last_position(),
                 render_ms=(time.perf_counter() - started) * 1000,
                 json_link="/timeline?" + query_string({"asset": url, "as_of": as_of}),
             )
+
+
+def zoom_window(req: falcon.Request) -> tuple[str, str] | None:
+    """The asset page's `from`/`to` zoom window (ISO-8601 times), or None for the whole."""
+    start, end = req.get_param("from") or None, req.get_param("to") or None
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise BadInput("zoom takes both from= and to=")
+    start, end = timespec.instant(start), timespec.instant(end)
+    if start >= end:
+        raise BadInput("from must be before to")
+    return start, end
 
 
 class FailuresPage(Page):
@@ -251,8 +319,30 @@ def _asset_of(body: bytes) -> str | None:
     return url if isinstance(url, str) else None
 
 
+def _conflicts(stored: bytes, conflicts, deliveries: list[dict]) -> list[dict]:
+    """Each conflicting body beside the stored one, differing lines marked, with its
+    journal row (time, size, sender)."""
+    rows = {d["seq"]: d for d in deliveries}
+    shown = []
+    for conflict in conflicts:
+        left, right = side_by_side(stored, conflict.body)
+        row = rows.get(conflict.seq, {})
+        shown.append(
+            {
+                **row,
+                "received_at": conflict.received_at,
+                "size": len(conflict.body),
+                "stored_lines": left,
+                "lines": right,
+                "same_lines": not any(line.differs for line in (*left, *right)),
+            }
+        )
+    return shown
+
+
 class EventPage(Page):
-    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries."""
+    """GET /ui/event?id=ID: metadata, the raw body as received, pretty JSON, deliveries,
+    forwarding attempts."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
@@ -275,6 +365,7 @@ class EventPage(Page):
             except orjson.JSONDecodeError:
                 pretty = None
             deliveries = [_delivery(d) for d in self.store.deliveries(event_id=event_id)]
+            attempts = forwarding.event_attempts(self.store, event_id)
             self.show(
                 req,
                 resp,
@@ -283,7 +374,8 @@ class EventPage(Page):
                 raw=raw,
                 pretty=pretty.decode() if pretty else None,
                 deliveries=deliveries,
-                conflicts=[d for d in deliveries if d["outcome"] == "conflict"],
+                conflicts=_conflicts(event.body, self.store.conflicts(event_id), deliveries),
+                attempts=attempts,
                 asset=_asset_of(event.body),
                 raw_link="/ui/event/raw?" + query_string({"id": event_id}),
             )

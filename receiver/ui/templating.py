@@ -23,8 +23,18 @@ def environment() -> Environment:
     )
     env.filters["duration"] = duration
     env.filters["clock"] = lambda t: "-" if not t else t.replace("T", " ").removesuffix("Z")
+    env.tests["web_link"] = is_web_link
     env.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
     return env
+
+
+def is_web_link(url: object) -> bool:
+    """Whether a URL from an event may become a link: http(s) only, never `javascript:`,
+    `data:` or a scheme-relative `//host` (the CSP is a second guard, not the first)."""
+    if not isinstance(url, str):
+        return False
+    scheme, sep, rest = url.strip().partition(":")
+    return bool(sep) and scheme.lower() in ("http", "https") and rest.startswith("//")
 
 
 @cache
@@ -43,16 +53,23 @@ def timeline_svg(
     stuck_after: timedelta | float = 900,
     link: str | None = None,
     standalone: bool = True,
+    window: tuple[str, str] | None = None,
+    zoom: str | None = None,
 ) -> str:
     """The timeline picture as SVG text: for a file (`standalone`, styles inline) or a page.
 
-    `link` prefixes each mark's event id to make it a link (None: no links).
+    `link` prefixes each mark's event id to make it a link (None: no links); `window`
+    zooms (see `layout`); `zoom` is the page's URL to which an axis label appends
+    `&from=…&to=…` to zoom around it (None: labels are not links).
     """
-    geometry = layout(timeline, now=now or datetime.now(UTC), stuck_after=stuck_after)
+    geometry = layout(
+        timeline, now=now or datetime.now(UTC), stuck_after=stuck_after, window=window
+    )
     return render(
         "timeline.svg",
         geometry=geometry,
         link=link,
+        zoom=zoom,
         standalone=standalone,
         css=timeline_css() if standalone else "",
     )

@@ -15,13 +15,17 @@ from .schema import apply as apply_migrations
 def receiver_role_sql(role: str, password: str, *, database: str, schema: str = "public") -> str:
     """`role.sql` with its names quoted in: run it as the schema's owner (e.g. with psql).
 
-    The statements are whole and readable; nothing is executed here.
+    The statements are whole and readable, and running them again is harmless (an
+    existing role gets the password); nothing is executed here.
     """
+    if "$ikledger_role$" in password:  # the dollar quote of the statement that names it
+        raise StoreError("the role's password may not contain $ikledger_role$")
     template = resources.files(__package__).joinpath("role.sql").read_text()
     return (
         sql.SQL(template)
         .format(
             role=sql.Identifier(role),
+            role_name=sql.Literal(role),
             password=sql.Literal(password),
             database=sql.Identifier(database),
             schema=sql.Identifier(schema),

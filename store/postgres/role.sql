@@ -3,7 +3,17 @@
 -- it). The role cannot INSERT, UPDATE or DELETE in any table itself, except INSERT a
 -- checkpoint; the triggers on `events`, `tree_hashes` and `checkpoints` refuse UPDATE,
 -- DELETE and TRUNCATE even to the owner.
-CREATE ROLE {role} LOGIN PASSWORD {password};
+-- Safe to run again: an existing role of that name keeps its grants and gets this
+-- password (CREATE ROLE needs the CREATEROLE attribute, or a superuser).
+DO $ikledger_role$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = {role_name}) THEN
+        ALTER ROLE {role} LOGIN PASSWORD {password};
+    ELSE
+        CREATE ROLE {role} LOGIN PASSWORD {password};
+    END IF;
+END
+$ikledger_role$;
 GRANT CONNECT ON DATABASE {database} TO {role};
 GRANT USAGE ON SCHEMA {schema} TO {role};
 GRANT SELECT ON {schema}.events, {schema}.log_head, {schema}.deliveries, {schema}.type_counts,

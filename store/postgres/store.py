@@ -17,6 +17,7 @@ import psycopg
 
 from ..contract import (
     MAX_POSITION,
+    Conflict,
     Delivery,
     Event,
     Leaf,
@@ -115,19 +116,29 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
-        """Events after a position, oldest first, `batch_size` at a time (a read each)."""
+        """Events after a position, oldest first, `batch_size` at a time (a read each).
+
+        A `created_at` range is filtered in SQL, over the index `events_created_at`.
+        """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
         sql = (
             f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s"
             " AND (%s::bigint IS NULL OR position <= %s::bigint)"
             " AND (%s::text[] IS NULL OR type = ANY(%s::text[]))"
+            " AND (%s::text IS NULL OR created_at >= %s::text)"
+            " AND (%s::text IS NULL OR created_at <= %s::text)"
             " ORDER BY position LIMIT %s"
         )
         names = list(types) if types is not None else None
+        since, before = created_since, created_until
         while True:
-            rows = self._query(sql, (after, until, until, names, names, batch_size))
+            rows = self._query(
+                sql, (after, until, until, names, names, since, since, before, before, batch_size)
+            )
             if not rows:
                 return
             yield [Event(*row) for row in rows]
@@ -168,6 +179,14 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
                 return last
             self._listener.sleep(mark, remaining)
 
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """Conflicting redeliveries of `event_id`, oldest first."""
+        sql = (
+            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict'"
+            " AND position = (SELECT position FROM events WHERE id = %s) ORDER BY seq"
+        )
+        return [Conflict(*row) for row in self._query(sql, (event_id,))]
+
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first: all, or every delivery of one event id."""
         if event_id is None:
@@ -181,6 +200,28 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
             )
             params = (event_id, event_id, limit)
         return [Delivery(*row) for row in self._query(sql, params)]
+
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries in [since, until), newest first (index `deliveries_rejected_at`)."""
+        where, params = _rejected_range(since, until)
+        sql = (
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where}"
+            " ORDER BY received_at DESC, seq DESC LIMIT %s"
+        )
+        return [Delivery(*row) for row in self._query(sql, (*params, limit))]
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries in [since, until) by reason, from the index alone."""
+        where, params = _rejected_range(since, until)
+        sql = (
+            f"SELECT coalesce(reason, ''), count(*) FROM deliveries WHERE {where}"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        return {reason: int(n) for reason, n in self._query(sql, params)}
 
     def type_counts(self) -> dict[str, int]:
         """Events by type, from the counters `ikledger_append` keeps."""
@@ -373,3 +414,15 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rejected_range(since: str | None, until: str | None) -> tuple[str, list]:
+    """The WHERE clause of refusals received in [since, until): times are normalised text."""
+    where, params = ["outcome = 'rejected'"], []
+    if since is not None:
+        where.append("received_at >= %s")
+        params.append(since)
+    if until is not None:
+        where.append("received_at < %s")
+        params.append(until)
+    return " AND ".join(where), params

@@ -9,14 +9,15 @@ Writers of several processes (`ikledger serve --workers N`, or several `serve`s 
 one file) take turns through a lock file beside the log (`X.db-writer.lock`, an
 advisory `flock` held around each write transaction): a waiting writer blocks in the
 kernel and is woken the moment the other commits, where SQLite's own busy handler
-would sleep in steps of 1 to 100 ms. The lock only orders writers that use it;
+would sleep in steps of 1 to 100 ms. The wait is bounded by the busy timeout
+(`turn.WritersTurn`): a writer stopped or stuck while it holds the turn makes the
+others answer StoreUnavailable, not wait for good. The lock only orders writers that use it;
 SQLite's write lock still guards the file against every other writer. A lock file
 that cannot be opened (a read-only directory) leaves SQLite's locking alone in charge.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from ..sqlite_engine import sqlite3
 from .conn import connect, translate
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
 from .tree import grow, load_frontier
+from .turn import WritersTurn
 
 # `type_counts` holds the events of positions up to the last multiple of TYPE_FOLD at or
 # below the head, `delivery_counts` the journal rows up to the last multiple of
@@ -59,23 +61,25 @@ class SQLiteCommit:
         self.rejected_keep = max(1, rejected_keep)
         self._reopen = False  # set by a failed transaction: the next one starts afresh
         self._conn = connect(path, busy_timeout)
-        self._lock_fd: int | None = None  # the writers' lock file, opened at the first commit
+        self._turn: WritersTurn | None = None  # the writers' lock, opened at the first commit
         self._lock_tried = False
 
-    def _writers_lock(self) -> int | None:
-        """The descriptor of the writers' lock file, or None where there is none."""
+    def _writers_lock(self) -> WritersTurn | None:
+        """The writers' lock file's turn, or None where there is no lock file."""
         if not self._lock_tried:
             self._lock_tried = True
             if self.path and self.path != ":memory:" and not self.path.startswith("file:"):
                 try:
-                    self._lock_fd = os.open(
+                    fd = os.open(
                         self.path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
                     )
                 except OSError as exc:
                     log.warning(
                         "no writers' lock file (%s): SQLite's locking alone orders writers", exc
                     )
-        return self._lock_fd
+                else:
+                    self._turn = WritersTurn(fd, self.busy_timeout)
+        return self._turn
 
     def __call__(
         self, events: list[NewEvent], rejections: list[tuple[int, Rejection]], probe: bool
@@ -104,16 +108,19 @@ class SQLiteCommit:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
-        """This writer's turn among the writers of every process that uses the lock file."""
-        lock = self._writers_lock()
-        if lock is None:
+        """This writer's turn among the writers of every process that uses the lock file.
+
+        Raises StoreUnavailable when it is not had within the busy timeout.
+        """
+        turn = self._writers_lock()
+        if turn is None:
             yield
             return
-        fcntl.flock(lock, fcntl.LOCK_EX)  # blocks in the kernel, without the GIL
+        turn.acquire()
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            turn.release()
 
     def _abandon(self) -> None:
         try:
@@ -255,9 +262,12 @@ class SQLiteCommit:
 
     def close(self) -> None:
         self._conn.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._turn is not None:
+            # A helper still blocked in flock keeps the descriptor: closing it under
+            # the helper would let it unlock whatever file reuses the number.
+            if not self._turn.pending:
+                os.close(self._turn.fd)
+            self._turn = None
 
 
 def _rejection_row(at: int, rejection: Rejection) -> tuple:

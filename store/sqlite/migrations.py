@@ -279,6 +279,25 @@ def m010_merkle_tree(db: Database) -> None:
         after = rows[-1][0]
 
 
+@migration
+def m011_rejections_by_time(db: Database) -> None:
+    # Refused deliveries by time for `rejections` and `rejection_counts` (the overview's
+    # refused deliveries page): a partial index, so stored rows never pay for it, that
+    # holds reason and outcome so counting a range reads the index alone (SQLite does
+    # not take the index's WHERE as covering `outcome`).
+    db.execute(
+        "CREATE INDEX deliveries_rejected_at ON deliveries(received_at, reason, outcome) "
+        "WHERE outcome = 'rejected'"
+    )
+
+
+@migration
+def m012_events_by_created_at(db: Database) -> None:
+    # `read_batches(created_since=…)` (GET /events?since=): the positions of a
+    # `created_at` range from the index alone (`type` included for a type filter).
+    db.execute("CREATE INDEX events_created_at ON events (created_at, type)")
+
+
 def pending(conn: sqlite3.Connection) -> bool:
     """True unless every migration is recorded as applied; plain sqlite3, no sqlite-utils.
 

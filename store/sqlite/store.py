@@ -10,6 +10,7 @@ file cleanly is kept by a marker file beside it (`session.py`).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from ..contract import (
     GENESIS,
     MAX_POSITION,
     AppendResult,
+    Conflict,
     Delivery,
     Event,
     Leaf,
@@ -33,7 +35,7 @@ from ..contract import (
     clamp_position,
     new_log_id,
 )
-from ..encoding import now_ms, utc_now
+from ..encoding import decode_time, encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
 from ..tlog.hashing import event_leaf
 from ..tree_reads import TreeReads
@@ -53,6 +55,8 @@ from .rows import (
     stored_delivery,
 )
 from .session import OpenMarker
+
+log = logging.getLogger("ikledger.store")
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
@@ -76,6 +80,9 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Queries running now; `close` waits for them (notified when none is left).
+        self._active = 0
+        self._idle = threading.Condition(self._readers_lock)
         self._closed = False
         self._appended = threading.Condition()  # notified after each commit that appends
         self._commits = 0
@@ -136,9 +143,25 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 self._readers.append(conn)
         return conn
 
+    @contextmanager
+    def _in_use(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader, counted as in use: `close` waits before closing it."""
+        with self._idle:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            self._active += 1
+        try:
+            yield self._reader()
+        finally:
+            with self._idle:
+                self._active -= 1
+                if not self._active:
+                    self._idle.notify_all()
+
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         try:
-            return self._reader().execute(sql, params).fetchall()
+            with self._in_use() as conn:
+                return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             if self._closed:
                 raise StoreClosed("the store is closed") from exc
@@ -165,11 +188,15 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         batch_size: int = 1000,
         types: Sequence[str] | None = None,
         until: int | None = None,
+        created_since: str | None = None,
+        created_until: str | None = None,
     ) -> Iterator[list[Event]]:
         """Events after a position, oldest first, `batch_size` at a time.
 
         Each batch is its own read, so a long iteration never pins the WAL. Yields
-        nothing when there is nothing after `after`.
+        nothing when there is nothing after `after`. With a `created_at` range, each
+        batch's positions come from the index `events_created_at` (no body read), then
+        only those events are read whole.
         """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
@@ -181,15 +208,32 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         if types is not None:
             where.append(f"type IN ({','.join('?' * len(types))})")
             params.extend(types)
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY position LIMIT ?"
-        )
+        by_time = created_since is not None or created_until is not None
+        if created_since is not None:
+            where.append("created_at >= ?")
+            params.append(created_since)
+        if created_until is not None:
+            where.append("created_at <= ?")
+            params.append(created_until)
+        if by_time:
+            sql = (
+                "SELECT position FROM events INDEXED BY events_created_at "
+                f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
+            )
+        else:
+            sql = (
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+                "ORDER BY position LIMIT ?"
+            )
         while True:
             rows = self._query(sql, [*params, batch_size])
             if not rows:
                 return
-            yield [event(row) for row in rows]
+            yield (
+                self.get_positions([row[0] for row in rows])
+                if by_time
+                else [event(row) for row in rows]
+            )
             if len(rows) < batch_size:
                 return
             params[0] = rows[-1][0]
@@ -235,6 +279,15 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
                 if self._commits == seen:  # no commit since the head was read
                     self._appended.wait(min(remaining, WAIT_POLL))
 
+    def conflicts(self, event_id: str) -> list[Conflict]:
+        """Conflicting redeliveries of `event_id`, oldest first (the redelivery index)."""
+        rows = self._query(
+            "SELECT seq, received_at, body FROM deliveries WHERE outcome = 'conflict' "
+            "AND position = (SELECT position FROM events WHERE id = ?) ORDER BY seq",
+            (event_id,),
+        )
+        return [Conflict(seq, decode_time(at), body) for seq, at, body in rows]
+
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first, optionally for one event id.
 
@@ -275,6 +328,30 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
             seqs,
         )
         return [delivery(row) for row in rows]
+
+    def rejections(
+        self, since: str | None = None, until: str | None = None, *, limit: int = 100
+    ) -> list[Delivery]:
+        """Refused deliveries in [since, until), newest first (index `deliveries_rejected_at`)."""
+        where, params = _rejected_range(since, until)
+        rows = self._query(
+            f"SELECT {JOURNAL_COLUMNS} FROM deliveries INDEXED BY deliveries_rejected_at "
+            f"WHERE {where} ORDER BY received_at DESC, seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [delivery(row) for row in rows]
+
+    def rejection_counts(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, int]:
+        """Refused deliveries in [since, until) by reason, from the (covering) index alone."""
+        where, params = _rejected_range(since, until)
+        rows = self._query(
+            "SELECT coalesce(reason, ''), count(*) FROM deliveries "
+            f"INDEXED BY deliveries_rejected_at WHERE {where} GROUP BY 1 ORDER BY 1",
+            params,
+        )
+        return dict(rows)
 
     def type_counts(self) -> dict[str, int]:
         """Events by type: the folded counters plus fewer than TYPE_FOLD newest rows."""
@@ -433,7 +510,8 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
         with translated(f"backup to {target} failed"):
             destination = sqlite3.connect(target, isolation_level=None)
             try:
-                self._reader().backup(destination)
+                with self._in_use() as source:
+                    source.backup(destination)
                 found = destination.execute("PRAGMA quick_check(20)").fetchall()
                 if found != [("ok",)]:
                     problems = "; ".join(str(row[0]) for row in found)
@@ -448,23 +526,35 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
     def close(self) -> None:
         """Finish queued writes, stop the writer and close every connection. Idempotent.
 
-        Never hangs: a stuck commit is given a bounded time, then left to its thread.
+        Reads that start from now on raise StoreClosed; reads running on other threads
+        are waited for (up to the busy timeout), then interrupted (they raise
+        StoreClosed), so no connection is closed under a query. Never hangs: a stuck
+        commit, or a read that ignores the interrupt, is given a bounded time, then
+        left to its thread with its connection open.
         """
-        if self._closed:
-            return
-        self._closed = True
+        with self._idle:
+            if self._closed:
+                return
+            self._closed = True
         clean = self._writer.close()
         if clean:
             self._committer.close()
-        with self._readers_lock:
+        with self._idle:
+            if not self._idle.wait_for(lambda: not self._active, self.timeout):
+                for conn in self._readers:
+                    conn.interrupt()  # safe from any thread; the query raises
+                self._idle.wait_for(lambda: not self._active, self.timeout)
             if self._forwarding is not None:
                 self._forwarding.close()
-            for conn in self._readers:
-                conn.close()
+            if self._active:
+                log.warning("%d reads did not stop; their connections stay open", self._active)
+            else:
+                for conn in self._readers:
+                    conn.close()
             self._readers.clear()
-        if clean:
+        if clean and self._damage is None:
             self._marker.release()
-        else:  # a commit left running on its thread: the next user may check the file
+        else:  # a commit left running on its thread, or damage seen: the next user checks
             self._marker.abandon()
 
     def __enter__(self) -> Self:
@@ -472,3 +562,16 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rejected_range(since: str | None, until: str | None) -> tuple[str, list]:
+    """The WHERE clause of refusals received in [since, until), times as stored."""
+    where, params = ["outcome = 'rejected'"], []
+    for op, moment in ((">=", since), ("<", until)):
+        if moment is not None:
+            encoded = encode_time(moment)
+            if not isinstance(encoded, int):
+                raise ValueError(f"not a normalised time: {moment!r}")
+            where.append(f"received_at {op} ?")
+            params.append(encoded)
+    return " AND ".join(where), params

@@ -7,15 +7,17 @@ closed under the app. `/metrics` and `/healthz` still answer, and say what faile
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 
 import falcon.testing
 import pytest
 
 import projections
 from receiver import Config, create_app
-from store import NewEvent
+from store import NewEvent, SQLiteStore
 from store.sqlite_engine import sqlite3
 from tests.support import SECRET, payload, payload_names, signed
 
@@ -139,19 +141,46 @@ def test_metrics_of_a_closed_store_answer_200_and_count_it(client, store):
     assert "ikledger_log_position" not in response.text
 
 
-def test_healthz_reports_unreadable_read_models(client, views_path):
+def test_healthz_reports_unreadable_read_models(client, views_path, caplog):
     overwrite_with_garbage(views_path)
-    response = client.simulate_get("/healthz")
+    with caplog.at_level(logging.WARNING, logger="ikledger.http"):
+        response = client.simulate_get("/healthz")
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json["status"] == "degraded"
-    assert "not a database" in response.json["read_model_error"]
+    assert response.json["read_model_error"] == "read_model_unavailable"
     assert "position" in response.json  # the log itself is fine
+    # The detail (SQLite's words, the file's path) is for the server log only.
+    assert "not a database" not in response.text and str(views_path) not in response.text
+    assert "not a database" in caplog.text
 
 
-def test_healthz_of_a_closed_store_is_unavailable(client, store):
+def test_healthz_of_a_closed_store_is_unavailable(client, store, db_path):
     store.close()
     response = client.simulate_get("/healthz")
     assert response.status_code == 503 and response.json["status"] == "unavailable"
+    assert response.json["error"] == "store_unavailable"
+    assert "closed" not in response.text and str(db_path) not in response.text
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/failures", f"/ui/asset?url={SAMPLE}"])
+def test_pages_answer_503_with_retry_after_when_read_models_are_unreadable(
+    client, views_path, path
+):
+    overwrite_with_garbage(views_path)
+    response = client.simulate_get(path)
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+
+
+def test_a_page_answers_500_for_a_projection_defect(store, views, caplog):
+    from receiver.ui.pages import Page
+
+    page = Page(store=store, views=views, stuck_after=900, now=lambda: None)
+    req, resp = falcon.testing.create_req(path="/ui"), falcon.Response()
+    with caplog.at_level(logging.ERROR, logger="ikledger.ui"), page.errors_as_pages(req, resp):
+        cause = RuntimeError("no such table: timeline_events_g1")
+        raise projections.ProjectionDefect("timeline", cause)
+    assert resp.status == falcon.HTTP_500 and "Retry-After" not in resp.headers
+    assert "no such table" not in resp.text and "no such table" in caplog.text
 
 
 def test_unexpected_error_is_500_internal_error_logged_not_leaked(client, store, caplog):
@@ -167,3 +196,24 @@ def test_unexpected_error_is_500_internal_error_logged_not_leaked(client, store,
     logged = [r for r in caplog.records if request_id in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert client.simulate_get("/events/not-utf8/body").content == b"\xff"
+
+
+def test_a_writer_stuck_in_its_turn_answers_503_and_healthz_names_it(db_path):
+    # Another process's writer stopped mid-commit holds the writers' lock file: this
+    # one waits a bounded time, answers 503, and /healthz says why.
+    with SQLiteStore(db_path, timeout=0.3) as store:
+        client = falcon.testing.TestClient(create_app(Config(secrets=(SECRET,)), store))
+        store.append(NewEvent("e0", "file.created", "2024-01-01T00:00:00.000Z", b"{}", "s"))
+        peer = os.open(f"{db_path}-writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(peer, fcntl.LOCK_EX)
+            body = payload("video.transformation.accepted")
+            response = client.simulate_post("/webhook", body=body, headers=signed(body))
+            assert response.status_code == 503
+            health = client.simulate_get("/healthz")
+            assert health.status_code == 503
+            assert health.json["write_error"].startswith("writer_turn")
+        finally:
+            os.close(peer)  # the peer lets go: the same writer commits again
+        response = client.simulate_post("/webhook", body=body, headers=signed(body))
+        assert response.status_code == 200

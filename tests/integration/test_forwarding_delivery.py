@@ -124,8 +124,9 @@ def test_each_fault_is_a_failed_attempt_of_its_class_then_retried(log, answer, s
     assert (first.status, first.error, first.number) == (status, error, 1)
     assert (second.status, second.number) == (200, 2)
     assert first.next_ms is not None and second.next_ms is None
-    if status == 429:  # Retry-After 1 s, clamped to twice the 20 ms step
-        assert first.next_ms - (first.started_ms + first.duration_ms) <= 40
+    if status == 429:  # Retry-After 1 s, clamped to twice the 20 ms step: far below 1 s
+        # (next_ms is taken once the attempt is recorded, so the gap also holds that work)
+        assert first.next_ms - (first.started_ms + first.duration_ms) < 500
     if status is not None:
         assert first.response == f"answer {status}".encode()
     assert [r.headers["ikledger-attempt"] for r in server.received] == ["1", "2"]

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from projections import InvalidQuery, ProjectionRunner, search_events, stats
-from projections.runner import DEFAULT_PROJECTIONS, OVERVIEW_PROJECTIONS
+from projections.runner import OVERVIEW_PROJECTIONS
 from store import NewEvent
 from tests.projections_helpers import log, other_event, pdb, video_event  # noqa: F401
 
@@ -46,7 +46,7 @@ def _hand_fixture():
 @pytest.fixture
 def filled(log, pdb):  # noqa: F811
     log.append_many(_hand_fixture())
-    ProjectionRunner(pdb, DEFAULT_PROJECTIONS + OVERVIEW_PROJECTIONS).catch_up()
+    ProjectionRunner(pdb).catch_up()  # the default set: timeline, event_types, search
     return pdb
 
 
@@ -64,8 +64,24 @@ def test_stats_equal_a_count_made_by_hand(filled):
     # Nearest rank of [120000, 600000]: p50 rank 1, p95 and p99 rank 2.
     assert got["accepted_to_ready_ms"] == {"count": 2, "p50": 120000, "p95": 600000, "p99": 600000}
     assert got["buckets"] == [
-        {"start": "2024-01-01T00:00:00.000Z", "events": 13, "ready": 2, "error": 1, "stuck": 3},
-        {"start": "2024-01-01T02:00:00.000Z", "events": 1, "ready": 0, "error": 0, "stuck": 0},
+        {
+            "start": "2024-01-01T00:00:00.000Z",
+            "events": 13,
+            "ready": 2,
+            "error": 1,
+            "stuck": 3,
+            "p50_ms": 120000,
+            "p95_ms": 600000,
+        },
+        {
+            "start": "2024-01-01T02:00:00.000Z",
+            "events": 1,
+            "ready": 0,
+            "error": 0,
+            "stuck": 0,
+            "p50_ms": None,
+            "p95_ms": None,
+        },
     ]
     assert got["transformations_by_format"] == {
         "webm": {"ready": 2, "error": 1, "stuck": 3, "running": 2}
@@ -75,11 +91,20 @@ def test_stats_equal_a_count_made_by_hand(filled):
 def test_stats_by_five_minutes_split_the_cutoffs_bucket(filled):
     got = stats(filled, "2024-01-01T00:40:00Z", "2024-01-01T00:50:00Z", bucket="5m", now=NOW)
     assert got["transformations"] == {"ready": 0, "error": 0, "stuck": 2, "running": 1}
-    assert got["buckets"] == [
-        {"start": "2024-01-01T00:40:00.000Z", "events": 1, "ready": 0, "error": 0, "stuck": 1},
-        {"start": "2024-01-01T00:45:00.000Z", "events": 2, "ready": 0, "error": 0, "stuck": 1},
+    assert [{k: b[k] for k in ("start", "events", "stuck")} for b in got["buckets"]] == [
+        {"start": "2024-01-01T00:40:00.000Z", "events": 1, "stuck": 1},
+        {"start": "2024-01-01T00:45:00.000Z", "events": 2, "stuck": 1},
     ]
+    assert all(b["ready"] == b["error"] == 0 and b["p50_ms"] is None for b in got["buckets"])
     assert got["accepted_to_ready_ms"]["count"] == 0
+
+
+def test_stats_percentiles_per_bucket_by_nearest_rank(filled):
+    got = stats(filled, bucket="5m", now=NOW)
+    by_start = {b["start"][11:16]: (b["p50_ms"], b["p95_ms"]) for b in got["buckets"]}
+    assert by_start["00:00"] == (120000, 120000)  # r1 alone
+    assert by_start["00:10"] == (600000, 600000)  # r2 alone
+    assert by_start["00:20"] == (None, None)  # an error: no duration
 
 
 def test_stats_range_is_whole_buckets(filled):

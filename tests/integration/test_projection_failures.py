@@ -36,6 +36,7 @@ from tests.projections_helpers import (
     other_event,
     pdb,
     poison_event,
+    status_of,
 )
 
 __all__ = ["log", "pdb"]  # fixtures
@@ -153,7 +154,7 @@ def test_an_unavailable_log_is_transient_and_retried_after_the_short_backoff(tmp
     db = ProjectionDB(store, tmp_path / "views.db")
     now = [0.0]
     runner = ProjectionRunner(
-        db, backoff=(1.0, 8.0), defect_backoff=(100.0, 800.0), clock=lambda: now[0]
+        db, [TIMELINE], backoff=(1.0, 8.0), defect_backoff=(100.0, 800.0), clock=lambda: now[0]
     )
     try:
         store.append_many(documented_events())
@@ -163,13 +164,13 @@ def test_an_unavailable_log_is_transient_and_retried_after_the_short_backoff(tmp
             assert _in_a_new_thread(runner.catch_up) == {"timeline": 0}
         finally:
             os.rename(tmp_path / "gone", tmp_path / "log")
-        status = projection_status(db)[0]
+        status = status_of(db)
         assert status["error"]["message"].startswith("StoreUnavailable")
         now[0] = 0.5
         assert runner.poll_once() == {}  # still backing off
         now[0] = 1.0
         assert runner.poll_once() == {"timeline": 3}
-        assert projection_status(db)[0]["error"] is None
+        assert status_of(db)["error"] is None
     finally:
         db.close()
         store.close()
@@ -182,7 +183,7 @@ def test_a_malformed_body_is_poison_and_names_its_event(log, pdb):
         catch_up(pdb, TIMELINE)
     assert classify(caught.value.cause, TIMELINE) is Kind.POISON
     assert (caught.value.position, caught.value.event_id) == (2, "bad")
-    assert projection_status(pdb)[0]["checkpoint"] == 1
+    assert status_of(pdb)["checkpoint"] == 1
 
 
 # A projection whose SQL is wrong: the table it inserts into does not exist. That is

@@ -32,6 +32,7 @@ from tests.projections_helpers import (
     log,
     poison_event,
     runner,
+    status_of,
     table_rows,
     through,
     video_event,
@@ -53,7 +54,7 @@ def pdb(log, tmp_path, path):
 
 
 def _generation(db):
-    return projection_status(db)[0]["generation"]
+    return status_of(db)["generation"]
 
 
 def _many(n, start=0):
@@ -148,7 +149,7 @@ def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     before = timeline(pdb, SAMPLE)
     newer = dataclasses.replace(TIMELINE, version=TIMELINE.version + 1)
     ProjectionRunner(pdb, [newer]).catch_up()
-    status = projection_status(pdb)[0]
+    status = status_of(pdb)
     assert (status["version"], status["generation"], status["checkpoint"]) == (newer.version, 2, 3)
     assert timeline(pdb, SAMPLE) == before
 
@@ -170,7 +171,7 @@ def test_replaced_log_is_refused_then_adopted_and_rebuilt(tmp_path, path):
                 "q1",
                 "q2",
             ]
-            assert projection_status(db)[0]["checkpoint"] == 3
+            assert status_of(db)["checkpoint"] == 3
     finally:
         first.close()
         second.close()
@@ -194,7 +195,7 @@ def test_log_of_the_same_identity_with_another_history_rebuilds_on_start(tmp_pat
             ProjectionRunner(db).catch_up()
         with ProjectionDB(through(second, path), views) as db:
             ProjectionRunner(db).catch_up()
-            status = projection_status(db)[0]
+            status = status_of(db)
             assert (status["generation"], status["checkpoint"]) == (2, 4)
     finally:
         first.close()
@@ -247,9 +248,9 @@ def test_rebuild_stops_before_a_poison_event_as_catch_up_does(log, pdb, runner, 
     )
     log.append_many(_many(3, start=10))
     runner.catch_up()
-    incremental, before = table_rows(pdb.path), projection_status(pdb)[0]
+    incremental, before = table_rows(pdb.path), status_of(pdb)
     runner.rebuild()
-    after = projection_status(pdb)[0]
+    after = status_of(pdb)
     assert table_rows(pdb.path) == incremental
     assert (after["checkpoint"], after["error"]["position"]) == (7, 8)
     assert after["error"]["message"] == before["error"]["message"]
@@ -313,7 +314,7 @@ def pause(progress):
 
 store = SQLiteStore(sys.argv[1])
 with ProjectionDB(store, sys.argv[2]) as db:
-    print(ProjectionRunner(db).rebuild(progress=pause)["timeline"], flush=True)
+    print(ProjectionRunner(db).rebuild("timeline", progress=pause)["timeline"], flush=True)
 store.close()
 """
 
@@ -350,13 +351,13 @@ def test_an_automatic_rebuild_is_retried_once_the_running_one_ends(log, pdb, run
     newer = dataclasses.replace(TIMELINE, version=TIMELINE.version + 1)
     starting = ProjectionRunner(pdb, [newer])
     assert starting.catch_up() == {"timeline": 0}  # no crash, nothing applied with new code
-    status = projection_status(pdb)[0]
+    status = status_of(pdb)
     assert (status["version"], status["generation"]) == (TIMELINE.version, 1)
     assert "another rebuild" in status["error"]["message"]
     lock_holder.kill()
     lock_holder.wait(30)
     starting.catch_up()
-    status = projection_status(pdb)[0]
+    status = status_of(pdb)
     assert (status["version"], status["generation"], status["error"]) == (newer.version, 2, None)
 
 

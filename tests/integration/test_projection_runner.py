@@ -48,7 +48,7 @@ def test_ignored_events_advance_the_checkpoint(log, pdb, runner):
     log.append_many(
         [other_event(f"f{i}", "file.updated", "2024-01-01T00:00:00.000Z") for i in range(5)]
     )
-    assert runner.catch_up() == {"timeline": 0}
+    assert runner.catch_up()["timeline"] == 0  # every projection runs; the timeline skips them
     status = _status(pdb, "timeline")
     assert (status["checkpoint"], status["lag"], status["error"]) == (5, 0, None)
 

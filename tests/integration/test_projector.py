@@ -71,4 +71,5 @@ def test_serve_with_catch_up_thread_runs_no_child(tmp_path):
         deliver(served.base, "one")
         wait_for(lambda: caught_up_to(served.base, "one"), "catch-up by the thread")
         children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children")
-        assert children.read_text().split() == []
+        forwarder = httpx.get(f"{served.base}/healthz", timeout=5).json()["forwarder"]["pid"]
+        assert children.read_text().split() == [str(forwarder)]  # no catch-up child

@@ -148,6 +148,8 @@ def test_read_token_guards_every_query_route(store, views):
 
 def test_healthz_and_metrics_report_projections(client):
     health = client.simulate_get("/healthz").json
-    assert health["projections"][0]["name"] == "timeline" and health["projections"][0]["lag"] == 0
+    by_name = {p["name"]: p for p in health["projections"]}
+    assert set(by_name) == {"timeline", "event_types", "search"}
+    assert all(p["lag"] == 0 for p in by_name.values())
     metrics = client.simulate_get("/metrics").text
     assert 'ikledger_projection_lag_events{projection="timeline"} 0.0' in metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import falcon.testing
 import pytest
@@ -50,6 +51,7 @@ def test_documented_payloads_are_stored_and_acknowledged(client, store, scheme):
             "id": json.loads(body)["id"],
             "position": position,
             "duplicate": False,
+            "conflict": False,
         }
         stored = store.get(json.loads(body)["id"])
         assert stored.body == body
@@ -78,7 +80,13 @@ def test_redelivery_answers_duplicate_with_original_position(client, store, db_p
     assert post(client, body).json["position"] == 2
     again = post(client, body)
     assert again.status_code == 200
-    assert again.json == {"received": True, "id": "evt-1", "position": 2, "duplicate": True}
+    assert again.json == {
+        "received": True,
+        "id": "evt-1",
+        "position": 2,
+        "duplicate": True,
+        "conflict": False,
+    }
     assert store.last_position() == 2
     assert [row[0] for row in journal(db_path)] == ["stored", "stored", "duplicate"]
 
@@ -88,6 +96,7 @@ def test_conflicting_redelivery_keeps_the_first_event(client, store, db_path):
     post(client, first)
     response = post(client, second)
     assert response.status_code == 200 and response.json["duplicate"] is True
+    assert response.json["conflict"] is True  # told apart from a true duplicate
     assert store.get("evt-1").body == first
     assert journal(db_path)[-1][:2] == ("conflict", 200)
 
@@ -152,6 +161,7 @@ def test_locked_database_answers_503_with_retry_after(config, db_path):
             "id": "evt-locked",
             "position": 1,
             "duplicate": False,
+            "conflict": False,
         }
         assert client.simulate_get("/healthz").status_code == 200
     finally:
@@ -182,3 +192,26 @@ def test_metrics_count_outcomes_types_and_latency(client):
 
 def test_every_response_carries_a_request_id(client):
     assert client.simulate_get("/healthz").headers["x-request-id"]
+
+
+def test_a_conflicting_body_is_shown_beside_the_stored_one(store, tmp_path):
+    import projections
+
+    views = projections.open_projections(store, tmp_path / "views.db")
+    try:
+        app = falcon.testing.TestClient(create_app(Config(secrets=(SECRET,)), store, views))
+        first = event_body("evt-1")
+        second = first.replace(b"2024-01-02T03:04:05.678Z", b"2024-01-02T03:09:00.000Z")
+        post(app, first)
+        assert post(app, second).json["conflict"] is True
+        detail = app.simulate_get("/events/evt-1").json
+        assert [c["body"] for c in detail["conflicts"]] == [second.decode()]
+        page = app.simulate_get("/ui/event", params={"id": "evt-1"}).text
+        marked = re.findall(r'<span class="differs">([^<]*)</span>', page)
+        assert marked == [
+            "  &#34;created_at&#34;: &#34;2024-01-02T03:04:05.678Z&#34;,",
+            "  &#34;created_at&#34;: &#34;2024-01-02T03:09:00.000Z&#34;,",
+        ]
+        assert "does not yet hand them out" not in page
+    finally:
+        views.close()

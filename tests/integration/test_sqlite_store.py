@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from store import Outcome, Rejection, SQLiteStore, StoreUnavailable, open_store
+from receiver.events import select_events
+from store import Outcome, Rejection, SQLiteStore, StoreClosed, StoreUnavailable, open_store
 from store.sqlite_engine import sqlite3
 from tests.support import event_body
 from tests.support import new_event as new
@@ -364,3 +365,90 @@ def test_log_created_before_identities_gets_one_by_migration_and_keeps_it(db_pat
     with SQLiteStore(db_path) as store:
         assert store.log_id() == given
     assert raw(db_path, "SELECT value FROM log_meta WHERE key = 'log_id'") == [(given,)]
+
+
+def _steps(store, read) -> int:
+    """SQLite virtual-machine steps `read()` costs on this thread's reader connection."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    store.last_position()  # opens this thread's connection
+    conn = store._reader()
+    conn.set_progress_handler(count, 1)
+    try:
+        read()
+    finally:
+        conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+def test_a_created_at_range_holding_nothing_reads_nothing(store):
+    # GET /events?since=<future>: the log is not scanned (bodies included) to find
+    # that nothing matches; it costs less than reading a page of 5 events.
+    store.append_many([new(f"e{n}") for n in range(3000)])
+    future = "2999-01-01T00:00:00.000Z"
+    nothing = _steps(store, lambda: list(select_events(store, since=future, limit=51)))
+    page = _steps(store, lambda: list(store.read_batches(0, batch_size=5, until=5)))
+    assert nothing < page
+
+
+def _query_in_thread(store, sql: str, on_step):
+    """Run `sql` on a thread of its own; `on_step` is its connection's progress handler."""
+    outcome: dict = {}
+
+    def run() -> None:
+        store.last_position()  # this thread's connection
+        store._reader().set_progress_handler(on_step, 1000)
+        try:
+            outcome["rows"] = store._query(sql)
+        except Exception as exc:  # noqa: BLE001 -- the test looks at what it was
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_close_waits_for_a_read_running_on_another_thread(db_path):
+    store = SQLiteStore(db_path, timeout=5.0)
+    started, proceed = threading.Event(), threading.Event()
+
+    def on_step() -> int:
+        started.set()
+        proceed.wait(20)
+        return 0
+
+    count = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) "
+    reader, outcome = _query_in_thread(store, count + "SELECT x FROM c", on_step)
+    assert started.wait(20)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(0.3)  # time for a close that does not wait to reach the connection
+    proceed.set()
+    reader.join(20)
+    closer.join(20)
+    assert not reader.is_alive() and not closer.is_alive()
+    # Every row, read to the end on its connection: not cut off by close.
+    assert outcome == {"rows": [(x,) for x in range(1, 5001)]}
+    with pytest.raises(StoreClosed):
+        store.last_position()
+
+
+def test_close_interrupts_a_read_that_does_not_finish(db_path):
+    store = SQLiteStore(db_path, timeout=0.2)
+    started = threading.Event()
+
+    def on_step() -> int:
+        started.set()
+        return 0
+
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+    reader, outcome = _query_in_thread(store, endless + "SELECT count(*) FROM c", on_step)
+    assert started.wait(20)
+    store.close()  # bounded: waits 0.2 s, then interrupts the read
+    reader.join(20)
+    assert not reader.is_alive()
+    assert isinstance(outcome.get("error"), StoreClosed)

@@ -223,6 +223,23 @@ def test_read_batches_streams_in_order_with_type_filter(store):
     assert [len(b) for b in store.read_batches(0, batch_size=10, until=23)] == [10, 10, 3]
 
 
+def test_read_batches_filters_a_created_at_range(store):
+    for number in range(20):
+        created = f"2024-01-{number + 1:02d}T00:00:00.000Z"
+        kind = "file.created" if number % 2 else "video.transformation.ready"
+        store.append(NewEvent(f"e{number}", kind, created, event_body(f"e{number}"), "s"))
+    since, until = "2024-01-05T00:00:00.000Z", "2024-01-12T00:00:00.000Z"
+    found = [
+        e.id
+        for b in store.read_batches(2, batch_size=3, created_since=since, created_until=until)
+        for e in b
+    ]
+    assert found == [f"e{n}" for n in range(4, 12)]
+    typed = store.read_batches(0, types=["file.created"], created_since=since, until=10)
+    assert [e.id for b in typed for e in b] == ["e5", "e7", "e9"]
+    assert list(store.read_batches(0, created_since="2999-01-01T00:00:00.000Z")) == []
+
+
 @pytest.mark.parametrize("far", [MAX_POSITION, MAX_POSITION + 1, 2**80])
 def test_positions_beyond_64_bits_select_nothing_and_never_fail(store, far):
     store.append_many([new("a"), new("b")])
@@ -268,6 +285,43 @@ def test_deliveries_of_an_event_name_every_delivery_and_refusal_newest_first(sto
     assert store.deliveries(event_id="never-seen") == []
     newest = store.deliveries(limit=2)
     assert len(newest) == 2 and newest[0].seq > newest[1].seq
+
+
+def test_rejections_list_refusals_newest_first_and_count_them_by_reason(store):
+    store.append(new("e1"))  # a stored delivery is no refusal
+    refused = [
+        Rejection("signature_expired", 401, remote_addr="10.0.0.1", size=120),
+        Rejection("bad_signature", 401, event_id="x", size=7),
+        Rejection("signature_expired", 401, remote_addr="10.0.0.2"),
+        Rejection("too_large", 413, size=2_000_000),
+    ]
+    for rejection in refused:
+        store.record_rejection(rejection)
+        time.sleep(0.002)  # distinct times, so the range bounds below are exact
+    deadline = time.monotonic() + BOUND
+    while len(rows := store.rejections()) < 4:
+        assert time.monotonic() < deadline, "refusals never journalled"
+        store.append(new(f"flush-{time.monotonic_ns()}"))
+    assert [(d.reason, d.status, d.remote_addr, d.size) for d in rows] == [
+        ("too_large", 413, None, 2_000_000),
+        ("signature_expired", 401, "10.0.0.2", None),
+        ("bad_signature", 401, None, 7),
+        ("signature_expired", 401, "10.0.0.1", 120),
+    ]
+    assert all(d.outcome == "rejected" and d.received_at.endswith("Z") for d in rows)
+    assert store.rejection_counts() == {
+        "bad_signature": 1,
+        "signature_expired": 2,
+        "too_large": 1,
+    }
+    # [since, until): the second and third refusals only
+    since, until = rows[2].received_at, rows[0].received_at
+    middle = store.rejections(since, until)
+    assert [d.seq for d in middle] == [rows[1].seq, rows[2].seq]
+    assert store.rejection_counts(since, until) == {"bad_signature": 1, "signature_expired": 1}
+    assert [d.seq for d in store.rejections(limit=1)] == [rows[0].seq]
+    assert store.rejections(until=rows[3].received_at) == []
+    assert store.rejection_counts(since="2999-01-01T00:00:00.000Z") == {}
 
 
 def test_type_counts_equal_a_count_of_the_events_read(store):
@@ -384,3 +438,18 @@ def test_display_names_tell_two_logs_apart_and_hold_no_password(make_store):
     for store in (first, second):
         assert isinstance(store.display_name, str) and store.display_name
         assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
+
+
+def test_conflicting_bodies_are_handed_out_oldest_first(store):
+    original = event_body("e1")
+    first, second = original.replace(b"accepted", b"ready"), original + b"\n"
+    store.append(new("e1", original))
+    store.append(new("e1", original))  # a true duplicate: no conflicting body
+    store.append(new("e1", first))
+    store.append_many([new("e2", event_body("e2")), new("e1", second)])
+    found = store.conflicts("e1")
+    assert [c.body for c in found] == [first, second]
+    journal = {d.seq: d for d in store.deliveries(event_id="e1")}
+    assert [journal[c.seq].outcome for c in found] == ["conflict", "conflict"]
+    assert [c.received_at for c in found] == [journal[c.seq].received_at for c in found]
+    assert store.conflicts("e2") == [] and store.conflicts("never-seen") == []

@@ -178,7 +178,7 @@ def test_cli_timeline_shows_stuck_and_attempts(db_path):
                 video_event("e2", "error", "2024-01-01T00:02:00.000Z", request_id="twice"),
             ]
         )
-    shown = invoke_cli("timeline", SAMPLE, db=db_path)
+    shown = invoke_cli("timeline", SAMPLE, "--wide", db=db_path)  # every column on one line
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.decode().splitlines()
     assert lines[1].split()[:5] == ["STATUS", "KIND", "ACCEPTED", "READY/ERROR", "ATTEMPTS"]

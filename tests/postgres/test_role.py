@@ -102,3 +102,45 @@ def test_db_role_refuses_a_sqlite_log_and_an_empty_password_variable(tmp_path):
         "db-role", "recv", "--password-env", "P", "--db", "postgresql://o@h/db", env={"P": ""}
     )
     assert empty.returncode == 2 and b"empty or unset" in empty.stderr
+
+
+@pytest.fixture
+def owner_url(postgres_cluster, postgres_db):
+    """docs/deployment.md step 1: an owner role with CREATEROLE (no superuser) that owns
+    the database; its URL. Dropped after."""
+    owner, password = f"owner_{secrets.token_hex(4)}", secrets.token_hex(12)
+    with postgres_cluster.admin() as conn:
+        conn.execute(f"CREATE ROLE \"{owner}\" LOGIN CREATEROLE PASSWORD '{password}'")
+        conn.execute(f'ALTER DATABASE "{postgres_db}" OWNER TO "{owner}"')
+    with postgres_cluster.admin(postgres_db) as conn:
+        conn.execute(f'ALTER SCHEMA public OWNER TO "{owner}"')
+    yield _as(postgres_cluster.url(postgres_db), owner, password)
+    with postgres_cluster.admin(postgres_db) as conn:
+        for role in conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'recv_twice_%'"
+        ).fetchall():
+            conn.execute(f'DROP OWNED BY "{role[0]}"')
+            conn.execute(f'DROP ROLE "{role[0]}"')
+        conn.execute(f'REASSIGN OWNED BY "{owner}" TO CURRENT_USER')
+        conn.execute(f'DROP OWNED BY "{owner}"')
+    with postgres_cluster.admin() as conn:
+        conn.execute(f'ALTER DATABASE "{postgres_db}" OWNER TO CURRENT_USER')
+        conn.execute(f'DROP ROLE "{owner}"')
+
+
+def test_db_role_apply_by_the_owner_twice_succeeds_and_keeps_the_last_password(owner_url):
+    role = f"recv_twice_{secrets.token_hex(4)}"
+    for password in ("first-password", "second-password"):
+        done = invoke_cli(
+            "db-role",
+            role,
+            "--password-env",
+            "ROLE_PW",
+            "--apply",
+            "--db",
+            owner_url,
+            env={"ROLE_PW": password},
+        )
+        assert done.returncode == 0, done.stderr.decode()
+    with PostgresStore(_as(owner_url, role, "second-password"), timeout=5) as store:
+        assert store.verify().ok

@@ -77,7 +77,9 @@ def _caught_up_timelines(base: str, url: str) -> dict:
     with PostgresStore(url, timeout=10) as store:
         head = store.last_position()
     eventually(
-        lambda: httpx.get(f"{base}/healthz").json()["projections"][0]["checkpoint"] == head,
+        lambda: all(
+            p["checkpoint"] == head for p in httpx.get(f"{base}/healthz").json()["projections"]
+        ),
         what="the read models to catch up",
     )
     return {

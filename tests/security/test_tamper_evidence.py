@@ -143,7 +143,7 @@ def test_verify_names_an_event_inserted_in_the_middle_with_a_correct_link(log):
 def test_removed_tail_or_recomputed_chain_is_caught_by_the_recorded_head(log):
     head = json.loads(invoke_cli("status", "--json", db=log).stdout)["head"]
     tamper(log, ("DELETE FROM events WHERE position = ?", (EVENTS,)))
-    # The chain alone cannot see a shorter log (README); the tree still holds the
+    # The chain alone cannot see a shorter log (docs/store.md); the tree still holds the
     # removed event's hashes, so verify names it.
     code, output = verify(log)
     assert code == 1 and f"FAILED at position {EVENTS}:" in output

@@ -193,6 +193,11 @@ def test_verify_and_rebuild_from_the_log_page(signed_in, ledger):
     assert page.locator("#event-count").inner_text() == str(len(DELIVERIES))
     page.click("#verify button")
     page.wait_for_url(re.compile(r"/ui/log#verify$"))
+    deadline = time.monotonic() + 30  # verify runs in the background: reload until it shows
+    while page.locator("#verify-result").count() == 0:
+        assert time.monotonic() < deadline, page.locator("#verify").inner_text()
+        time.sleep(0.2)
+        page.goto(ledger.url("/ui/log"))
     assert page.locator("#verify-result").inner_text().startswith("✓ ok, 13 events")
     assert page.locator("#chain-head").inner_text() in page.locator("#verify-result").inner_text()
     generation = int(page.locator("table.projections tbody td:nth-child(3)").first.inner_text())
@@ -237,3 +242,22 @@ def test_bad_input_is_an_error_page_not_a_crash(signed_in, ledger, problems, pat
     response = signed_in.goto(ledger.url(path))
     assert response.status in (400, 404)
     assert signed_in.locator("h1").inner_text() == "Cannot show this"
+
+
+def test_the_fields_table_wraps_to_the_page_or_scrolls_in_its_box(signed_in, ledger):
+    page = signed_in
+    measure = (
+        "e => ({client: e.clientWidth, scroll: e.scrollWidth, overflow: getComputedStyle(e).overflowX,"
+        " page: document.documentElement.scrollWidth, view: window.innerWidth})"
+    )
+    for width in (1280, 900):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(ledger.url(asset_url(CLIP)))
+        sizes = page.locator("table.fields").locator("xpath=..").evaluate(measure)
+        assert sizes["page"] <= sizes["view"], sizes  # nothing runs off the page's edge
+        if width == 1280:  # wide enough: every column in view, long cells wrapped
+            assert sizes["scroll"] <= sizes["client"], sizes
+        else:
+            assert sizes["overflow"] == "auto", sizes
+    headers = page.locator("table.fields th").all_inner_texts()
+    assert "attempts" in [h.lower() for h in headers]

@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import falcon.testing
 import httpx
@@ -125,3 +126,100 @@ def test_timeline_svg_file_is_the_same_picture(ledger, tmp_path):
         "timeline", "https://nowhere.example/x.mp4", "--svg", str(tmp_path / "n.svg"), db=db
     )
     assert missing.returncode != 0 and not (tmp_path / "n.svg").exists()
+
+
+@pytest.mark.parametrize(
+    "cookie", ["9999999999.a.n.\u00e9", "1.p.n.\u00ff\u00ff", "9999999999.a.ñ.ü"]
+)
+def test_a_cookie_of_non_ascii_bytes_is_no_session(cookie):
+    sessions = Sessions(TOKEN)
+    assert sessions.kind(cookie) is None
+
+
+def test_a_page_with_a_non_ascii_cookie_sends_to_the_login_page(tmp_path):
+    store = open_store(str(tmp_path / "log.db"))
+    views = projections.open_projections(store, str(tmp_path / "views.db"))
+    try:
+        app = create_app(Config(secrets=("s",), read_token=TOKEN), store, views)
+        raw = f"{COOKIE}=1.a.n.\u00e9\u00e9".encode("latin-1")
+        answer = falcon.testing.TestClient(app).simulate_get(
+            "/ui", headers={"Cookie": raw.decode("latin-1")}
+        )
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+    finally:
+        views.close()
+        store.close()
+
+
+class _Browser:
+    """One visitor's cookie jar over falcon.testing clients (one per request worker)."""
+
+    def __init__(self, addr: str = "127.0.0.1"):
+        self.cookie: str | None = None
+        self.addr = addr
+
+    def get(self, app, path: str):
+        answer = falcon.testing.TestClient(app).simulate_get(
+            path, headers=self._headers(), remote_addr=self.addr
+        )
+        self._keep(answer)
+        return answer
+
+    def post(self, app, path: str, form: dict):
+        csrf = re.search(r'name="csrf" value="([^"]+)"', self.get(app, "/ui/login").text)
+        body = urlencode({**form, "csrf": csrf.group(1) if csrf else ""})
+        headers = {**self._headers(), "Content-Type": "application/x-www-form-urlencoded"}
+        answer = falcon.testing.TestClient(app).simulate_post(
+            path, body=body, headers=headers, remote_addr=self.addr
+        )
+        self._keep(answer)
+        return answer
+
+    def _headers(self) -> dict:
+        return {"Cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
+
+    def _keep(self, answer) -> None:
+        if COOKIE in answer.cookies:
+            self.cookie = answer.cookies[COOKIE].value or None
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Two request workers of one `serve`: two apps over one log, one UI-state folder."""
+    state = tmp_path / "ui-state"
+    state.mkdir()
+    config = Config(secrets=("s",), read_token=TOKEN, ui_state=str(state))
+    store = open_store(str(tmp_path / "log.db"))
+    views = projections.open_projections(store, str(tmp_path / "views.db"))
+    clock = [1_000.0]
+    try:
+        yield [create_app(config, store, views, clock=lambda: clock[0]) for _ in range(2)], clock
+    finally:
+        views.close()
+        store.close()
+
+
+def test_logging_out_ends_the_session_in_every_worker(workers):
+    (one, other), _ = workers
+    visitor = _Browser()
+    assert visitor.post(one, "/ui/login", {"token": TOKEN, "next": "/ui/log"}).status_code == 303
+    signed_in = visitor.cookie
+    assert visitor.get(other, "/ui/log").status_code == 200
+    assert visitor.post(other, "/ui/logout", {}).status_code == 303
+    thief = _Browser()  # the cookie as it was before log out (copied, or replayed)
+    thief.cookie = signed_in
+    for app in (one, other):
+        answer = thief.get(app, "/ui/log")
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login")
+
+
+def test_the_login_form_is_throttled_per_client(workers):
+    (one, _), clock = workers
+    guesser = _Browser("203.0.113.9")
+    answers = [guesser.post(one, "/ui/login", {"token": "guess"}).status_code for _ in range(8)]
+    assert answers[:5] == [401] * 5 and answers[5:] == [429] * 3
+    throttled = guesser.post(one, "/ui/login", {"token": TOKEN})
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+    assert _Browser("198.51.100.4").post(one, "/ui/login", {"token": "x"}).status_code == 401
+    clock[0] += 1.0  # two more tries a second
+    assert guesser.post(one, "/ui/login", {"token": TOKEN}).status_code == 303

@@ -387,3 +387,26 @@ def test_the_group_is_taken_once_the_writer_has_its_turn(closing):
         assert [[e.id for e in events] for events, _, _ in recorder.groups] == [["a", "b", "c"]]
     finally:
         writer.close()
+
+
+def test_the_closing_statistics_line_counts_events_and_commits_that_carry_them(caplog):
+    """Probes, refusal-only commits and multi-event appends cannot make the line lie.
+
+    Seen: "106 appends in 108 groups" (probes and journal-only commits were counted as
+    groups, callers as appends).
+    """
+    recorder = Recorder()
+    writer = GroupWriter(recorder, timeout=5.0, name="stats-writer")
+    try:
+        writer.append_many([event("a1"), event("a2"), event("a3")])  # one caller, 3 events
+        writer.append_many([event("b1")])
+        assert writer.check_writable() is None  # a probe: a commit without events
+        writer.record_rejection(Rejection(reason="signature_invalid", status=401))
+        wait_until(lambda: len(recorder.groups) == 4)  # the refusal commits alone
+    finally:
+        with caplog.at_level("INFO", logger="ikledger.store"):
+            writer.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stats-writer")]
+    assert lines == [
+        "stats-writer: 4 events in 2 commits (2 more commits without events; 0 after lingering)"
+    ]

@@ -42,7 +42,7 @@ def test_no_module_imports_the_interpreters_sqlite3():
 
 def test_the_engine_has_the_rewritten_json_functions():
     # SQLite 3.45 rewrote the JSON functions the read models extract fields with
-    # (about 3x cheaper per event: bench/ANALYSIS.md, round four).
+    # (about 3x cheaper per event: docs/performance.md, the rebuild).
     assert sqlite3.sqlite_version_info >= (3, 45, 0), sqlite3.sqlite_version
 
 

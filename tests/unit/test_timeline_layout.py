@@ -187,3 +187,35 @@ def test_the_axis_names_the_first_day_and_each_new_one():
     labels = [t["label"] for t in geometry["ticks"]]
     assert any(label.startswith("01-03 ") for label in labels)
     assert sum(label.startswith("01-03 ") for label in labels) == 1
+
+
+def test_close_repeated_marks_share_one_label():
+    events = [event("accepted", 1, 0), event("ready", 2, 20), event("ready", 3, 20.5)]
+    events.append(event("ready", 4, 21))
+    (row,) = picture(transformation("r", "ready", events))["rows"]
+    labels = [m["label"] for m in row["marks"] if m["label"]]
+    assert labels == ["×2"]
+
+
+def test_a_lone_repeated_mark_is_labelled_2nd():
+    events = [event("accepted", 1, 0), event("ready", 2, 20), event("ready", 3, 3000)]
+    (row,) = picture(transformation("r", "ready", events))["rows"]
+    assert [m["label"] for m in row["marks"]] == [None, None, "2nd"]
+
+
+def test_the_grid_step_reads_as_a_round_unit():
+    events = [event("accepted", 1, 0), event("ready", 2, 5 * 3600)]
+    geometry = picture(transformation("r", "ready", events), now=at(5 * 3600))
+    assert geometry["step"] == "1 h"
+    assert "grid every 1 h<" in timeline_svg(
+        {"asset": "a", "transformations": [transformation("r", "ready", events)]}, now=at(5 * 3600)
+    )
+
+
+def test_a_ready_row_after_an_error_has_no_reason_as_its_outcome():
+    events = [event("accepted", 1, 0), event("error", 2, 10), event("ready", 3, 60)]
+    (row,) = picture(transformation("r", "ready", events, reason="encoding_failed"))["rows"]
+    assert row["reason"] is None
+    assert "reason" not in row["bar"]["title"]
+    error_mark = next(m for m in row["marks"] if m["kind"] == "error")
+    assert "reason encoding_failed" in error_mark["title"]
