@@ -257,7 +257,9 @@ class Forwarder:
                     del self._bodies[position]
             self._window = window
             self._more = len(rows) >= self.settings.window
-            limiters = {None: self._limiter(None, destination.rate, now)}
+            limiters: dict[int | None, RateLimiter] = {
+                None: self._limiter(None, destination.rate, now)
+            }
             for job, rate in jobs.items():
                 if rate is not None:
                     limiters[job] = self._limiter(job, rate, now)

@@ -45,7 +45,11 @@ def source_of(store: EventStore, projection: Projection) -> Source:
 
 
 def _stage(
-    store: EventStore, types: Sequence[str], conn: sqlite3.Connection, after: int, until: int
+    store: EventStore,
+    types: Sequence[str] | None,
+    conn: sqlite3.Connection,
+    after: int,
+    until: int,
 ) -> str:
     """Copy the events of `types` in (after, until] from the store into `main.staged`."""
     with transaction(conn):

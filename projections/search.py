@@ -87,7 +87,8 @@ def search_events(
     """
     if not 1 <= limit <= 1000:
         raise InvalidQuery("limit must be between 1 and 1000")
-    where, params = ["e.position < :after"], {"after": 2**63 - 1 if after is None else after}
+    where = ["e.position < :after"]
+    params: dict[str, object] = {"after": 2**63 - 1 if after is None else after}
     if type is not None:
         where.append("e.type = :type")
         params["type"] = type

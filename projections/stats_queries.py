@@ -18,6 +18,7 @@ of its range (a few per bucket and per distinct duration), never the log.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from .db import ProjectionDB, read_meta
 from .event_types import EVENT_TYPES
@@ -141,7 +142,7 @@ def stats(
         "cutoff": cutoff,
         "cb": bucket_start(cutoff),
     }
-    answer = {
+    answer: dict[str, Any] = {
         "since": start,
         "until": end,
         "bucket": bucket,
@@ -189,7 +190,9 @@ def _add(table: dict, key: str, status: str, n: int) -> None:
 
 def _transformations(conn, tables, bucket, params, answer, groups) -> None:
     names = {"counts": tables.counts, "durations": tables.durations}
-    total, by_kind, by_format = answer["transformations"], {}, {}
+    total = answer["transformations"]
+    by_kind: dict[str, dict] = {}
+    by_format: dict[str, dict] = {}
     split_rows = []
     for s, kind, fmt, reason, n in conn.execute(TOTALS.format(**names), params):
         if s == "split":

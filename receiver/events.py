@@ -79,12 +79,15 @@ def verify_log(store: EventStore) -> VerifyReport:
     changed column is caught too. Names the earliest bad position of either check.
     """
     report = store.verify()
-    until = None if report.ok else report.first_bad_position - 1
+    bad = report.first_bad_position
+    until = None if report.ok or bad is None else bad - 1
     last = GENESIS  # the chain through the last event that checked out
     for batch in store.read_batches(0, until=until):
         for event in batch:
             if event.pruned:  # its columns stay; the store checked its recorded erasure
+                last = event.chain
                 continue
+            found: tuple[str, ...]
             try:
                 parsed = parse_event(event.body)
                 found = (parsed.id, parsed.type, parsed.created_at)

@@ -96,6 +96,7 @@ from .records import (
 )
 
 if TYPE_CHECKING:
+    from .forwarding import ForwardingState
     from .sqlite_engine import sqlite3
 
 __all__ = [
@@ -338,6 +339,12 @@ class EventStore(Protocol):
         `verify()` passes with the same head and whose `log_id()` is a new one (the
         copy is another log). Returns its event count.
         """
+        ...
+
+    # -- forwarding ---------------------------------------------------------------
+
+    def forwarding(self) -> ForwardingState:
+        """The forwarding state kept beside this log (store/forwarding.py)."""
         ...
 
     def close(self) -> None: ...

@@ -199,6 +199,7 @@ class SQLForwardingState:
         queued = 0
         with self._transaction() as run:
             self._require(run, name)
+            params: tuple
             for item in items:
                 if replay_job is None:
                     params = (name, item.position, item.event_id, item.key, due_ms)
@@ -297,7 +298,7 @@ class SQLForwardingState:
         return seq
 
     def _prune(self, run: Run) -> None:
-        total = run("SELECT count(*) FROM fwd_attempts")[0][0]
+        total = run("SELECT count(*) FROM fwd_attempts", ())[0][0]
         if total > self.attempts_keep:
             run(PRUNE_ATTEMPTS, (total - self.attempts_keep,))
 

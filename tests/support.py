@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import chdir, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,42 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A command's exit status and output, as `subprocess.run` reports them."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def invoke_cli(
+    *args: str,
+    db: Path | str | None = None,
+    env: dict | None = None,
+    input: bytes | None = None,
+    cwd: Path | None = None,
+) -> Ran:
+    """Run an `ikledger` command in this process with click's CliRunner.
+
+    For commands whose process does not matter (no signals, no serving): no start-up
+    of a new interpreter. `env` is laid over the environment for the call; an
+    exception the command did not handle goes to stderr as its traceback, as the
+    interpreter would print it.
+    """
+    from click.testing import CliRunner
+
+    from receiver.cli import cli
+
+    command = [*args, *(["--db", str(db)] if db is not None else [])]
+    with chdir(cwd) if cwd is not None else nullcontext():
+        result = CliRunner().invoke(cli, command, env=env, input=input, prog_name="ikledger")
+    stderr = result.stderr_bytes or b""
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception)).encode()
+    return Ran(result.exit_code, result.stdout_bytes, stderr)
 
 
 def served_tables(path: Path | str, name: str = "timeline") -> tuple[int, dict[str, list[tuple]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from receiver.ui.openapi import PATHS as UI_PATHS
 
@@ -95,7 +96,7 @@ def spec() -> dict:
             ("x-ik-signature", "Legacy scheme: `t=<unix ms>,v1=<hex HMAC-SHA256>`."),
         )
     ]
-    document = {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "ikledger",

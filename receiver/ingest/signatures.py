@@ -88,7 +88,7 @@ def verify(
     )
 
 
-def _check_window(timestamp: int, now: float, tolerance: int) -> None:
+def _check_window(timestamp: float, now: float, tolerance: int) -> None:
     if timestamp < now - tolerance:
         raise SignatureError("signature_expired", f"timestamp is older than {tolerance} s")
     if timestamp > now + tolerance:

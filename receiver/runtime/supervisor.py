@@ -223,7 +223,7 @@ def run(
     except OSError as exc:
         raise CannotListen(f"cannot listen on {host}:{port}: {exc}") from None
     private = tempfile.mkdtemp(prefix="ikledger-serve-")
-    catch_up_handle = None
+    catch_up_handle: Projector | _ThreadCatchUp | None = None
     forwarder = None
     started: list[Child] = []
     try:

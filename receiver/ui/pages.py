@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import falcon
@@ -164,7 +165,7 @@ class AssetsPage(Page):
             filters = {"status": status, "since": since, "q": text}
             limit = limit_param(req)
             found = None
-            result = {"assets": [], "next_cursor": None}
+            result: dict[str, Any] = {"assets": [], "next_cursor": None}
             hit = self.store.get(text) if text else None
             if hit is not None:
                 raise falcon.HTTPSeeOther("/ui/event?" + query_string({"id": text}))
@@ -282,7 +283,11 @@ class FailuresPage(Page):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.errors_as_pages(req, resp):
-            common = {"now": self.now(), "stuck_after": self.stuck_after, "limit": FAILURES_LIMIT}
+            common: dict[str, Any] = {
+                "now": self.now(),
+                "stuck_after": self.stuck_after,
+                "limit": FAILURES_LIMIT,
+            }
             errors = projections.transformations(self.views, status="error", **common)
             stuck = projections.transformations(self.views, status="stuck", **common)
             groups: dict[str, list[dict]] = {}

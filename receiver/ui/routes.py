@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 import falcon
 
@@ -65,7 +66,7 @@ def add_routes(
     )
     app.add_middleware([SecurityHeaders(), SessionMiddleware(sessions)])
     shared = {"store": store, "views": views, "stuck_after": config.stuck_after, "now": now}
-    actions = {
+    actions: dict[str, Any] = {
         "rebuilds": Job("rebuild", config.ui_state),
         "verifications": Job("verify", config.ui_state),
     }

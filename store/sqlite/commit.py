@@ -194,7 +194,7 @@ class SQLiteCommit:
                 outcome, at, kept = Outcome.CONFLICT, seen[0], event.body
             results.append(AppendResult(outcome, event.id, at))
             if outcome is Outcome.STORED:  # the rest is in the event's row
-                row = (None, "stored", None, None, None, at, None, None, event.remote_addr)
+                row: tuple = (None, "stored", None, None, None, at, None, None, event.remote_addr)
                 delivery_rows.append((*row, None, None))
             else:
                 row = (received_at, outcome.value, 200, None, event.id, at, digest)

@@ -198,7 +198,8 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
-        where, params = ["position > ?"], [after]
+        where = ["position > ?"]
+        params: list[object] = [after]
         if until is not None:
             where.append("position <= ?")
             params.append(until)

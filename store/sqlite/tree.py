@@ -24,7 +24,7 @@ def grow(frontier: Frontier, rows: Iterable[tuple]) -> list[tuple[int, bytes]]:
     `rows` are (position, id, type, received_at as stored, body); position must be
     `frontier.size + 1`, then the next, and so on.
     """
-    out = []
+    out: list[tuple[int, bytes]] = []
     for position, event_id, event_type, received_at, body in rows:
         if position != frontier.size + 1:
             raise ValueError(

@@ -17,7 +17,7 @@ from receiver.ingest.validation import parse_event
 from store import NewEvent, SQLiteStore
 from store.sqlite_engine import sqlite3
 from store.tlog.tree import stored_hash_count
-from tests.support import SECRET, payload, payload_names, run_cli
+from tests.support import SECRET, invoke_cli, payload, payload_names, run_cli
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_help_without_the_commands_loaded_is_the_same_as_with_them():
 
 
 def test_an_unknown_command_suggests_one_not_yet_loaded():
-    result = run_cli("timelin")
+    result = run_cli("timelin")  # a fresh process: no command loaded yet
     assert result.returncode == 2
     assert b"No such command 'timelin'. Did you mean 'timeline'?" in result.stderr
 
@@ -126,13 +126,13 @@ def test_module_entry_point_matches_console_script():
 
 
 def test_serve_without_secret_says_where_to_find_it(db_path):
-    result = run_cli("serve", db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": ""})
+    result = invoke_cli("serve", db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": ""})
     assert result.returncode != 0
     assert b"Developer options" in result.stderr and b"Traceback" not in result.stderr
 
 
 def test_serve_refuses_public_bind_without_read_token(db_path):
-    result = run_cli(
+    result = invoke_cli(
         "serve", "--host", "0.0.0.0", db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET}
     )
     assert result.returncode != 0 and b"IKLEDGER_READ_TOKEN" in result.stderr
@@ -175,7 +175,7 @@ def test_verify_fails_naming_the_changed_position(filled):
     conn.execute("DROP TRIGGER events_no_update")
     conn.execute("UPDATE events SET body = CAST('{}' AS BLOB) WHERE position = 5")
     conn.close()
-    result = run_cli("verify", db=filled)
+    result = invoke_cli("verify", db=filled)
     assert result.returncode == 1
     assert b"position 5" in result.stderr
 
@@ -237,7 +237,7 @@ def test_user_mistakes_end_in_one_error_line_and_nonzero_exit(filled, args, env,
     if "read models" in mistake:
         _garbage_read_models(filled)
     db = [] if "--db" in args else ["--db", str(filled)]
-    result = run_cli(*args, *db, env=env)
+    result = invoke_cli(*args, *db, env=env)
     errors = [line for line in result.stderr.decode().splitlines() if line.startswith("Error")]
     assert result.returncode != 0
     assert b"Traceback" not in result.stderr
@@ -251,7 +251,7 @@ def test_a_sqlite_url_keeps_read_models_beside_its_file_not_in_the_working_direc
     # default log's ./ikledger.projections.db.
     workdir = tmp_path / "work"
     workdir.mkdir()
-    result = run_cli("projections", "--json", db=f"sqlite:///{filled}", cwd=workdir)
+    result = invoke_cli("projections", "--json", db=f"sqlite:///{filled}", cwd=workdir)
     assert result.returncode == 0, result.stderr.decode()
     assert list(workdir.iterdir()) == []
     assert filled.with_name(filled.stem + ".projections.db").exists()

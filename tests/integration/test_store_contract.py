@@ -350,23 +350,41 @@ def test_stats_count_deliveries_by_outcome_as_the_journal_holds_them(store):
     assert (counted["duplicate"], counted["conflict"], counted["rejected"]) == (4, 1, 1)
 
 
-def test_wait_returns_promptly_when_another_thread_appends(store):
+@pytest.fixture
+def waits_only_on_wakes(monkeypatch):
+    """Push the SQLite backend's poll for other processes' commits past the test's bound.
+
+    A wait then ends early only if the append in this process wakes it. PostgreSQL's
+    wake (a NOTIFY to another connection) is tested in tests/postgres/test_backend.py:
+    its listener's poll cannot be lengthened without holding its connection open past
+    the database's teardown.
+    """
+    monkeypatch.setattr("store.sqlite.store.WAIT_POLL", 10 * BOUND)
+
+
+def test_wait_is_woken_by_an_append_in_another_thread(store, waits_only_on_wakes, monkeypatch):
     store.append(new("e0"))
-    go = threading.Event()
+    outcome: dict[str, int] = {}
+    head_read = threading.Event()
+    read_head = store.last_position
 
-    def append_later() -> None:
-        assert go.wait(BOUND)
-        store.append(new("e1"))
+    def last_position() -> int:
+        position = read_head()
+        head_read.set()
+        return position
 
-    appender = threading.Thread(target=append_later)
-    appender.start()
-    started = time.monotonic()
-    go.set()
-    position = store.wait(1, timeout=BOUND)
-    woke_after = time.monotonic() - started
-    appender.join(BOUND)
-    assert position == 2
-    assert woke_after < BOUND / 2, "wait() slept to its timeout instead of waking"
+    monkeypatch.setattr(store, "last_position", last_position)  # this instance only
+
+    def wait() -> None:
+        outcome["position"] = store.wait(1, timeout=5 * BOUND)
+
+    waiter = threading.Thread(target=wait, daemon=True)  # a broken wake must not hang exit
+    waiter.start()
+    assert head_read.wait(BOUND)  # the waiter has seen position 1: it waits, or is about to
+    store.append(new("e1"))
+    waiter.join(BOUND)
+    assert not waiter.is_alive(), "wait() was not woken by the append"
+    assert outcome["position"] == 2
 
 
 def test_wait_returns_after_its_timeout_when_nothing_comes(store):
@@ -414,9 +432,12 @@ def test_backup_writes_a_sqlite_log_that_open_store_verifies_with_the_same_head(
         copy.close()
 
 
-def test_display_name_names_the_log_without_a_password(store):
-    assert isinstance(store.display_name, str) and store.display_name
-    assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
+def test_display_names_tell_two_logs_apart_and_hold_no_password(make_store):
+    first, second = make_store(), make_store()
+    assert first.display_name != second.display_name
+    for store in (first, second):
+        assert isinstance(store.display_name, str) and store.display_name
+        assert not re.search(r"://[^/@]*:[^/@]*@", store.display_name), store.display_name
 
 
 def test_conflicting_bodies_are_handed_out_oldest_first(store):

@@ -18,7 +18,7 @@ from projections import asset_positions, assets, timeline, transformations
 from receiver import Config, create_app
 from store import SQLiteStore
 from tests.projections_helpers import SAMPLE, log, pdb, runner, video_event
-from tests.support import SECRET, live_server, payload, run_cli, signed
+from tests.support import SECRET, invoke_cli, live_server, payload, signed
 
 __all__ = ["log", "pdb", "runner"]  # fixtures
 
@@ -178,13 +178,13 @@ def test_cli_timeline_shows_stuck_and_attempts(db_path):
                 video_event("e2", "error", "2024-01-01T00:02:00.000Z", request_id="twice"),
             ]
         )
-    shown = run_cli("timeline", SAMPLE, "--wide", db=db_path)  # every column on one line
+    shown = invoke_cli("timeline", SAMPLE, "--wide", db=db_path)  # every column on one line
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.decode().splitlines()
     assert lines[1].split()[:5] == ["STATUS", "KIND", "ACCEPTED", "READY/ERROR", "ATTEMPTS"]
     assert lines[2].startswith("stuck ") and lines[2].rstrip().endswith("old")
     assert lines[3].startswith("error ") and "2024-01-01 00:02:00.000  2 " in lines[3]
-    as_json = orjson.loads(run_cli("timeline", SAMPLE, "--json", db=db_path).stdout)
+    as_json = orjson.loads(invoke_cli("timeline", SAMPLE, "--json", db=db_path).stdout)
     assert [(t["status"], t["stuck"], t["attempts"]) for t in as_json["transformations"]] == [
         ("accepted", True, 0),
         ("error", False, 2),

@@ -17,7 +17,7 @@ from store.postgres import PostgresStore, receiver_role_sql
 from store.postgres.connect import Target
 from store.postgres.schema import migrations
 from tests.postgres.helpers import eventually
-from tests.support import ROOT, event_body, new_event, payload, payload_names, run_cli
+from tests.support import ROOT, event_body, invoke_cli, new_event, payload, payload_names
 
 
 def test_five_stores_starting_at_once_migrate_once(postgres_url, pg_admin):
@@ -271,11 +271,11 @@ def test_a_sqlite_log_moves_to_postgresql_with_the_same_events_and_head(postgres
         )
         old_events = [(e.position, e.id, e.body, e.chain) for b in old.read_batches(0) for e in b]
     exported = tmp_path / "export.jsonl"
-    assert run_cli("export", "-o", str(exported), db=lite).returncode == 0
-    moved = run_cli("import", str(exported), "--db", postgres_url)
+    assert invoke_cli("export", "-o", str(exported), db=lite).returncode == 0
+    moved = invoke_cli("import", str(exported), "--db", postgres_url)
     assert moved.returncode == 0, moved.stderr.decode()
     for location in (str(lite), postgres_url):
-        checked = run_cli("verify", "--db", location)
+        checked = invoke_cli("verify", "--db", location)
         assert checked.returncode == 0 and old_events[-1][3].hex() in checked.stdout.decode()
     with PostgresStore(postgres_url, timeout=3) as new:
         assert [(e.position, e.id, e.body, e.chain) for b in new.read_batches(0) for e in b] == (

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from store.postgres import PostgresStore, receiver_role_sql
-from tests.support import event_body, new_event, run_cli, serve, signed
+from tests.support import event_body, invoke_cli, new_event, serve, signed
 
 REFUSED = [
     "INSERT INTO events VALUES (99, 'x', 't', 'c', 'r', 's', sha256('x'), 'x')",
@@ -31,7 +31,7 @@ def _as(url: str, role: str, password: str) -> str:
 def receiver_role(postgres_cluster, postgres_db, postgres_url):
     """A role made by `ikledger db-role --apply`: (name, password, its URL). Dropped after."""
     role, password = f"recv_{secrets.token_hex(4)}", secrets.token_hex(12)
-    done = run_cli(
+    done = invoke_cli(
         "db-role",
         role,
         "--password-env",
@@ -67,7 +67,7 @@ def test_receiver_role_appends_through_serve_and_reads(receiver_role, tmp_path):
             "stored",
         ]
         assert store.verify().ok
-    shown = run_cli("events", "--db", url, env=env)
+    shown = invoke_cli("events", "--db", url, env=env)
     assert shown.returncode == 0 and event_id in shown.stdout.decode()
 
 
@@ -83,7 +83,7 @@ def test_receiver_role_cannot_change_tables_directly(receiver_role, statement):
 
 
 def test_db_role_prints_the_sql_of_the_store(postgres_url):
-    done = run_cli(
+    done = invoke_cli(
         "db-role", "recv", "--password-env", "ROLE_PW", "--db", postgres_url, env={"ROLE_PW": "pw"}
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -94,11 +94,11 @@ def test_db_role_prints_the_sql_of_the_store(postgres_url):
 
 
 def test_db_role_refuses_a_sqlite_log_and_an_empty_password_variable(tmp_path):
-    sqlite = run_cli(
+    sqlite = invoke_cli(
         "db-role", "recv", "--password-env", "P", "--db", str(tmp_path / "x.db"), env={"P": "pw"}
     )
     assert sqlite.returncode == 2 and b"needs a PostgreSQL log" in sqlite.stderr
-    empty = run_cli(
+    empty = invoke_cli(
         "db-role", "recv", "--password-env", "P", "--db", "postgresql://o@h/db", env={"P": ""}
     )
     assert empty.returncode == 2 and b"empty or unset" in empty.stderr
@@ -131,7 +131,7 @@ def owner_url(postgres_cluster, postgres_db):
 def test_db_role_apply_by_the_owner_twice_succeeds_and_keeps_the_last_password(owner_url):
     role = f"recv_twice_{secrets.token_hex(4)}"
     for password in ("first-password", "second-password"):
-        done = run_cli(
+        done = invoke_cli(
             "db-role",
             role,
             "--password-env",

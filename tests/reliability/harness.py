@@ -157,6 +157,10 @@ class Tally:
     statuses: Counter = field(default_factory=Counter)
     bad: list[str] = field(default_factory=list)  # responses that break a promise
     attempts: int = 0
+    # Transport failures of requests the server had accepted (read/write errors, a
+    # connection closed without an answer), as opposed to connections refused.
+    cut: int = 0
+    in_flight: int = 0  # requests sent and not yet answered or failed
 
 
 class Feeder:
@@ -231,16 +235,22 @@ class Feeder:
 
     def _deliver(self, http: httpx.Client, base: str, event_id: str) -> None:
         body = self.bodies[event_id]
+        with self.lock:
+            self.tally.in_flight += 1
         try:
             response = http.post(f"{base}/webhook", content=body, headers=signed(body))
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
             with self.lock:
+                self.tally.in_flight -= 1
                 self.tally.statuses["transport"] += 1
+                if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    self.tally.cut += 1
                 self.pending.insert(0, event_id)
             time.sleep(0.05)
             return
         status = response.status_code
         with self.lock:
+            self.tally.in_flight -= 1
             self.tally.statuses[status] += 1
             if 200 <= status < 300:
                 self._record_ack(event_id, response)

@@ -29,7 +29,7 @@ from .harness import (
 
 pytestmark = pytest.mark.slow
 
-KILLS = 6
+KILLS = 4  # at random moments under load; each round costs a restart and a rebuild
 
 
 def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path):
@@ -47,6 +47,8 @@ def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path):
             while len(feeder.tally.acked) < acked_before + 20 and time.monotonic() < deadline:
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.8))
+            while feeder.tally.in_flight == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)  # kill while the server holds requests, never between
             server.kill()  # requests are in flight: the feeder never pauses first
             feeder.stop()
             assert not feeder.tally.bad, feeder.tally.bad[:5]
@@ -64,7 +66,8 @@ def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path):
         stored = assert_log_holds(db, feeder.bodies, feeder.tally.acked)
         assert stored == len(events)
         assert sorted(event_id for _, event_id, _ in log_rows(db)) == sorted(feeder.bodies)
-        assert feeder.tally.statuses["transport"] >= KILLS  # kills did hit requests in flight
+        # Kills did cut requests in flight (refused connections after a kill do not count).
+        assert feeder.tally.cut >= 1, feeder.tally
         server.wait_projections_current()
         served = table_rows(projections_path(db))[1]
         assert served == rebuilt_tables(db, tmp_path / "scratch.db")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import hmac
+import ast
 import json
 import logging
 import re
+from pathlib import Path
 
 import falcon.testing
 import httpx
 import pytest
 
 import projections
+import receiver
 from receiver import Config, create_app
-from tests.support import SECRET, event_body, payload, run_cli, serve, signed
+from tests.support import SECRET, event_body, invoke_cli, payload, serve, signed
 
 TOKEN = "tok_9f2c41d07be34a5e8c6d"
 NEW_SECRET = "whsec_bmV3IHNlY3JldCBhZnRlciByb3RhdGlvbg=="
@@ -72,25 +74,54 @@ def test_right_token_opens_every_query_route(guarded):
     assert client.simulate_get(f"/events/{event_id}", headers=headers).json["id"] == event_id
 
 
-def test_token_is_compared_in_constant_time(guarded, monkeypatch):
-    client, _ = guarded
-    compared = []
-    real = hmac.compare_digest
+# Names that hold a secret or something derived from one (a MAC, a signature, a CSRF
+# value): an `==` or `!=` on any of them leaks through its timing how much matched.
+SECRET_NAMES = re.compile(
+    r"token|mac|sig|csrf|secret|expected|offered|digest|password", re.IGNORECASE
+)
 
-    def spy(a, b):
-        compared.append((a, b))
-        return real(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)
-    for offered in (f"{TOKEN[:-1]}X", TOKEN):
-        client.simulate_get("/events", headers={"Authorization": f"Bearer {offered}"})
-    assert (f"{TOKEN[:-1]}X".encode(), TOKEN.encode()) in compared
-    assert (TOKEN.encode(), TOKEN.encode()) in compared
+def equality_on_secrets(source: str) -> list[str]:
+    """Every `==`/`!=` of `source` whose operands name a secret, as source text."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        if not any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops):
+            continue
+        names = {
+            name.id if isinstance(name, ast.Name) else name.attr
+            for operand in (node.left, *node.comparators)
+            for name in ast.walk(operand)
+            if isinstance(name, ast.Name | ast.Attribute)
+        }
+        if any(SECRET_NAMES.search(name) for name in names):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_equality_on_secrets_is_found():
+    assert equality_on_secrets("if mac != self._mac(payload):\n    pass") != []
+    assert equality_on_secrets("ok = offered.encode() == token.encode()") != []
+    assert equality_on_secrets("ok = hmac.compare_digest(offered, token)") == []
+
+
+def test_secrets_are_compared_only_in_constant_time():
+    """The read token, session MACs, CSRF values and signatures: never `==` or `!=`."""
+    root = Path(receiver.__file__).parent
+    found = {
+        str(path.relative_to(root)): lines
+        for path in sorted(root.rglob("*.py"))
+        if (lines := equality_on_secrets(path.read_text()))
+    }
+    assert found == {}
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "0", "example.com", ""])
 def test_serve_refuses_a_non_loopback_bind_without_read_token(db_path, host):
-    result = run_cli("serve", "--host", host, db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET})
+    result = invoke_cli(
+        "serve", "--host", host, db=db_path, env={"IMAGEKIT_WEBHOOK_SECRET": SECRET}
+    )
     assert result.returncode == 2
     assert b"IKLEDGER_READ_TOKEN" in result.stderr and b"Traceback" not in result.stderr
     assert not db_path.exists()  # refused before anything was opened

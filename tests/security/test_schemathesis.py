@@ -7,6 +7,9 @@ schema. Bounded so the whole run stays in seconds.
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+
 import httpx
 import pytest
 import schemathesis
@@ -15,6 +18,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
 from receiver.http.openapi import spec
+from receiver.ui.auth import COOKIE
 from tests.support import payload, payload_names, serve, signed
 
 TOKEN = "schemathesis-read-token"
@@ -31,8 +35,19 @@ def served(tmp_path_factory):
             body = payload(name)
             response = httpx.post(f"{server.base}/webhook", content=body, headers=signed(body))
             assert response.status_code == 200
+        server.session = signed_in(server.base)
         yield server
     assert "Traceback" not in server.log_text(), server.log_text()
+
+
+def signed_in(base: str) -> str:
+    """A session cookie of the pages, got by logging in with the read token."""
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        answer = client.post("/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "/ui"})
+        assert answer.status_code == 303, answer.text
+        return client.cookies[COOKIE]
 
 
 def operations(document_url: str) -> list:
@@ -48,6 +63,7 @@ def test_api_conforms_to_its_openapi_description(served, mode):
     # Schemathesis leaves out the document's own path (GET /openapi.json).
     assert {op.label.split(" ")[1] for op in found} == set(spec()["paths"]) - {"/openapi.json"}
     unsatisfiable = []
+    answered: dict[str, set[int]] = defaultdict(set)
     for operation in found:
         inputs = (operation.query, operation.headers, operation.path_parameters, operation.body)
         if mode is GenerationMode.NEGATIVE and not any(len(part) for part in inputs):
@@ -56,12 +72,18 @@ def test_api_conforms_to_its_openapi_description(served, mode):
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
         def conforms(case):
-            case.call_and_validate(
+            response = case.call_and_validate(
                 base_url=served.base,
-                headers={"Authorization": f"Bearer {TOKEN}"},
+                # The read token for the API, a session for the pages (else every
+                # page answers only its redirect to /ui/login).
+                headers={
+                    "Authorization": f"Bearer {TOKEN}",
+                    "Cookie": f"{COOKIE}={served.session}",
+                },
                 excluded_checks=EXCLUDED,
                 timeout=10,
             )
+            answered[case.operation.label].add(response.status_code)
 
         try:
             conforms()
@@ -73,3 +95,14 @@ def test_api_conforms_to_its_openapi_description(served, mode):
         "GET /events/{event_id}/body",
         "GET /destinations/{name}",
     }
+    # The pages were reached, not only their redirect to the login page.
+    pages = {label for label in answered if label.startswith("GET /ui") and "login" not in label}
+    if mode is GenerationMode.POSITIVE:
+        described = {
+            f"GET {path}"
+            for path, operations in spec()["paths"].items()
+            if path.startswith("/ui") and "get" in operations and "login" not in path
+        }
+        assert pages == described
+    redirected_only = sorted(label for label in pages if answered[label] == {303})
+    assert redirected_only == []

@@ -17,7 +17,7 @@ from receiver.config import Config
 from receiver.http.app import create_app
 from receiver.ui.auth import COOKIE, Sessions
 from store import open_store
-from tests.support import run_cli
+from tests.support import invoke_cli
 
 from .conftest import CLIP, EXPECTED_STATUS, TOKEN
 
@@ -108,7 +108,7 @@ def test_login_redirects_only_within_the_site(ledger):
 def test_timeline_svg_file_is_the_same_picture(ledger, tmp_path):
     out = tmp_path / "clip.svg"
     db = ledger.db
-    done = run_cli("timeline", CLIP, "--svg", str(out), db=db)
+    done = invoke_cli("timeline", CLIP, "--svg", str(out), db=db)
     assert done.returncode == 0, done.stderr
     assert CLIP.encode() in done.stdout  # the table is still printed
     root = ET.fromstring(out.read_text())
@@ -120,9 +120,9 @@ def test_timeline_svg_file_is_the_same_picture(ledger, tmp_path):
     }
     assert rows == EXPECTED_STATUS
     assert root.find(f"{ns}style") is not None
-    printed = run_cli("timeline", CLIP, "--svg", "-", db=db)
+    printed = invoke_cli("timeline", CLIP, "--svg", "-", db=db)
     assert printed.stdout.decode().startswith("<svg")
-    missing = run_cli(
+    missing = invoke_cli(
         "timeline", "https://nowhere.example/x.mp4", "--svg", str(tmp_path / "n.svg"), db=db
     )
     assert missing.returncode != 0 and not (tmp_path / "n.svg").exists()

@@ -225,7 +225,7 @@ def test_close_with_a_stuck_commit_returns_and_releases_every_caller(closing):
     commit.release.set()
 
 
-def test_results_return_to_their_callers_in_order_and_groups_are_bounded(closing):
+def test_results_return_to_their_callers_in_order(closing):
     commit = Recorder()
     writer = closing(commit)
     answers: dict[str, list[str]] = {}
@@ -240,12 +240,37 @@ def test_results_return_to_their_callers_in_order_and_groups_are_bounded(closing
         thread.start()
     for thread in threads:
         thread.join(BOUND)
+    assert sorted(answers) == [f"t{n}" for n in range(8)]
     for prefix, ids in answers.items():
         assert ids == [f"{prefix}-{n}-{k}" for n in range(40) for k in range(1 + n % 3)]
+
+
+def test_a_queue_longer_than_max_group_is_committed_in_bounded_groups(closing):
+    # Three callers of half a group each queue behind a blocked commit: the next group
+    # takes two of them (MAX_GROUP events), the third waits for the group after.
+    commit = Blocking()
+    writer = closing(commit, timeout=BOUND)
+    first, _ = in_thread(writer.append_many, [event("first")])
+    assert commit.entered.wait(BOUND)
+    half = MAX_GROUP // 2
+    queued = [
+        in_thread(writer.append_many, [event(f"q{n}-{k}") for k in range(half)]) for n in range(3)
+    ]
+    wait_until(lambda: writer.queued == 3)
+    commit.release.set()
+    for thread, outcome in [(first, None), *queued]:
+        thread.join(BOUND)
+        assert not thread.is_alive()
+    assert [len(events) for events, _, _ in commit.groups] == [1, MAX_GROUP, half]
+
+
+def test_one_batch_larger_than_max_group_is_committed_whole(closing):
+    # A caller's batch is one transaction even past MAX_GROUP: it is never split.
+    commit = Recorder()
+    writer = closing(commit)
     big = [event(f"big-{n}") for n in range(MAX_GROUP + 10)]
-    writer.append_many(big)
-    assert all(len(events) <= MAX_GROUP + 10 for events, _, _ in commit.groups)
-    assert max(len(events) for events, _, _ in commit.groups[:-1]) <= MAX_GROUP + 2
+    assert [r.position for r in writer.append_many(big)] == list(range(1, MAX_GROUP + 11))
+    assert [len(events) for events, _, _ in commit.groups] == [MAX_GROUP + 10]
 
 
 def test_refusals_are_committed_with_the_next_group_with_their_time(closing):
@@ -317,33 +342,21 @@ def test_a_queue_already_holding_enough_is_committed_without_lingering(closing):
     assert sorted(len(events) for events, _, _ in commit.groups) == [1, 3]
 
 
-def test_groups_grow_under_concurrent_callers():
-    # 16 callers against a commit that takes as long as an fsync: the commit count is
-    # far below the append count.
-    recorder = Recorder()
-
-    def fsync_like(events, rejections, probe):
-        time.sleep(0.003)
-        return recorder(events, rejections, probe)
-
-    writer = GroupWriter(fsync_like, timeout=BOUND, name="busy-writer")
-    threads = [
-        threading.Thread(
-            target=lambda n=n: [writer.append_many([event(f"t{n}-{k}")]) for k in range(25)]
-        )
-        for n in range(16)
-    ]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(BOUND * 3)
-            assert not thread.is_alive()
-    finally:
-        writer.close()
-    assert len(recorder.ids()) == 400
-    assert writer.groups == len(recorder.groups) <= 400 / 4
-    assert writer.lingered > 0
+def test_appends_queued_during_a_commit_are_committed_together_in_the_next_group(closing):
+    # 16 callers queue while one commit is in progress (as they do behind an fsync):
+    # the next group takes them all, so 17 appends cost two commits.
+    commit = Blocking()
+    writer = closing(commit, timeout=BOUND)
+    first, _ = in_thread(writer.append_many, [event("first")])
+    assert commit.entered.wait(BOUND)
+    queued = [in_thread(writer.append_many, [event(f"q{n}")]) for n in range(16)]
+    wait_until(lambda: writer.queued == 16)
+    commit.release.set()
+    for thread, outcome in [(first, None), *queued]:
+        thread.join(BOUND)
+        assert not thread.is_alive()
+    assert [len(events) for events, _, _ in commit.groups] == [1, 16]
+    assert writer.groups == 2
 
 
 def test_the_group_is_taken_once_the_writer_has_its_turn(closing):
