@@ -356,6 +356,7 @@ class Forwarder:
             else:
                 self._journalled(destination, item, attempt, state, gone)
 
+        assert self.journal is not None  # set while this forwarder holds the lease
         self.journal.submit(attempt, state, done)
 
     def _journalled(

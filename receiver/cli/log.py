@@ -26,6 +26,11 @@ def status(db: str | None, as_json: bool) -> None:
         stats = store.stats()
         where = store.display_name
         latest = store.latest_checkpoint()
+    kept = {
+        "size": None if latest is None else checkpoint_size(latest),
+        "signed": latest is not None and b"\n\n" in latest,
+        "signing_key": bool(config.signing_key),
+    }
     report = {
         "database": where,
         "events": stats.events,
@@ -34,11 +39,7 @@ def status(db: str | None, as_json: bool) -> None:
         "deliveries": stats.deliveries,
         "events_by_type": stats.events_by_type,
         "size_bytes": stats.size_bytes,
-        "checkpoint": {
-            "size": None if latest is None else checkpoint_size(latest),
-            "signed": latest is not None and b"\n\n" in latest,
-            "signing_key": bool(config.signing_key),
-        },
+        "checkpoint": kept,
     }
     if as_json:
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
@@ -49,7 +50,6 @@ def status(db: str | None, as_json: bool) -> None:
     click.echo(f"chain head     {report['head']}")
     click.echo("deliveries     " + _pairs(stats.deliveries))
     click.echo("by type        " + _pairs(stats.events_by_type))
-    kept = report["checkpoint"]
     if kept["size"] is None:
         click.echo("checkpoint     none kept yet")
     else:
@@ -155,6 +155,7 @@ def verify(db: str | None, expect_head: str | None, old_checkpoint, key: str | N
             from .proofs import verifier_key
 
             try:
+                assert key is not None  # goes with --since-checkpoint, checked above
                 old_size = extends_checkpoint(store, old_checkpoint.read(), verifier_key(key))
             except ProofCheckFailed as exc:
                 click.echo(f"FAILED since the checkpoint: {exc}", err=True)

@@ -103,6 +103,7 @@ def prove(db: str | None, event_id: str | None, checkpoint_file, from_size: int 
             if event_id is not None:
                 proof = event_proof(store, event_id, note)
             else:
+                assert from_size is not None  # one of the two, checked above
                 proof = consistency_proof(store, from_size, note)
         except (LookupError, ProofError, ValueError) as exc:
             raise click.ClickException(str(exc).strip("'\"")) from None

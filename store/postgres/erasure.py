@@ -39,10 +39,11 @@ def erase_bodies(
         raise ValueError("an erasure needs a kind (prune or erase) and a reason")
     if (position is None) == (received_before is None):
         raise ValueError("erase one position or the bodies received before a time")
+    params: list[int | str]
     if position is not None:
         where, params = "position = %s", [clamp_position(position)]
     else:
-        where, params = "received_at::timestamptz < %s::timestamptz", [received_before]
+        where, params = "received_at::timestamptz < %s::timestamptz", [str(received_before)]
     select = (
         f"SELECT position FROM events WHERE {where} AND position > %s "
         "AND octet_length(body) > 0 ORDER BY position LIMIT %s FOR UPDATE"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from ..contract import StoreCorrupt, StoreError, new_log_id
 from ..sqlite_engine import sqlite3
@@ -16,6 +18,12 @@ from .conn import translated
 
 class Copies:
     """`sqlite_source` and `backup` of the contract."""
+
+    # the store's
+    path: str
+    display_name: str
+    _in_use: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _damaged: Callable[[StoreCorrupt], StoreCorrupt]
 
     def sqlite_source(self, conn: sqlite3.Connection, schema: str) -> str:
         """ATTACH the log file read-only to `conn` as `schema`; returns a TEMP view of it.

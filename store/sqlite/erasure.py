@@ -36,6 +36,7 @@ def erase_bodies(
     if position is not None:
         where, params = "position = ?", [clamp_position(position)]
     else:
+        assert received_before is not None  # checked above: one of the two is given
         where, params = "received_at < ?", [received_ms(received_before)]
     select = (
         f"SELECT position, body FROM events WHERE {where} AND position > ? "
@@ -85,4 +86,4 @@ ERASURE_SQL = (
 
 def erasure_row(row: tuple) -> Erasure:
     position, erased_at, kind, reason, digest, size = row
-    return Erasure(position, decode_time(erased_at), kind, reason, bytes(digest), size)
+    return Erasure(position, decode_time(erased_at) or "", kind, reason, bytes(digest), size)

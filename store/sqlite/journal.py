@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..contract import Conflict, Delivery
 from ..encoding import decode_time, encode_time
 from .rows import JOURNAL_COLUMNS, delivery, stored_delivery
@@ -13,6 +15,8 @@ from .rows import JOURNAL_COLUMNS, delivery, stored_delivery
 class JournalReads:
     """`conflicts`, `deliveries`, `rejections` and `rejection_counts` of the contract."""
 
+    _query: Callable[..., list[tuple]]  # the store's
+
     def conflicts(self, event_id: str) -> list[Conflict]:
         """Conflicting redeliveries of `event_id`, oldest first (the redelivery index)."""
         rows = self._query(
@@ -20,7 +24,7 @@ class JournalReads:
             "AND position = (SELECT position FROM events WHERE id = ?) ORDER BY seq",
             (event_id,),
         )
-        return [Conflict(seq, decode_time(at), body) for seq, at, body in rows]
+        return [Conflict(seq, decode_time(at) or "", body) for seq, at, body in rows]
 
     def deliveries(self, *, event_id: str | None = None, limit: int = 100) -> list[Delivery]:
         """Journal rows, newest first, optionally for one event id.
