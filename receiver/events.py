@@ -13,6 +13,7 @@ from typing import IO
 import orjson
 
 from projections import InvalidQuery, to_time
+from receiver.ingest.receive import new_event
 from receiver.ingest.validation import InvalidEvent, normalise_time, parse_event
 from store import GENESIS, Event, EventStore, NewEvent, Outcome, VerifyReport
 
@@ -193,13 +194,9 @@ def import_events(store: EventStore, lines: Iterable[bytes], *, chunk: int = 500
         try:
             record = orjson.loads(line)
             body = record["body"].encode("utf-8")
-            parsed = parse_event(body)
             pending.append(
-                NewEvent(
-                    id=parsed.id,
-                    type=parsed.type,
-                    created_at=parsed.created_at,
-                    body=body,
+                new_event(
+                    body,
                     scheme=str(record.get("scheme") or "import"),
                     received_at=_received_at(record.get("received_at")),
                 )

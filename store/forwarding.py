@@ -4,7 +4,7 @@ Forwarding (the `forwarding` package) delivers the log's events to the user's ow
 endpoints. Its state must be shared by every receiver of one log, so it lives in the
 log's database beside the events, mutable and outside the chain; every backend offers
 it as `store.forwarding()`, an object implementing `ForwardingState`, and raises only
-the store's errors (`store.contract`) plus the two below.
+the store's errors (`store.records`, re-exported by `store.contract`) plus the two below.
 
 Promises every backend keeps (held by `tests/integration/test_forwarding_state.py`,
 parametrised over every backend):
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from .contract import StoreError
+from .records import StoreError
 
 PENDING = "pending"
 DELIVERED = "delivered"

@@ -9,9 +9,10 @@ from collections.abc import Callable, Sequence
 
 import falcon
 
+from receiver.ingest.receive import new_event
 from receiver.ingest.signatures import SignatureError, verify
-from receiver.ingest.validation import InvalidEvent, parse_event
-from store import EventStore, NewEvent, Outcome, Rejection, StoreCorrupt, StoreError
+from receiver.ingest.validation import InvalidEvent
+from store import EventStore, Outcome, Rejection, StoreCorrupt, StoreError
 
 from .errors import DeliveryRejected, StoreUnavailableError, Unavailable
 from .metrics import Metrics
@@ -90,22 +91,13 @@ class WebhookResource:
             raise DeliveryRejected(falcon.HTTP_401, exc.code, exc.message) from None
         req.context.scheme = verified.scheme
         try:
-            event = parse_event(body)
+            event = new_event(body, scheme=verified.scheme, remote_addr=req.remote_addr)
         except InvalidEvent as exc:
             raise DeliveryRejected(falcon.HTTP_400, exc.code, exc.message) from None
         req.context.event_id = event.id
         started = time.perf_counter()
         try:
-            result = self.store.append(
-                NewEvent(
-                    id=event.id,
-                    type=event.type,
-                    created_at=event.created_at,
-                    body=body,
-                    scheme=verified.scheme,
-                    remote_addr=req.remote_addr,
-                )
-            )
+            result = self.store.append(event)
         except StoreError as exc:
             self.metrics.delivery("unavailable")
             log.warning("event %s not stored, answering 503: %s", event.id, exc)
