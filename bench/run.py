@@ -22,7 +22,7 @@ from pathlib import Path
 from . import harness, report
 from .load import check_signing, ensure_wrk
 
-BENCHES = ("ingest", "append", "rebuild", "query", "overview", "freshness", "storage", "ui", "forward", "pg")
+BENCHES = ("ingest", "append", "rebuild", "query", "overview", "freshness", "storage", "ui", "forward", "history", "pg")
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
 
         figures += attempt("forward", lambda: forward.run(plan)) or []
         figures += attempt("forward live", lambda: forward_live.run(plan)) or []
+
+    if "history" in selected:  # issue 19's tree, proofs and retention
+        from . import history
+
+        figures += attempt("history", lambda: history.run(plan)) or []
 
     if "pg" in selected:  # issue 9's PostgreSQL benchmarks, on a cluster of their own
         def postgres():

@@ -48,6 +48,8 @@ from .signing import headers, signing_key
 
 log = logging.getLogger("ikledger.forwarding")
 
+BODY_PRUNED = "body_pruned"  # the journal's error when the body went before delivery
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -310,6 +312,9 @@ class Forwarder:
             body = found[0].body
         number = item.attempts + 1
         started = self.clock()
+        if not body:  # pruned or erased before it was delivered: nothing left to send
+            self._give_up(item, number, started, BODY_PRUNED)
+            return
         sent_headers = headers(
             key,
             event_id=item.event_id,
@@ -380,6 +385,31 @@ class Forwarder:
             self._finish(item, item._replace(attempts=attempt.number, next_ms=attempt.next_ms))
         else:
             self._finish(item, None)
+
+    def _give_up(self, item: Item, number: int, started: float, reason: str) -> None:
+        """Journal an attempt that was never made (no POST) and end the delivery failed."""
+        attempt = Attempt(
+            self.name,
+            item.position,
+            item.event_id,
+            number,
+            REPLAY if item.replay_job is not None else SCHEDULED,
+            item.replay_job,
+            int(started * 1000),
+            0,
+            None,
+            reason,
+            b"",
+            None,
+        )
+        self.state.record_attempt(attempt, FAILED)
+        log.warning("%s: event %s not forwarded: %s", self.name, item.event_id, reason)
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(attempt)
+            except Exception:
+                log.exception("%s: observing an attempt failed", self.name)
+        self._finish(item, None)
 
     def _outcome(
         self, destination: Destination, number: int, answer: Answer | None, now: float

@@ -147,7 +147,9 @@ def export_events(store: EventStore, out: IO[bytes]) -> int:
     """Write every event as one JSON line, raw body included; returns the count.
 
     Bodies are UTF-8 JSON text (the receiver refuses anything else), so they are
-    carried as strings and come back byte for byte.
+    carried as strings and come back byte for byte. A pruned or erased event is
+    written with `"body": null`, `"pruned": true` and its recorded `body_sha256` (hex)
+    and `size`, so the file still says what the log held; `import` refuses it.
     """
     count = 0
     for batch in store.read_batches(0, batch_size=2000):
@@ -155,7 +157,14 @@ def export_events(store: EventStore, out: IO[bytes]) -> int:
             record = event_summary(event)
             del record["size"]
             record["chain"] = event.chain.hex()
-            record["body"] = event.body.decode("utf-8")
+            if event.pruned:
+                erased = store.erasure(event.position)
+                record["body"] = None
+                record["pruned"] = True
+                record["body_sha256"] = erased.body_sha256.hex() if erased else None
+                record["size"] = erased.size if erased else None
+            else:
+                record["body"] = event.body.decode("utf-8")
             out.write(orjson.dumps(record) + b"\n")
             count += 1
     return count
@@ -172,8 +181,9 @@ def import_events(store: EventStore, lines: Iterable[bytes], *, chunk: int = 500
     """Append the events of an export, in file order; idempotent.
 
     Each body is validated again and is the authority for id, type and created_at.
-    Raises AdminError naming the line of the first malformed record; records
-    before it stay imported (running the import again is safe).
+    Raises AdminError naming the line of the first malformed record, or of the first
+    pruned one (its body is gone, and the store appends bodies only); records before
+    it stay imported (running the import again is safe).
     """
     report = ImportReport()
     pending: list[NewEvent] = []
@@ -193,6 +203,9 @@ def import_events(store: EventStore, lines: Iterable[bytes], *, chunk: int = 500
             continue
         try:
             record = orjson.loads(line)
+            if record.get("pruned"):
+                flush()
+                raise AdminError(_pruned_record(number, record))
             body = record["body"].encode("utf-8")
             pending.append(
                 new_event(
@@ -211,6 +224,14 @@ def import_events(store: EventStore, lines: Iterable[bytes], *, chunk: int = 500
             flush()
     flush()
     return report
+
+
+def _pruned_record(number: int, record: dict) -> str:
+    return (
+        f"line {number}: event {record.get('id')!r} (position {record.get('position')}) "
+        f"was pruned in the exported log (body SHA-256 {record.get('body_sha256')}); "
+        "its body is gone and cannot be imported: copy a pruned log with `ikledger backup`"
+    )
 
 
 def _received_at(value: object) -> str | None:

@@ -165,7 +165,8 @@ SCHEMAS = {
             "error": {
                 "type": ["string", "null"],
                 "description": "timeout, connection_refused, connection_reset, dns_error, "
-                "tls_error, protocol_error, connection_error",
+                "tls_error, protocol_error, connection_error; body_pruned (the body went before "
+                "delivery: nothing was sent)",
             },
             "response": {"type": "string", "description": "The answer's first 2 KB."},
             "next_attempt_at": _NULLABLE_TIME,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -208,6 +209,22 @@ def test_export_import_round_trip_through_files(filled, tmp_path):
         for p in (filled, copy)
     ]
     assert heads[0] == heads[1]
+
+
+def test_export_marks_a_pruned_event_and_import_refuses_it_by_name(filled, tmp_path):
+    with SQLiteStore(filled) as store:
+        third = store.get_positions([3])[0]
+        store.erase_bodies("erase", "personal data", position=3)
+    dump = tmp_path / "events.jsonl"
+    assert invoke("export", "-o", str(dump), "--db", str(filled)).exit_code == 0
+    record = json.loads(dump.read_text().splitlines()[2])
+    assert record["pruned"] is True and record["body"] is None
+    assert record["body_sha256"] == hashlib.sha256(third.body).hexdigest()
+    result = invoke("import", str(dump), "--db", str(tmp_path / "copy.db"))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: line 3: ") and third.id in lines[-1]
+    assert "pruned" in lines[-1] and "backup" in lines[-1]
 
 
 def test_import_of_garbage_names_the_line(tmp_path):

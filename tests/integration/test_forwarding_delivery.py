@@ -15,6 +15,7 @@ import pytest
 
 import forwarding
 from forwarding import Settings
+from receiver import retention
 from store import NewEvent, open_store
 from tests.forwarding_support import Recorder
 from tests.support import SECRET, event_body, wait_for
@@ -210,3 +211,17 @@ def test_410_gone_pauses_the_destination_with_the_reason(log):
         server.stop()
     status = forwarding.destination_status(log, "app")
     assert "410" in status["pause_reason"] and status["pending"] == 1
+
+
+def test_event_erased_before_delivery_fails_as_body_pruned_without_a_post(log, recorder):
+    add(log, recorder.url)
+    log.append(video_event("e-1", "e"))
+    log.append(video_event("e-2", "e"))
+    retention.erase(log, "e-1", "personal data")
+    with forwarding_running(log):
+        wait_for(lambda: recorder.ids() == ["e-2"], "the event after it delivered")
+    attempts = {a.event_id: a for a in log.forwarding().attempts(limit=10)}
+    assert attempts["e-1"].error == "body_pruned" and attempts["e-1"].status is None
+    assert recorder.ids() == ["e-2"]  # nothing, not even an empty body, for e-1
+    status = forwarding.destination_status(log, "app")
+    assert status["failed"] == 1 and status["delivered"] == 1

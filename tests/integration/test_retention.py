@@ -3,7 +3,9 @@ and the daily prune of serve."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from datetime import UTC, datetime
 
 import falcon.testing
@@ -15,7 +17,7 @@ from receiver import Config, create_app
 from receiver.cli import cli
 from receiver.ingest.validation import parse_event
 from receiver.retention import Retention, RetentionError, cutoff
-from store import NewEvent, SQLiteStore
+from store import NewEvent, SQLiteStore, StoreUnavailable
 from tests.support import SECRET, event_body, table_rows
 
 ASSET = "https://ik.imagekit.io/demo/old.mp4"
@@ -120,3 +122,17 @@ def test_serves_daily_prune_removes_old_bodies_and_rebuilds(log):
         retention.stop()  # the first pass runs at start-up, before the stop is seen
         assert store.get("old-0").pruned and not store.get("new-0").pruned
         assert rebuilt == [True] and store.erasure(1).kind == "prune"
+
+
+def test_prune_takes_the_writers_turn_between_its_batches(log):
+    """Each batch waits its turn with the appenders (the writers' lock file), so a long
+    prune cannot keep re-taking SQLite's write lock ahead of a waiting append."""
+    fd = os.open(f"{log}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # an appender of another process holds its turn
+        with SQLiteStore(log, timeout=0.2) as store:
+            with pytest.raises(StoreUnavailable, match="turn"):
+                store.erase_bodies("prune", "retention", received_before=NEW)
+            assert not any(e.pruned for e in store.get_positions(range(1, 11)))
+    finally:
+        os.close(fd)
