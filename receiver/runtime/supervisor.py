@@ -256,7 +256,7 @@ def run(
             )
             env[PROJECTOR_STATUS_ENV] = status_path
         else:  # a thread of this process, which answers no request
-            catch_up_handle = _ThreadCatchUp(store, views)
+            catch_up_handle = _ThreadCatchUp(store, views, config.projections)
         catch_up_handle.start()
         from .forwarder import ForwarderChild
 
@@ -292,11 +292,11 @@ def run(
 class _ThreadCatchUp:
     """`--catch-up thread` with workers: the catch-up runs in the supervisor."""
 
-    def __init__(self, store, views):
+    def __init__(self, store, views, names=None):
         import projections
 
         self.store, self.views = store, views
-        self.runner = projections.ProjectionRunner(views)
+        self.runner = projections.ProjectionRunner(views, projections.chosen(names))
 
     def start(self) -> None:
         self.runner.start()
