@@ -5,6 +5,8 @@ bare, rebuild, …); each times itself around its own work. Peak RSS is the chil
 VmHWM: polled by the harness and reported by the child itself at exit (never wait4's
 ru_maxrss, which includes the harness's own peak: see harness.run_with_rss), and the
 row reports the max over the runs, since the bound must hold in every run. A third
+child per run rebuilds every read model (the timeline, then issue 21's event types
+and body search), timed against the timeline's own rebuild. A fourth
 child per run is the whole `ikledger rebuild` process, timed start to exit against the
 bare child's whole process (information). Rates are log events per second of that work: the whole
 log divided by the time to get through it. The bare loop reads every event's body in
@@ -42,6 +44,11 @@ def memory() -> dict:
     return out
 
 
+# child kind: the projections it rebuilds. "all" is every default projection (issue 21:
+# the timeline, then the overview's event types and body search).
+CHILDREN = {"rebuild": ("timeline",), "all": ("timeline", "event_types", "search")}
+
+
 def bare_loop(log: str) -> dict:
     conn = sqlite3.connect(f"file:{log}?mode=ro", uri=True)
     started = time.perf_counter()
@@ -57,22 +64,28 @@ def bare_loop(log: str) -> dict:
     return {"events": events, "seconds": seconds, "memory": memory()}
 
 
-def rebuild(log: str) -> dict:
+def rebuild(log: str, names: tuple[str, ...] = ("timeline",)) -> dict:
+    """Rebuild the projections `names`, one after the other, as `ikledger rebuild` does."""
     from projections import ProjectionRunner, default_projections_path, open_projections
     from store import SQLiteStore
 
     store = SQLiteStore(log)
     db = open_projections(store, default_projections_path(log))
+    applied, each = {}, {}
     try:
         runner = ProjectionRunner(db)
         started = time.perf_counter()
-        applied = runner.rebuild("timeline")
+        for name in names:
+            t = time.perf_counter()
+            applied.update(runner.rebuild(name))
+            each[name] = time.perf_counter() - t
         seconds = time.perf_counter() - started
         events = store.last_position()
     finally:
         db.close()
         store.close()
-    return {"events": events, "applied": applied, "seconds": seconds, "memory": memory()}
+    return {"events": events, "applied": applied, "seconds": seconds, "each": each,
+            "memory": memory()}  # fmt: skip
 
 
 def child(kind: str, log: Path) -> dict:
@@ -92,11 +105,16 @@ def whole_cli(log: Path) -> dict:
     return {"wall": done.wall, "rss_bytes": done.peak_rss}
 
 
+def _each(result: dict) -> str:
+    return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["each"].items())
+
+
 def run(plan, big: Path, small: Path) -> list[Figure]:
-    bare, full, part, cli = [], [], [], []
+    bare, full, part, cli, every = [], [], [], [], []
     for i in range(plan.runs):
         bare.append(child("bare", big))
         full.append(child("rebuild", big))
+        every.append(child("all", big))
         part.append(child("rebuild", small))
         cli.append(whole_cli(big))
         mem = full[-1]["memory"]
@@ -106,7 +124,8 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
               f"wait4 {full[-1]['wait4_maxrss'] / 2**20:.0f} MB, at exit anon "
               f"{mem.get('Anonymous', 0) / 2**20:.0f} MB, file {mem.get('Rss', 0) / 2**20 - mem.get('Anonymous', 0) / 2**20:.0f} MB), "
               f"small {part[-1]['seconds']:.2f} s, ikledger rebuild {cli[-1]['wall']:.1f} s "
-              f"vs bare process {bare[-1]['wall']:.1f} s", flush=True)
+              f"vs bare process {bare[-1]['wall']:.1f} s; every read model "
+              f"{every[-1]['seconds']:.1f} s ({_each(every[-1])})", flush=True)
     n_big, n_small = full[0]["events"], part[0]["events"]
     scaling = spread([f["seconds"] for f in full])["median"] / spread([p["seconds"] for p in part])["median"]
     return [
@@ -129,6 +148,13 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
                f"rebuild of {n_small:,} events", "max_ratio", 11.0 * (n_big / n_small) / 10,
                f"linear cost: ratio of medians; {n_big / n_small:.0f}x the events",
                extra={"scaling": scaling}),
+        Figure("21 overview", f"rebuild of every read model, {n_big:,} events", "s",
+               spread([r["seconds"] for r in every]), spread([r["seconds"] for r in full]),
+               "timeline rebuild alone, same run", "max_ratio", 1.15,
+               "the timeline (with its stats tables), then the overview's event types and body "
+               "search, as `ikledger rebuild` does; per projection, run by run: "
+               + "; ".join(_each(r) for r in every),
+               extra={"each": [r["each"] for r in every]}),
         Figure("3 rebuild", f"`ikledger rebuild` whole process, {n_big:,} events", "s",
                spread([c["wall"] for c in cli]), spread([b["wall"] for b in bare]),
                "bare loop child, whole process, same file", "info", None,
@@ -140,4 +166,4 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
 
 if __name__ == "__main__":
     kind, log = sys.argv[1], sys.argv[2]
-    print(json.dumps(bare_loop(log) if kind == "bare" else rebuild(log)))
+    print(json.dumps(bare_loop(log) if kind == "bare" else rebuild(log, tuple(CHILDREN[kind]))))

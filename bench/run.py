@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             if "rebuild" in selected:
                 figures += attempt("rebuild", lambda: rebuild.run(plan, big, small)) or []
             else:  # the query and freshness servers need built projections
-                attempt("prepare projections", lambda: [rebuild.child("rebuild", p) for p in (big, small)])
+                attempt("prepare projections", lambda: [rebuild.child("all", p) for p in (big, small)])
             if "query" in selected:
                 from . import query
 

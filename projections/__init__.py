@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     )
     from .listings import asset_positions, assets, search_transformations, transformations
     from .rebuild import Progress
-    from .runner import DEFAULT_PROJECTIONS, ProjectionRunner
+    from .runner import DEFAULT_PROJECTIONS, ProjectionRunner, chosen
     from .search import search_events
     from .stats_queries import stats
     from .status import projection_status
@@ -69,6 +69,7 @@ _MODULE_OF = {
     "TimelineCache": "cache",
     "UnknownProjection": "framework",
     "asset_key": "video_timeline",
+    "chosen": "runner",
     "asset_positions": "listings",
     "assets": "listings",
     "default_projections_path": "db",
@@ -109,6 +110,7 @@ __all__ = [
     "asset_key",
     "asset_positions",
     "assets",
+    "chosen",
     "default_projections_path",
     "open_projections",
     "projection_status",

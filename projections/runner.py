@@ -52,6 +52,25 @@ OVERVIEW_PROJECTIONS: tuple[Projection, ...] = (EVENT_TYPES, SEARCH)
 DEFAULT_PROJECTIONS: tuple[Projection, ...] = (TIMELINE, *OVERVIEW_PROJECTIONS)
 
 
+def chosen(names: Sequence[str] | None) -> tuple[Projection, ...]:
+    """The default projections named in `names`, in their default order; None: every one.
+
+    Raises UnknownProjection naming the known ones when a name is not one of them. A
+    projection left out is neither caught up nor rebuilt: its tables stay as they were,
+    and its queries answer from them (or nothing, when it was never built).
+    """
+    if names is None:
+        return DEFAULT_PROJECTIONS
+    known = {p.name for p in DEFAULT_PROJECTIONS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnknownProjection(
+            f"no projection named {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(p.name for p in DEFAULT_PROJECTIONS)}"
+        )
+    return tuple(p for p in DEFAULT_PROJECTIONS if p.name in names)
+
+
 class ProjectionRunner:
     """Catch-up loop over a set of projections of one `ProjectionDB`."""
 

@@ -28,6 +28,7 @@ from .framework import Projection, Tables
 
 VERSION = 1
 TOKENIZE = "unicode61 remove_diacritics 0"
+AUTOMERGE = 4  # FTS5's default: merge once 4 segments of a level are there
 
 CREATE = (
     """CREATE TABLE IF NOT EXISTS {events} (
@@ -67,6 +68,15 @@ def _fill(statement: str, t: Tables, **names: str) -> str:
 def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
     for statement in CREATE:
         conn.execute(_fill(statement, t))
+
+
+def _bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
+    """The tables of a rebuild, the index's incremental merges off until `finish`."""
+    _create_tables(conn, t)
+    # A rebuild appends one segment per chunk; merging them as they come (automerge)
+    # rewrites the same postings again and again, when `finish`'s optimize merges them
+    # all once: about half the index's load time over the bench's 1M-event log.
+    conn.execute(f"INSERT INTO {t.text} ({t.text}, rank) VALUES ('automerge', 0)")
 
 
 def setup(conn: sqlite3.Connection, t: Tables) -> None:
@@ -125,6 +135,8 @@ def finish(conn: sqlite3.Connection, t: Tables) -> None:
     for statement in CREATE_INDEXES:
         conn.execute(_fill(statement, t))
     conn.execute(f"INSERT INTO {t.text} ({t.text}) VALUES ('optimize')")
+    # Catch-up's small batches merge as they come again, FTS5's default.
+    conn.execute(f"INSERT INTO {t.text} ({t.text}, rank) VALUES ('automerge', {AUTOMERGE})")
 
 
 SEARCH = Projection(
@@ -135,7 +147,7 @@ SEARCH = Projection(
     reset=reset,
     apply=apply,
     finish=finish,
-    bulk_setup=_create_tables,
+    bulk_setup=_bulk_setup,
     bulk_extract=bulk_extract,
     bulk_sql=bulk_sql,
     table_names=("events", "text"),

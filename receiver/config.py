@@ -50,6 +50,7 @@ class Config:
     signing_key: str | None = None  # the file of the checkpoints' Ed25519 private key
     checkpoint_every: float = 60.0  # seconds between checkpoints `serve` signs, at most
     retain: str | None = None  # an age ("90d"): `serve` prunes older bodies once a day
+    projections: tuple[str, ...] | None = None  # read models kept current (None: every one)
     # set by `serve` for its children (see the *_ENV names above)
     session_seed: str | None = None
     ui_state: str | None = None
@@ -75,6 +76,8 @@ class Config:
             values["projections_db"] = env["IKLEDGER_PROJECTIONS_DB"]
         if env.get("IKLEDGER_READ_TOKEN"):
             values["read_token"] = env["IKLEDGER_READ_TOKEN"]
+        if env.get("IKLEDGER_PROJECTIONS"):
+            values["projections"] = parse_names(env["IKLEDGER_PROJECTIONS"])
         if env.get("IKLEDGER_LOG_FORMAT"):
             values["log_format"] = env["IKLEDGER_LOG_FORMAT"].strip().lower()
         if env.get("IKLEDGER_SIGNING_KEY"):
@@ -129,6 +132,8 @@ class Config:
             raise ConfigError("IKLEDGER_TOLERANCE must be a positive number of seconds")
         if self.forward_lease_ttl <= 0:
             raise ConfigError("IKLEDGER_FORWARD_LEASE_TTL must be a positive number of seconds")
+        if self.projections is not None and not self.projections:
+            raise ConfigError("IKLEDGER_PROJECTIONS must name at least one projection")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"IKLEDGER_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if self.retain is not None and not re.fullmatch(r"\d+[dh]", self.retain.strip()):
@@ -196,6 +201,11 @@ def is_loopback(host: str) -> bool:
 def parse_secrets(value: str) -> tuple[str, ...]:
     """Split a comma-separated list of secrets; blanks are dropped."""
     return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def parse_names(value: str) -> tuple[str, ...]:
+    """Split a comma-separated list of names, blanks dropped, order and repeats kept once."""
+    return tuple(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
 
 
 def _number(name: str, raw: str, kind: type) -> int | float:

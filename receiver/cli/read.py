@@ -13,7 +13,7 @@ import click
 import orjson
 
 import projections
-from projections import ProjectionError, ProjectionRunner
+from projections import ProjectionError, ProjectionRunner, chosen
 from receiver.runtime.wiring import open_read_models
 
 from .common import (
@@ -33,7 +33,7 @@ def _views(db: str | None, *, catch_up: bool = True, adopt: bool = False):
     with opened_store(config) as store, read_model_failures(config, store):
         views = open_read_models(config, store, adopt=adopt)
         try:
-            runner = ProjectionRunner(views)
+            runner = ProjectionRunner(views, chosen(config.projections))
             if catch_up:
                 runner.catch_up()
             yield config, views, runner

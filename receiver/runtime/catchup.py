@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     store, views = open_log(config)
     try:
-        runner = projections.ProjectionRunner(views)
+        runner = projections.ProjectionRunner(views, projections.chosen(config.projections))
         stop = threading.Event()
         loop = threading.Thread(
             target=_catch_up, args=(runner, store, stop), name="ikledger-projections"

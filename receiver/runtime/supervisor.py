@@ -255,7 +255,7 @@ def run(
             )
             env[PROJECTOR_STATUS_ENV] = status_path
         else:  # a thread of this process, which answers no request
-            catch_up_handle = _ThreadCatchUp(store, views)
+            catch_up_handle = _ThreadCatchUp(store, views, config.projections)
         catch_up_handle.start()
         forwarder = ForwarderChild(
             replace(config, forwarder_stats=stats_path),
@@ -289,11 +289,11 @@ def run(
 class _ThreadCatchUp:
     """`--catch-up thread` with workers: the catch-up runs in the supervisor."""
 
-    def __init__(self, store, views):
+    def __init__(self, store, views, names=None):
         import projections
 
         self.store, self.views = store, views
-        self.runner = projections.ProjectionRunner(views)
+        self.runner = projections.ProjectionRunner(views, projections.chosen(names))
 
     def start(self) -> None:
         self.runner.start()

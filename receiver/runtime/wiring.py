@@ -202,7 +202,7 @@ def open_runtime(
         runner = Projector(config, log_level=log_level)
         app = create_app(config, store, views, projector=runner, **reported)
     else:
-        runner = projections.ProjectionRunner(views)
+        runner = projections.ProjectionRunner(views, projections.chosen(config.projections))
         app = create_app(config, store, views, **reported)
     runtime = Runtime(config, store, views, None, app, stats_dir=stats_dir)
     try:

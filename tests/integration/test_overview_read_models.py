@@ -209,3 +209,18 @@ def test_search_index_costs_under_a_third_of_the_body_bytes(tmp_path):
     finally:
         conn.close()
     assert 0 < index <= 0.3 * written["body_bytes"]
+
+
+def test_search_rebuild_leaves_the_index_merging_as_catch_up_needs(log, pdb):  # noqa: F811
+    from projections.db import read_meta
+    from projections.search_index import AUTOMERGE, SEARCH
+
+    log.append_many(_hand_fixture())
+    ProjectionRunner(pdb).rebuild("search")  # its bulk load turns automerge off
+    with pdb.read() as conn:
+        text = SEARCH.tables(read_meta(conn, "search").generation).text
+        config = dict(conn.execute(f"SELECT k, v FROM {text}_config").fetchall())
+    assert config.get("automerge", AUTOMERGE) == AUTOMERGE
+    log.append_many([other_event("o3", "file.created", "2024-01-02T00:00:00.000Z")])
+    ProjectionRunner(pdb).catch_up()
+    assert [e["id"] for e in search_events(pdb, "o3")] == ["o3"]
