@@ -93,6 +93,7 @@ def test_api_conforms_to_its_openapi_description(served, mode):
     assert set(unsatisfiable) <= {
         "GET /events/{event_id}",
         "GET /events/{event_id}/body",
+        "GET /events/{event_id}/proof",
         "GET /destinations/{name}",
     }
     # The pages were reached, not only their redirect to the login page.
