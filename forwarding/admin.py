@@ -140,9 +140,13 @@ def remove(store: EventStore, name: str) -> None:
 
 
 def is_failing(destination: Destination) -> bool:
-    """Whether the destination's last attempt failed (its last failure is its newest outcome)."""
+    """Whether the destination's last attempt failed (its last failure is its newest outcome).
+
+    A failure and a success in the same millisecond count as failing: which came last is
+    not known, and a destination shown failing is looked at, one shown ok is not.
+    """
     failed, succeeded = destination.last_failure_ms, destination.last_success_ms
-    return failed is not None and (succeeded is None or failed > succeeded)
+    return failed is not None and (succeeded is None or failed >= succeeded)
 
 
 def state_of(destination: Destination) -> str:
