@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true", help="keep the rows of OUT/results.json "
                         "for the benchmarks not selected (e.g. --only pg --merge)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--ingest-max", type=float, help="req/s: the ingest maximum that freshness "
+                        "loads half of, when ingest is not run (e.g. --only freshness --ingest-max 4142)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     if args.profile is not None:
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         "bounds": {},
     }
     figures, context = [], {}
+    if args.ingest_max:
+        context["max_rps"] = args.ingest_max
 
     def attempt(name, fn):
         print(f"== {name}", flush=True)

@@ -13,6 +13,7 @@ so no event is applied twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from store import Event
@@ -27,13 +28,27 @@ class _Moved(ProjectionError):
     """Another writer moved the meta row while we were reading the log (internal)."""
 
 
-def catch_up(db: ProjectionDB, projection: Projection, *, batch_size: int = 2000) -> int:
-    """Apply every event after the checkpoint up to the log's head now; returns how many."""
+def catch_up(
+    db: ProjectionDB,
+    projection: Projection,
+    *,
+    batch_size: int = 2000,
+    budget: float | None = None,
+) -> int:
+    """Apply every event after the checkpoint up to the log's head now; returns how many.
+
+    With `budget` (seconds), stop after the first batch that ends past it: the
+    checkpoint then stands at that batch's last position and the rest waits for the
+    next call, so one slow projection never holds back the others of a pass.
+    """
     with translated(projection):
-        return _catch_up(db, projection, batch_size)
+        return _catch_up(db, projection, batch_size, budget)
 
 
-def _catch_up(db: ProjectionDB, projection: Projection, batch_size: int) -> int:
+def _catch_up(
+    db: ProjectionDB, projection: Projection, batch_size: int, budget: float | None = None
+) -> int:
+    deadline = None if budget is None else time.monotonic() + budget
     store, name = db.store, projection.name
     meta = read_meta(db.conn(), name)
     head = store.last_position()
@@ -62,6 +77,8 @@ def _catch_up(db: ProjectionDB, projection: Projection, batch_size: int) -> int:
             raise PoisonEvent(name, *poison)
         applied += len(batch)
         meta = read_meta(db.conn(), name)
+        if deadline is not None and not last and time.monotonic() > deadline:
+            break  # the checkpoint is this batch's last position: the rest is next time
     return applied
 
 
@@ -83,11 +100,17 @@ def _with_tail(steps: Iterator[tuple[list[Event], bool]]):
         yield [], True
 
 
-def catch_up_safely(db: ProjectionDB, projection: Projection, *, batch_size: int = 2000) -> int:
+def catch_up_safely(
+    db: ProjectionDB,
+    projection: Projection,
+    *,
+    batch_size: int = 2000,
+    budget: float | None = None,
+) -> int:
     """`catch_up`, retrying when another process moved the checkpoint under us."""
     for _ in range(5):
         try:
-            return catch_up(db, projection, batch_size=batch_size)
+            return catch_up(db, projection, batch_size=batch_size, budget=budget)
         except _Moved:
             continue
     return 0

@@ -81,6 +81,7 @@ class ProjectionRunner:
         *,
         idle_wait: float = 0.5,
         batch_size: int = 2000,
+        pass_budget: float | None = 0.1,
         backoff: tuple[float, float] = (0.1, 30.0),
         defect_backoff: tuple[float, float] = (30.0, 600.0),
         clock: Callable[[], float] = time.monotonic,
@@ -89,6 +90,9 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in projections}
         self.idle_wait = idle_wait
         self.batch_size = batch_size
+        # The background loop's time per projection per pass (None: up to the head): the
+        # search index catching up a backlog must not keep the timeline from being fresh.
+        self.pass_budget = pass_budget
         self.backoff = backoff
         self.defect_backoff = defect_backoff
         self.clock = clock
@@ -116,7 +120,12 @@ class ProjectionRunner:
             rebuild(self.db, projection)
         self._ensured.add(projection.name)
 
-    def _step(self, projection: Projection, fatal: list[Exception] | None = None) -> int:
+    def _step(
+        self,
+        projection: Projection,
+        fatal: list[Exception] | None = None,
+        budget: float | None = None,
+    ) -> int:
         """Ensure and catch up one projection; failures are recorded, never raised.
 
         A FATAL failure is also appended to `fatal`, when given.
@@ -124,7 +133,9 @@ class ProjectionRunner:
         name = projection.name
         try:
             self._ensure(projection)
-            applied = catch_up_safely(self.db, projection, batch_size=self.batch_size)
+            applied = catch_up_safely(
+                self.db, projection, batch_size=self.batch_size, budget=budget
+            )
         except Exception as exc:  # noqa: BLE001 - recorded and retried; the others keep going
             self._failed(projection, exc)
             if fatal is not None and isinstance(exc, FATAL):
@@ -188,7 +199,7 @@ class ProjectionRunner:
             for name, projection in self.projections.items():
                 if self.clock() < self._retry_at.get(name, 0.0):
                     continue
-                applied[name] = self._step(projection)
+                applied[name] = self._step(projection, budget=self.pass_budget)
         return applied
 
     def rebuild(
@@ -213,8 +224,8 @@ class ProjectionRunner:
             try:
                 # Read before the pass: an event appended during it wakes the wait at once.
                 seen = store.last_position()
-                self.poll_once()
-                store.wait(seen, self._idle_timeout())
+                if not any(self.poll_once().values()):  # a busy pass may have more to do
+                    store.wait(seen, self._idle_timeout())
             except Exception:  # never let the thread die silently, nor spin
                 log.exception("projection runner pass failed")
                 self._stop.wait(self.idle_wait)

@@ -84,8 +84,12 @@ def _catch_up(runner, store, stop: threading.Event, spacing: float = PASS_SPACIN
             )
             failing = None
         try:
-            if any(applied.values()) and stop.wait(spacing):
-                return
+            if any(applied.values()):
+                # Busy: a pass may have stopped at its time budget with more to apply,
+                # so the next one starts after the spacing, without waiting for news.
+                if stop.wait(spacing):
+                    return
+                continue
             store.wait(seen, runner.idle_wait)
         except Exception:  # the log's wait failing is the next pass's news
             log.debug("waiting for the log failed", exc_info=True)

@@ -221,3 +221,17 @@ def test_tables_name_only_what_a_projection_declares():
 def test_a_projection_with_a_table_name_sql_cannot_hold_is_refused():
     with pytest.raises(ValueError, match="not a table name part"):
         dataclasses.replace(COUNTER, table_names=("seen; DROP TABLE x",))
+
+
+def test_a_background_pass_stops_at_its_budget_and_the_next_one_goes_on(log, pdb):
+    """A pass gives each projection a time budget: a backlog of one projection (the
+    search index, say) never keeps the others of the pass from being fresh."""
+    log.append_many(
+        [other_event(f"f{i}", "file.created", "2024-01-01T00:00:00.000Z") for i in range(7)]
+    )
+    runner = ProjectionRunner(pdb, [COUNTER], batch_size=2, pass_budget=0.0)
+    assert runner.poll_once() == {"counter": 2}  # one batch, then out of time
+    assert _status(pdb, "counter")["checkpoint"] == 2
+    assert runner.poll_once() == {"counter": 2}
+    assert runner.catch_up() == {"counter": 3}  # an explicit catch-up goes to the head
+    assert _status(pdb, "counter")["checkpoint"] == 7 and _seen(pdb) == list(range(1, 8))
