@@ -6,9 +6,8 @@ models are then rebuilt from what the log still holds (the usual build and swap)
 from __future__ import annotations
 
 import logging
-import re
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ikledger.retention")
 
-_AGE = re.compile(r"(\d+)([dh])")
 DAY = 86_400.0
 
 
@@ -26,21 +24,15 @@ class RetentionError(ValueError):
 
 def cutoff(text: str, now: datetime) -> str:
     """The time `text` names, as the log writes times: an age before `now` ("90d",
-    "12h") or an ISO-8601 time (naive is UTC). Raises RetentionError otherwise."""
-    age = _AGE.fullmatch(text.strip())
-    if age:
-        count, unit = int(age.group(1)), age.group(2)
-        moment = now - (timedelta(days=count) if unit == "d" else timedelta(hours=count))
-    else:
-        try:
-            moment = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise RetentionError(
-                f"not a time or an age: {text!r} (ISO-8601, or an age such as 90d or 12h)"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    "12h", "30m") or an ISO-8601 time or date (naive is UTC), read as every command and
+    page reads times (`receiver.timespec`). Raises RetentionError otherwise."""
+    from projections import InvalidQuery
+    from receiver import timespec
+
+    try:
+        return timespec.instant(text, now)
+    except InvalidQuery as exc:
+        raise RetentionError(str(exc)) from None
 
 
 def prune(store: EventStore, before: str) -> int:

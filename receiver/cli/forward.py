@@ -15,6 +15,8 @@ import orjson
 
 import forwarding
 from forwarding import ForwardingError
+from projections import InvalidQuery
+from receiver import timespec
 from store import EventStore
 
 from .common import CONTEXT, db_option, load_config, opened_store
@@ -245,6 +247,10 @@ def replay(
     `ikledger serve` delivers the job (it survives restarts), each event re-signed with
     a fresh timestamp and the header ikledger-replay.
     """
+    try:  # the forms every command and page reads (receiver.timespec)
+        since, until = timespec.optional_instant(since), timespec.optional_instant(until)
+    except InvalidQuery as exc:
+        raise click.UsageError(str(exc)) from None
     with _store(db) as store:
         count = forwarding.replay(
             store,
