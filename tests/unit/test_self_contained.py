@@ -48,7 +48,7 @@ def test_pattern_catches_the_paths_it_is_for():
     assert not outside_references("bench/work/ is ignored; tests/fixtures/imagekit")
     here = ROOT / "bench" / "README.md"
     assert not outside_references("[p](" + ".." + "/docs/performance.md)", here)
-    assert outside_references("[p](" + ".." + "/../shared/STYLE.md)", here)
+    assert outside_references("[p](" + ".." + "/.." + "/shared/STYLE.md)", here)
 
 
 def test_no_tracked_file_names_a_path_outside_the_repository():
