@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from projections import timespec
+from projections.framework import InvalidQuery
 from projections.video_timeline import asset_key
 from store import EventStore
 from store.encoding import now_ms
@@ -35,7 +37,6 @@ from .signing import destination_key
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_TIMEOUT = 300.0
 MAX_IN_FLIGHT = 256
-_RELATIVE = re.compile(r"([0-9]+)(m|h|d)")
 _REPLAY_CHUNK = 500
 
 
@@ -254,23 +255,18 @@ def failed_events(store: EventStore, name: str, *, limit: int = 100) -> list[dic
 
 
 def parse_time(value: str | datetime, now: datetime | None = None) -> str:
-    """An ISO-8601 time, or `90m`/`24h`/`7d` before now, as the log writes times."""
-    now = now or datetime.now(UTC)
-    if isinstance(value, str):
-        relative = _RELATIVE.fullmatch(value.strip())
-        if relative:
-            unit = {"m": "minutes", "h": "hours", "d": "days"}[relative[2]]
-            value = now - timedelta(**{unit: int(relative[1])})
-        else:
-            try:
-                value = datetime.fromisoformat(value.strip())
-            except ValueError:
-                raise ForwardingError(
-                    f"not a time: {value!r} (ISO-8601, or 90m, 24h, 7d ago)"
-                ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """An ISO-8601 time or date, or `90m`/`24h`/`7d` before now, as the log writes times.
+
+    Read as every query, page and command reads a time (`projections.timespec`); a text
+    it cannot read is a ForwardingError with the same words.
+    """
+    if isinstance(value, datetime):
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        return timespec.instant(value, now)
+    except InvalidQuery as exc:
+        raise ForwardingError(str(exc)) from None
 
 
 def replay(
