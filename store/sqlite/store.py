@@ -339,7 +339,7 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         An empty log verifies. An intact log is checked in bulk (`bulk_verify.py`); the
         row-by-row check runs only when that finds something, to name it.
         """
-        report = bulk_verify(self._query)
+        report = bulk_verify(self._query, path=self.path, timeout=self.timeout)
         if report is not None:
             return report
         sql = (

@@ -44,6 +44,11 @@ def test_an_intact_log_with_removed_bodies_passes_in_bulk(log, block_level):
     assert report.events == EVENTS
 
 
+def test_two_processes_check_an_intact_log_as_one_does(log, db_path):
+    report = bulk_verify(log._query, block_level=BLOCK_LEVEL, path=str(db_path), parallel_from=0)
+    assert report is not None and report == row_by_row(log)
+
+
 def test_an_empty_log_passes_in_bulk(store):
     assert bulk_verify(store._query, block_level=BLOCK_LEVEL) == row_by_row(store)
 
@@ -85,3 +90,12 @@ def test_a_changed_log_fails_in_bulk_and_verify_names_it_row_by_row(log, db_path
     expected = row_by_row(log)
     assert not expected.ok
     assert log.verify() == expected
+
+
+@pytest.mark.parametrize("name", ["body", "body_emptied", "high_hash"])
+def test_a_changed_log_fails_in_two_processes(log, db_path, name):
+    """A change before the split (position 144 of 300), after it, and in the tree above
+    both halves' batches."""
+    tamper(db_path, CHANGES[name])
+    in_two = bulk_verify(log._query, block_level=BLOCK_LEVEL, path=str(db_path), parallel_from=0)
+    assert in_two is None
