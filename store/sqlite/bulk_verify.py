@@ -4,7 +4,7 @@
 aligned batch of 2^BLOCK_LEVEL positions is read in one statement, and every SHA-256 of
 the batch (bodies, chain links, leaves, interior nodes level by level) and every leaf's
 encoding is computed by `map` over the batch's columns, so the interpreter runs no
-bytecode per event (about 1.4x less CPU than row by row; the hashing itself is most
+bytecode per event (about 1.2x less CPU than row by row; the hashing itself is most
 of what is left). Each chain link is checked against the stored link before
 it, which, all links holding, is the same as recomputing the chain from GENESIS.
 
