@@ -39,12 +39,13 @@ from ..verify import verify_chain
 from ..writer import REJECTED_KEEP, GroupWriter
 from ..writing import WritesThroughGroupWriter
 from . import erasure, migrations
+from .bulk_verify import bulk_verify
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
 from .copies import Copies
 from .forwarding import SQLiteForwarding
 from .journal import JournalReads
-from .migrations import TYPE_FOLD
+from .migrations import CREATED_BLOCK, TYPE_FOLD
 from .rows import (
     DELIVERY_COUNTS,
     TYPE_COUNTS,
@@ -192,12 +193,17 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         """Events after a position, oldest first, `batch_size` at a time.
 
         Each batch is its own read, so a long iteration never pins the WAL. Yields
-        nothing when there is nothing after `after`. With a `created_at` range, each
-        batch's positions come from the index `events_created_at` (no body read), then
-        only those events are read whole.
+        nothing when there is nothing after `after`. With a `created_at` range, only the
+        blocks of positions whose `created_at` span overlaps it are read
+        (`created_blocks`, migration m014), then the matching events whole.
         """
         after = clamp_position(after)
         until = None if until is None else clamp_position(until)
+        if created_since is not None or created_until is not None:
+            yield from self._read_created(
+                after, until, types, created_since, created_until, batch_size
+            )
+            return
         where = ["position > ?"]
         params: list[object] = [after]
         if until is not None:
@@ -206,35 +212,80 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         if types is not None:
             where.append(f"type IN ({','.join('?' * len(types))})")
             params.extend(types)
-        by_time = created_since is not None or created_until is not None
-        if created_since is not None:
-            where.append("created_at >= ?")
-            params.append(created_since)
-        if created_until is not None:
-            where.append("created_at <= ?")
-            params.append(created_until)
-        if by_time:
-            sql = (
-                "SELECT position FROM events INDEXED BY events_created_at "
-                f"WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
-            )
-        else:
-            sql = (
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-                "ORDER BY position LIMIT ?"
-            )
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY position LIMIT ?"
+        )
         while True:
             rows = self._query(sql, [*params, batch_size])
             if not rows:
                 return
-            yield (
-                self.get_positions([row[0] for row in rows])
-                if by_time
-                else [event(row) for row in rows]
-            )
+            yield [event(row) for row in rows]
             if len(rows) < batch_size:
                 return
             params[0] = rows[-1][0]
+
+    def _read_created(
+        self,
+        after: int,
+        until: int | None,
+        types: Sequence[str] | None,
+        since: str | None,
+        before: str | None,
+        batch_size: int,
+    ) -> Iterator[list[Event]]:
+        """`read_batches` of a `created_at` range: block by block, then the events."""
+        spans = ["block >= ?"]
+        params: list[object] = [after // CREATED_BLOCK]
+        if since is not None:
+            spans.append("last_created >= ?")
+            params.append(since)
+        if before is not None:
+            spans.append("first_created <= ?")
+            params.append(before)
+        with self._snapshot():  # the blocks' spans as of the head read with them
+            head = self.last_position()
+            blocks = self._query(
+                f"SELECT block FROM created_blocks WHERE {' AND '.join(spans)} ORDER BY block",
+                params,
+            )
+        ranges: list[list[int]] = []
+        for (block,) in blocks:
+            if ranges and ranges[-1][1] == block * CREATED_BLOCK:
+                ranges[-1][1] += CREATED_BLOCK
+            else:
+                ranges.append([block * CREATED_BLOCK, (block + 1) * CREATED_BLOCK])
+        if ranges:
+            ranges[-1][1] = min(ranges[-1][1], head)
+        ranges.append([head, MAX_POSITION])  # appended since the spans were read: all
+        where = ["position > ?", "position <= ?"]
+        filters: list[object] = []
+        if types is not None:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            filters.extend(types)
+        if since is not None:
+            where.append("created_at >= ?")
+            filters.append(since)
+        if before is not None:
+            where.append("created_at <= ?")
+            filters.append(before)
+        sql = f"SELECT position FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?"
+        last = MAX_POSITION if until is None else until
+        found: list[int] = []
+        for low, high in ranges:
+            low, high = max(low, after), min(high, last)
+            while low < high:
+                wanted = batch_size - len(found)
+                rows = self._query(sql, [low, high, *filters, wanted])
+                found.extend(row[0] for row in rows)
+                if len(found) == batch_size:
+                    yield self.get_positions(found)
+                    found = []
+                if len(rows) < wanted:
+                    break
+                low = rows[-1][0]
+        if found:
+            yield self.get_positions(found)
 
     def get(self, event_id: str) -> Event | None:
         rows = self._query(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
@@ -285,8 +336,12 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         """Recompute the chain and the tree from the first event and compare every stored hash.
 
         Names the first position where a row was changed, removed or inserted.
-        An empty log verifies.
+        An empty log verifies. An intact log is checked in bulk (`bulk_verify.py`); the
+        row-by-row check runs only when that finds something, to name it.
         """
+        report = bulk_verify(self._query, path=self.path, timeout=self.timeout)
+        if report is not None:
+            return report
         sql = (
             "SELECT e.position, e.id, e.chain, e.body, e.type, e.received_at, x.body_sha256 "
             "FROM events AS e LEFT JOIN erased_bodies AS x ON x.position = e.position "

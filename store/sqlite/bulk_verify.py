@@ -1,0 +1,253 @@
+"""`verify` of an intact SQLite log in bulk: whole batches hashed at once, no loop per event.
+
+`store/verify.py` checks one row after another, ~7 µs per event in Python. Here each
+aligned batch of 2^BLOCK_LEVEL positions is read in one statement, and every SHA-256 of
+the batch (bodies, chain links, leaves, interior nodes level by level) and every leaf's
+encoding is computed by `map` over the batch's columns, so the interpreter runs no
+bytecode per event (about 1.2x less CPU than row by row; the hashing itself is most
+of what is left). Each chain link is checked against the stored link before
+it, which, all links holding, is the same as recomputing the chain from GENESIS.
+
+It only says "intact": at the first thing that does not check out (a gap, a column of
+the wrong kind, an empty body without its erasure, a link or a tree hash that differs,
+a hash past the end) it returns None, and the caller runs the row-by-row check, which
+names the first bad position and says what is wrong, as it always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from hashlib import sha256
+from itertools import repeat
+from operator import add, itemgetter, methodcaller
+from struct import Struct
+from typing import NamedTuple
+
+from ..contract import GENESIS, VerifyReport
+from ..tlog.tree import stored_hash_count, stored_hash_index
+
+Query = Callable[[str, Sequence], list[tuple]]
+
+# Positions per batch, a power of two: batches start at a multiple of it, so every
+# subtree below level BLOCK_LEVEL lies whole in one batch.
+BLOCK_LEVEL = 14
+# From this many events on, two processes share the check (`bulk_verify`).
+PARALLEL_FROM = 1 << 17
+
+ROWS = (
+    "SELECT position, chain, body, CAST(id AS BLOB), received_at, CAST(type AS BLOB)"
+    " FROM events WHERE position > ? AND position <= ? ORDER BY position"
+)
+# Rows whose columns are not what `leaf_bytes` takes: the row-by-row check says why.
+ODD_ROWS = (
+    "SELECT count(*) FROM events WHERE position > ? AND position <= ? AND NOT ("
+    "typeof(id) = 'text' AND typeof(type) = 'text' AND typeof(body) = 'blob'"
+    " AND typeof(received_at) = 'integer' AND received_at >= 0"
+    " AND length(CAST(id AS BLOB)) <= 65535 AND length(CAST(type AS BLOB)) <= 65535)"
+)
+ERASED = "SELECT position, body_sha256 FROM erased_bodies WHERE position > ? AND position <= ?"
+HASHES = "SELECT hash FROM tree_hashes WHERE idx >= ? AND idx < ? ORDER BY idx"
+
+_digest = methodcaller("digest")
+_u64 = Struct(">Q").pack
+_u16 = Struct(">H").pack
+_first = itemgetter(0)
+
+
+def _hashes(parts) -> list[bytes]:
+    return list(map(_digest, map(sha256, parts)))
+
+
+def _parents(level: list[bytes]) -> list[bytes]:
+    """The complete parents of one tree level: SHA-256(0x01 ‖ left ‖ right) per pair."""
+    return _hashes(map(add, map(add, repeat(b"\x01"), level[0::2]), level[1::2]))
+
+
+@cache
+def _slots(block_level: int) -> list[list[int]]:
+    """Per level k <= block_level, where its j-th node's hash sits among a batch's
+    stored hashes, counted from the batch's first (the same for every aligned batch)."""
+    slots = []
+    for k in range(block_level + 1):
+        ends = (((j + 1) << k) - 1 for j in range(1 << (block_level - k)))
+        slots.append([2 * r - r.bit_count() + k for r in ends])
+    return slots
+
+
+class Span(NamedTuple):
+    """What a run of whole batches checked: up to which position, the chain there, and
+    the roots of its whole batches (the tree above them is checked once, at the end)."""
+
+    end: int
+    chain: bytes
+    tops: list[bytes]
+
+
+def bulk_verify(
+    query: Query,
+    *,
+    block_level: int = BLOCK_LEVEL,
+    path: str | None = None,
+    timeout: float = 5.0,
+    parallel_from: int = PARALLEL_FROM,
+) -> VerifyReport | None:
+    """The report of a log that checks out in full; None at the first sign it does not.
+
+    With `path` (the log's file) and at least `parallel_from` events, the later half is
+    checked by a second process meanwhile (the hashing holds the GIL): two cores, half
+    the time.
+    """
+    ((head,),) = query("SELECT coalesce(max(position), 0) FROM events", ())
+    split = (head // 2) >> block_level << block_level
+    if path is None or head < parallel_from or not split:
+        span = check_batches(query, 0, None, block_level)
+    else:
+        span = _in_two(query, path, timeout, split, block_level)
+    if span is None or not _higher_levels_hold(query, span.tops, block_level):
+        return None
+    # Hashes or events past the end: the row-by-row check names them.
+    if query("SELECT 1 FROM tree_hashes WHERE idx >= ? LIMIT 1", (stored_hash_count(span.end),)):
+        return None
+    if query("SELECT 1 FROM events WHERE position > ? LIMIT 1", (span.end,)):
+        return None
+    return VerifyReport(True, span.end, None, None, span.chain)
+
+
+def _in_two(query: Query, path: str, timeout: float, split: int, block_level: int) -> Span | None:
+    """Positions up to `split` here, the rest in a child process at the same time.
+
+    The child is `python -m store.sqlite.bulk_verify` (not multiprocessing, whose spawn
+    would import the caller's main module again); without one it is checked here.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])  # holds the `store` package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    args = [path, repr(timeout), str(split), str(block_level)]
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", __name__, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    except OSError:
+        child = None
+    try:
+        first = check_batches(query, 0, split, block_level)
+        if first is None or first.end != split:
+            return None
+        second = _read_span(child.communicate()[0]) if child is not None else None
+        if child is None or child.returncode != 0:
+            second = check_batches(query, split, None, block_level)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+    if second is None:
+        return None
+    return Span(second.end, second.chain, first.tops + second.tops)
+
+
+def _read_span(out: bytes) -> Span | None:
+    """A child's answer: "none", or the end, the chain and the tops, hex, one a line."""
+    lines = out.decode().split()
+    if not lines or lines[0] == "none":
+        return None
+    return Span(int(lines[0]), bytes.fromhex(lines[1]), [bytes.fromhex(h) for h in lines[2:]])
+
+
+def check_file(path: str, timeout: float, start: int, block_level: int) -> Span | None:
+    """`check_batches` from `start` to the end, on a connection of its own (a child's)."""
+    from .conn import connect
+
+    conn = connect(path, timeout)
+    try:
+        conn.execute("PRAGMA query_only=ON")
+        return check_batches(
+            lambda sql, params: conn.execute(sql, params).fetchall(), start, None, block_level
+        )
+    finally:
+        conn.close()
+
+
+def check_batches(query: Query, start: int, stop: int | None, block_level: int) -> Span | None:
+    """Check whole batches from position `start` (a multiple of the batch) to `stop` or
+    the end; each first chain link against the stored link before it. None: not intact."""
+    block = 1 << block_level
+    slots = _slots(block_level)
+    chain, tops = GENESIS, []
+    if start:
+        found = query("SELECT chain FROM events WHERE position = ?", (start,))
+        if not found:
+            return None
+        ((chain,),) = found
+    while stop is None or start < stop:
+        rows = query(ROWS, (start, start + block))
+        count = len(rows)
+        if not count:
+            break
+        positions, chains, bodies, ids, received, types = zip(*rows)
+        del rows
+        if positions[0] != start + 1 or positions[-1] != start + count:
+            return None
+        if query(ODD_ROWS, (start, start + count)) != [(0,)]:
+            return None
+        digests = _hashes(bodies)
+        if b"" in bodies:  # pruned or erased: the recorded hash stands in for the body
+            recorded = dict(query(ERASED, (start, start + count)))
+            for i, body in enumerate(bodies):
+                if not body:
+                    if start + i + 1 not in recorded:
+                        return None
+                    digests[i] = bytes(recorded[start + i + 1])
+        links = _hashes(map(add, map(add, (chain, *chains[:-1]), digests), ids))
+        if tuple(links) != chains:
+            return None
+        # The leaf after its body hash: received_at, then the id and the type, each
+        # after its length (store/tlog/hashing.py), built column by column.
+        tails = map(add, map(add, map(_u64, received), map(_u16, map(len, ids))), ids)
+        tails = map(add, map(add, tails, map(_u16, map(len, types))), types)
+        level = _hashes(map(add, map(add, repeat(b"\x00"), digests), tails))
+        first = stored_hash_index(0, start)
+        stored = list(map(_first, query(HASHES, (first, first + stored_hash_count(count)))))
+        for k in range(block_level + 1):
+            if k:
+                level = _parents(level)
+            if not level:
+                break
+            wanted = slots[k][: len(level)]
+            if wanted[-1] >= len(stored) or list(map(stored.__getitem__, wanted)) != level:
+                return None
+        chain = chains[-1]
+        start += count
+        if count < block:
+            break
+        tops.append(level[0])
+    return Span(start, chain, tops)
+
+
+def _higher_levels_hold(query: Query, tops: list[bytes], block_level: int) -> bool:
+    """The stored hashes above the batches' roots equal those computed from them."""
+    level, k = tops, block_level
+    while len(level) > 1:
+        level, k = _parents(level), k + 1
+        for j, want in enumerate(level):
+            index = stored_hash_index(k, j)
+            if query(HASHES, (index, index + 1)) != [(want,)]:
+                return False
+    return True
+
+
+if __name__ == "__main__":  # the child of `_in_two`: PATH TIMEOUT START BLOCK_LEVEL
+    import sys
+
+    found = check_file(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    if found is None:
+        print("none")
+    else:
+        print(found.end, found.chain.hex(), *(top.hex() for top in found.tops), sep="\n")
