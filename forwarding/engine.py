@@ -97,7 +97,9 @@ class Forwarder:
         its failures are logged, never raised."""
         self.store = store
         self.on_attempt = on_attempt
-        self.state = store.forwarding()
+        # The forwarder's own bookkeeping: a commit of it lost to a power cut only
+        # sends a delivery again (store.contract: `forwarding(durable=False)`).
+        self.state = store.forwarding(durable=False)
         self.journal: AttemptJournal | None = None  # while holding the lease
         self.name = name
         self.client = client

@@ -72,7 +72,7 @@ class CountingStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def forwarding(self):
+    def forwarding(self, **options):
         return self._state
 
 
