@@ -73,8 +73,12 @@ def plan(
     settling: Mapping[int, str] | None = None,
     ordered: bool = True,
     limiters: Mapping[int | None, RateLimiter] | None = None,
+    in_order: bool = False,
 ) -> Plan:
-    """The deliveries to attempt now from `pending` (any order), and the next wake-up.
+    """The deliveries to attempt now from `pending`, and the next wake-up.
+
+    `pending` comes in any order, or with `in_order` in position order (not sorted
+    again: the forwarder calls this after every answer, over up to `window` items).
 
     `in_flight` maps the positions being attempted to their keys, `settling` those
     whose attempt is being journalled (they count as in flight for everything but
@@ -89,7 +93,7 @@ def plan(
     free = max_in_flight - len(in_flight)
     start: list[Item] = []
     wake: int | None = None
-    for item in sorted(pending, key=lambda i: i.position):
+    for item in pending if in_order else sorted(pending, key=lambda i: i.position):
         if item.position in in_flight or item.position in settling:
             continue
         if ordered:
