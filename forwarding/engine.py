@@ -113,6 +113,7 @@ class Forwarder:
         # without sorting); `_in_order` is False when one was put back out of order.
         self._window: dict[int, Item] = {}
         self._window_top = 0  # the highest position put in the window since its reload
+        self._capacity = 1  # the destination's max_in_flight, as last read
         self._in_order = True
         self._bodies: dict[int, bytes] = {}
         self._in_flight: dict[int, str] = {}  # being attempted: position -> key
@@ -160,7 +161,7 @@ class Forwarder:
         self._reload(destination)
         workers = ThreadPoolExecutor(destination.max_in_flight, thread_name_prefix="ikl-fwd")
         self.journal = AttemptJournal(
-            self.state, name=f"ikl-fwd-journal-{self.name}", after=self._wake.set
+            self.state, name=f"ikl-fwd-journal-{self.name}", after=self._nudge
         )
         ingested = float("-inf")
         try:
@@ -266,6 +267,7 @@ class Forwarder:
                 if position not in window and not self._busy(position):
                     del self._bodies[position]
             self._window = window
+            self._capacity = destination.max_in_flight
             self._window_top = max(window, default=0)
             self._in_order = True  # the rows come in position order
             self._more = len(rows) >= self.settings.window
@@ -462,6 +464,18 @@ class Forwarder:
         if delay is None:
             return FAILED, None, False
         return PENDING, now_ms + delay, False
+
+    def _nudge(self) -> None:
+        """Wake the loop after a group of attempts is journalled, if a worker is idle.
+
+        While every request slot is taken, the workers themselves pick up what the
+        group made due (its keys are free again): waking the loop would cost a thread
+        switch per group for nothing.
+        """
+        with self._lock:
+            idle = len(self._in_flight) < self._capacity
+        if idle:
+            self._wake.set()
 
     def _busy(self, position: int) -> bool:
         """Whether an attempt of `position` is under way (call with the lock held)."""
