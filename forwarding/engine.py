@@ -331,11 +331,11 @@ class Forwarder:
                 self._wake.set()
             if self._stop_holding:
                 return
+            item = None
             with self._lock:  # this worker's slot is free: at most one more for it
-                chosen = self._plan(
-                    destination, min(destination.max_in_flight, len(self._in_flight) + 1)
-                )
-            item = chosen.start[0] if chosen.start else None
+                if len(self._in_flight) < destination.max_in_flight:  # not taken meanwhile
+                    chosen = self._plan(destination, len(self._in_flight) + 1)
+                    item = chosen.start[0] if chosen.start else None
 
     def _attempt_once(self, destination: Destination, key: bytes, item: Item) -> None:
         body = self._bodies.get(item.position)
