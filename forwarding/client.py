@@ -39,11 +39,16 @@ class Client(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer: ...
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    found = []
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    found: list[BaseException] = []
     while exc is not None and exc not in found:
         found.append(exc)
-        exc = getattr(exc, "reason", None) or exc.__cause__ or exc.__context__
+        # urllib3's errors keep their cause in `reason`; ssl.SSLError's `reason` is a
+        # string (the OpenSSL reason code), not a link of the chain.
+        reason = getattr(exc, "reason", None)
+        if not isinstance(reason, BaseException):
+            reason = None
+        exc = reason or exc.__cause__ or exc.__context__
     return found
 
 

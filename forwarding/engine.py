@@ -43,7 +43,7 @@ from .client import Answer, Client, TransportError
 from .journal import AttemptJournal
 from .keys import ordering_key
 from .schedule import next_delay, parse_retry_after
-from .scheduler import RateLimiter, plan
+from .scheduler import Plan, RateLimiter, plan
 from .signing import headers, signing_key
 
 log = logging.getLogger("ikledger.forwarding")
@@ -97,7 +97,9 @@ class Forwarder:
         its failures are logged, never raised."""
         self.store = store
         self.on_attempt = on_attempt
-        self.state = store.forwarding()
+        # The forwarder's own bookkeeping: a commit of it lost to a power cut only
+        # sends a delivery again (store.contract: `forwarding(durable=False)`).
+        self.state = store.forwarding(durable=False)
         self.journal: AttemptJournal | None = None  # while holding the lease
         self.name = name
         self.client = client
@@ -107,7 +109,12 @@ class Forwarder:
         self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # The pending deliveries held, in position order (the scheduler reads them so,
+        # without sorting); `_in_order` is False when one was put back out of order.
         self._window: dict[int, Item] = {}
+        self._window_top = 0  # the highest position put in the window since its reload
+        self._capacity = 1  # the destination's max_in_flight, as last read
+        self._in_order = True
         self._bodies: dict[int, bytes] = {}
         self._in_flight: dict[int, str] = {}  # being attempted: position -> key
         self._settling: dict[int, str] = {}  # answered, being journalled
@@ -153,7 +160,9 @@ class Forwarder:
         renewed = reloaded = self.clock()
         self._reload(destination)
         workers = ThreadPoolExecutor(destination.max_in_flight, thread_name_prefix="ikl-fwd")
-        self.journal = AttemptJournal(self.state, name=f"ikl-fwd-journal-{self.name}")
+        self.journal = AttemptJournal(
+            self.state, name=f"ikl-fwd-journal-{self.name}", after=self._nudge
+        )
         ingested = float("-inf")
         try:
             while not stop.is_set() and not self._stop_holding:
@@ -217,8 +226,8 @@ class Forwarder:
                         self._more = True
                         break
                     if q.position not in self._window:
-                        self._window[q.position] = Item(
-                            self.name, q.position, q.event_id, q.key, PENDING, 0, due, None
+                        self._put(
+                            Item(self.name, q.position, q.event_id, q.key, PENDING, 0, due, None)
                         )
                         self._bodies[q.position] = event.body
             if len(batch) < self.settings.batch or self._more:
@@ -258,6 +267,9 @@ class Forwarder:
                 if position not in window and not self._busy(position):
                     del self._bodies[position]
             self._window = window
+            self._capacity = destination.max_in_flight
+            self._window_top = max(window, default=0)
+            self._in_order = True  # the rows come in position order
             self._more = len(rows) >= self.settings.window
             limiters: dict[int | None, RateLimiter] = {
                 None: self._limiter(None, destination.rate, now)
@@ -276,19 +288,8 @@ class Forwarder:
     # -- attempting -----------------------------------------------------------------
 
     def _dispatch(self, workers, destination: Destination, key: bytes) -> int | None:
-        now = self.now_ms()
         with self._lock:
-            chosen = plan(
-                self._window.values(),
-                now_ms=now,
-                in_flight=self._in_flight,
-                max_in_flight=destination.max_in_flight,
-                settling=self._settling,
-                ordered=not destination.unordered,
-                limiters=self._limiters,
-            )
-            for item in chosen.start:
-                self._in_flight[item.position] = item.key
+            chosen = self._plan(destination, destination.max_in_flight)
             need_reload = self._more and len(self._window) < self.settings.window // 2
         for item in chosen.start:
             workers.submit(self._attempt, destination, key, item)
@@ -296,12 +297,45 @@ class Forwarder:
             self._reload(destination)
         return chosen.wake_ms
 
-    def _attempt(self, destination: Destination, key: bytes, item: Item) -> None:
-        try:
-            self._attempt_once(destination, key, item)
-        except Exception:
-            log.exception("%s: attempt of event %s failed", self.name, item.event_id)
-            self._finish(item, item._replace(next_ms=self.now_ms() + 1000))
+    def _plan(self, destination: Destination, max_in_flight: int) -> Plan:
+        """Ask the scheduler what to attempt now, and mark it in flight (lock held)."""
+        if not self._in_order:
+            self._window = dict(sorted(self._window.items()))
+            self._in_order = True
+        chosen = plan(
+            self._window.values(),
+            in_order=True,
+            now_ms=self.now_ms(),
+            in_flight=self._in_flight,
+            max_in_flight=max_in_flight,
+            settling=self._settling,
+            ordered=not destination.unordered,
+            limiters=self._limiters,
+        )
+        for item in chosen.start:
+            self._in_flight[item.position] = item.key
+        return chosen
+
+    def _attempt(self, destination: Destination, key: bytes, item: Item | None) -> None:
+        """Attempt `item`, then whatever is due next while there is some.
+
+        A worker whose answer came goes on to the next due delivery itself: handing
+        each free slot back to the loop would cost two thread wake-ups per attempt.
+        """
+        while item is not None:
+            try:
+                self._attempt_once(destination, key, item)
+            except Exception:
+                log.exception("%s: attempt of event %s failed", self.name, item.event_id)
+                self._finish(item, item._replace(next_ms=self.now_ms() + 1000))
+                self._wake.set()
+            if self._stop_holding:
+                return
+            item = None
+            with self._lock:  # this worker's slot is free: at most one more for it
+                if len(self._in_flight) < destination.max_in_flight:  # not taken meanwhile
+                    chosen = self._plan(destination, len(self._in_flight) + 1)
+                    item = chosen.start[0] if chosen.start else None
 
     def _attempt_once(self, destination: Destination, key: bytes, item: Item) -> None:
         body = self._bodies.get(item.position)
@@ -350,7 +384,6 @@ class Forwarder:
         with self._lock:  # answered: the request slot is free, the delivery still held
             self._in_flight.pop(item.position, None)
             self._settling[item.position] = item.key
-        self._wake.set()
 
         def done(recorded: bool, failure: BaseException | None) -> None:
             if failure is not None:  # still pending in the database: attempted again
@@ -360,6 +393,8 @@ class Forwarder:
                 self._finish(item, item._replace(next_ms=self.now_ms() + 1000))
             else:
                 self._journalled(destination, item, attempt, state, gone)
+            # The loop looks at the window once the whole group is done (the journal's
+            # `after`): its keys are free again.
 
         assert self.journal is not None  # set while this forwarder holds the lease
         self.journal.submit(attempt, state, done)
@@ -410,6 +445,7 @@ class Forwarder:
             except Exception:
                 log.exception("%s: observing an attempt failed", self.name)
         self._finish(item, None)
+        self._wake.set()
 
     def _outcome(
         self, destination: Destination, number: int, answer: Answer | None, now: float
@@ -429,12 +465,26 @@ class Forwarder:
             return FAILED, None, False
         return PENDING, now_ms + delay, False
 
+    def _nudge(self) -> None:
+        """Wake the loop after a group of attempts is journalled, if a worker is idle.
+
+        While every request slot is taken, the workers themselves pick up what the
+        group made due (its keys are free again): waking the loop would cost a thread
+        switch per group for nothing.
+        """
+        with self._lock:
+            idle = len(self._in_flight) < self._capacity
+        if idle:
+            self._wake.set()
+
     def _busy(self, position: int) -> bool:
         """Whether an attempt of `position` is under way (call with the lock held)."""
         return position in self._in_flight or position in self._settling
 
     def _finish(self, item: Item, retry: Item | None) -> None:
-        """Update the window after an attempt: drop the delivery, or keep it for its retry."""
+        """Update the window after an attempt: drop the delivery, or keep it for its retry.
+
+        The caller wakes the loop (once for a group of attempts)."""
         with self._lock:
             self._in_flight.pop(item.position, None)
             self._settling.pop(item.position, None)
@@ -444,5 +494,11 @@ class Forwarder:
                 self._window.pop(item.position, None)
                 self._bodies.pop(item.position, None)
             else:
-                self._window[item.position] = retry
-        self._wake.set()
+                self._put(retry)
+
+    def _put(self, item: Item) -> None:
+        """Hold `item` in the window, noting when it breaks position order (lock held)."""
+        if item.position not in self._window and item.position < self._window_top:
+            self._in_order = False
+        self._window[item.position] = item
+        self._window_top = max(self._window_top, item.position)

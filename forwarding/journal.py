@@ -34,11 +34,19 @@ class AttemptJournal:
     """Records attempts through `ForwardingState.record_attempts`, in groups, on one thread."""
 
     def __init__(
-        self, state: ForwardingState, *, name: str = "ikl-fwd-journal", gather: float = 0.0
+        self,
+        state: ForwardingState,
+        *,
+        name: str = "ikl-fwd-journal",
+        gather: float = 0.0,
+        after: Callable[[], None] | None = None,
     ):
-        """`gather`: the shortest time in seconds from one commit's start to the next's."""
+        """`gather`: the shortest time in seconds from one commit's start to the next's;
+        `after()` runs once a group's `done` callbacks have all run (on the journal's
+        thread; its exceptions are logged)."""
         self._state = state
         self.gather = gather
+        self._after = after
         self._cond = threading.Condition()
         self._queue: list[tuple[Attempt, str, Done]] = []
         self._closing = False
@@ -95,3 +103,8 @@ class AttemptJournal:
                 done(ok, error)
             except Exception:
                 log.exception("%s: after journalling attempt %s", attempt.destination, attempt)
+        if self._after is not None:
+            try:
+                self._after()
+            except Exception:
+                log.exception("after journalling a group of attempts")

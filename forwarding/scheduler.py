@@ -73,8 +73,12 @@ def plan(
     settling: Mapping[int, str] | None = None,
     ordered: bool = True,
     limiters: Mapping[int | None, RateLimiter] | None = None,
+    in_order: bool = False,
 ) -> Plan:
-    """The deliveries to attempt now from `pending` (any order), and the next wake-up.
+    """The deliveries to attempt now from `pending`, and the next wake-up.
+
+    `pending` comes in any order, or with `in_order` in position order (not sorted
+    again: the forwarder calls this after every answer, over up to `window` items).
 
     `in_flight` maps the positions being attempted to their keys, `settling` those
     whose attempt is being journalled (they count as in flight for everything but
@@ -84,18 +88,21 @@ def plan(
     """
     limiters = limiters or {}
     settling = settling or {}
-    busy_keys = set(in_flight.values()) | set(settling.values()) if ordered else set()
-    seen_keys: set[str] = set()
+    busy = in_flight.keys() | settling.keys()
+    # Keys in flight, then each key as its oldest pending delivery is met: a later
+    # delivery of a key met is not attempted (called per answer: kept to one set).
+    held = set(in_flight.values()) | set(settling.values()) if ordered else set()
     free = max_in_flight - len(in_flight)
     start: list[Item] = []
     wake: int | None = None
-    for item in sorted(pending, key=lambda i: i.position):
-        if item.position in in_flight or item.position in settling:
+    for item in pending if in_order else sorted(pending, key=lambda i: i.position):
+        if item.position in busy:
             continue
         if ordered:
-            if item.key in seen_keys or item.key in busy_keys:
+            key = item.key
+            if key in held:
                 continue  # an older delivery of this key is pending or in flight
-            seen_keys.add(item.key)
+            held.add(key)
         if item.next_ms > now_ms:
             wake = item.next_ms if wake is None else min(wake, item.next_ms)
             continue

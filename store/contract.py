@@ -343,8 +343,16 @@ class EventStore(Protocol):
 
     # -- forwarding ---------------------------------------------------------------
 
-    def forwarding(self) -> ForwardingState:
-        """The forwarding state kept beside this log (store/forwarding.py)."""
+    def forwarding(self, *, durable: bool = True) -> ForwardingState:
+        """The forwarding state kept beside this log (store/forwarding.py).
+
+        `durable=False` is for the forwarder's own bookkeeping (queued deliveries,
+        attempts, outcomes, leases): its commits may become durable only with the log's
+        next durable commit or checkpoint, so a power cut (not a crash of the process)
+        may undo the latest of them, which at least once allows (a delivery marked
+        again pending is sent again). SQLite: `synchronous=NORMAL` on its connections;
+        PostgreSQL: the same durable commits as ever.
+        """
         ...
 
     def close(self) -> None: ...

@@ -26,6 +26,10 @@ parametrised over every backend):
   clock on PostgreSQL, the machine's on SQLite).
 - Times are integer milliseconds since the Unix epoch, UTC.
 - A destination's secret is stored as given and appears in no repr of these records.
+- **Durable unless asked otherwise.** `store.forwarding()` commits durably like the log;
+  `store.forwarding(durable=False)`, the forwarder's own, may leave its latest commits to
+  become durable with the log's next one (`EventStore.forwarding`): a crash of the
+  process loses none of them, a power cut may undo the latest, whole and in order.
 """
 
 from __future__ import annotations

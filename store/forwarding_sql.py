@@ -256,17 +256,40 @@ class SQLForwardingState:
                 raise ValueError(f"not a delivery state: {state!r}")
         recorded = []
         prune = False
+        # The last success and the last failure of each destination in the group: one
+        # update of its row per group, not one per attempt.
+        last: dict[tuple[str, bool], tuple] = {}
         with self._transaction() as run:
             for attempt, state in outcomes:
                 seq = self._record(run, attempt, state)
                 recorded.append(seq is not None)
+                if seq is not None:
+                    ended = attempt.started_ms + attempt.duration_ms
+                    if state == DELIVERED:
+                        last[(attempt.destination, True)] = (ended,)
+                    else:
+                        reason = f"HTTP {attempt.status}" if attempt.status else attempt.error
+                        if state == FAILED:
+                            reason = f"{reason}; given up after attempt {attempt.number}"
+                        last[(attempt.destination, False)] = (ended, reason)
                 prune = prune or (seq is not None and seq % self.prune_every == 0)
+            for (name, success), values in last.items():
+                if success:
+                    sql = "UPDATE fwd_destinations SET last_success_ms = ? WHERE name = ?"
+                else:
+                    sql = (
+                        "UPDATE fwd_destinations SET last_failure_ms = ?, last_failure = ? "
+                        "WHERE name = ?"
+                    )
+                run(sql, (*values, name))
             if prune:
                 self._prune(run)
         return recorded
 
     def _record(self, run: Run, attempt: Attempt, state: str) -> int | None:
-        """Journal one attempt and set its delivery's state; its seq, None if it is gone."""
+        """Journal one attempt and set its delivery's state; its seq, None if it is gone.
+
+        The destination's last success or failure is the caller's to set."""
         changed = self._changes(
             run,
             RECORD_ITEM,
@@ -280,22 +303,7 @@ class SQLForwardingState:
         )
         if not changed:
             return None
-        seq = run(INSERT_ATTEMPT, attempt[:-1])[0][0]
-        ended = attempt.started_ms + attempt.duration_ms
-        if state == DELIVERED:
-            run(
-                "UPDATE fwd_destinations SET last_success_ms = ? WHERE name = ?",
-                (ended, attempt.destination),
-            )
-        else:
-            reason = f"HTTP {attempt.status}" if attempt.status else attempt.error
-            if state == FAILED:
-                reason = f"{reason}; given up after attempt {attempt.number}"
-            run(
-                "UPDATE fwd_destinations SET last_failure_ms = ?, last_failure = ? WHERE name = ?",
-                (ended, reason, attempt.destination),
-            )
-        return seq
+        return run(INSERT_ATTEMPT, attempt[:-1])[0][0]
 
     def _prune(self, run: Run) -> None:
         total = run("SELECT count(*) FROM fwd_attempts", ())[0][0]

@@ -342,8 +342,9 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
 
     # -- forwarding ---------------------------------------------------------------
 
-    def forwarding(self) -> PostgresForwarding:
-        """The forwarding state beside the log (store/forwarding.py)."""
+    def forwarding(self, *, durable: bool = True) -> PostgresForwarding:
+        """The forwarding state beside the log (store/forwarding.py); its commits are
+        durable whatever `durable` says (synchronous_commit stays on)."""
         if self._closed:
             raise StoreClosed("the store is closed")
         return self._forwarding

@@ -3,6 +3,13 @@
 Each thread has its own connection; a writing transaction starts with BEGIN IMMEDIATE,
 so it takes the file's write lock at once (waiting up to the store's timeout) rather
 than failing on upgrade. Driver errors are translated by `conn.py`, like the log's.
+
+With `synchronous="NORMAL"` (the forwarder's own state: `store.forwarding(durable=False)`)
+a commit appends to the WAL without waiting for the disk: it is durable once the log's
+writer (synchronous=FULL) next syncs the WAL, which holds every earlier frame, or at
+the next checkpoint. A crash of the process loses nothing; a power cut may undo the
+latest commits whole (WAL frames are replayed in order, a transaction entire or not
+at all).
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from .conn import connect, translated
 class SQLiteForwarding(SQLForwardingState):
     """`ForwardingState` in one SQLite file."""
 
-    def __init__(self, path: str, timeout: float, **options):
+    def __init__(self, path: str, timeout: float, *, synchronous: str = "FULL", **options):
         super().__init__(**options)
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self._synchronous = synchronous
         self._path = path
         self._timeout = timeout
         self._local = threading.local()
@@ -37,6 +47,7 @@ class SQLiteForwarding(SQLForwardingState):
                     raise StoreClosed("the store is closed")
                 with translated("cannot open the forwarding state"):
                     conn = connect(self._path, self._timeout)
+                    conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 self._connections.append(conn)
             self._local.conn = conn
         return conn

@@ -99,7 +99,7 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
 
     def _open(self, timeout: float, rejected_keep: int) -> None:
 
-        self._forwarding: SQLiteForwarding | None = None
+        self._forwarding: dict[bool, SQLiteForwarding] = {}  # by durable
         with translated(f"cannot open {self.display_name}"):
             setup = connect(self.path, timeout)
             try:
@@ -445,14 +445,17 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
 
     # -- forwarding ---------------------------------------------------------
 
-    def forwarding(self) -> SQLiteForwarding:
-        """The forwarding state beside the log (store/forwarding.py); one per store."""
+    def forwarding(self, *, durable: bool = True) -> SQLiteForwarding:
+        """The forwarding state beside the log (store/forwarding.py); one per store and
+        `durable` (False: `synchronous=NORMAL`, see the contract)."""
         with self._readers_lock:
             if self._closed:
                 raise StoreClosed("the store is closed")
-            if self._forwarding is None:
-                self._forwarding = SQLiteForwarding(self.path, self.timeout)
-            return self._forwarding
+            if durable not in self._forwarding:
+                self._forwarding[durable] = SQLiteForwarding(
+                    self.path, self.timeout, synchronous="FULL" if durable else "NORMAL"
+                )
+            return self._forwarding[durable]
 
     def close(self) -> None:
         """Finish queued writes, stop the writer and close every connection. Idempotent.
@@ -475,8 +478,8 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
                 for conn in self._readers:
                     conn.interrupt()  # safe from any thread; the query raises
                 self._idle.wait_for(lambda: not self._active, self.timeout)
-            if self._forwarding is not None:
-                self._forwarding.close()
+            for forwarding in self._forwarding.values():
+                forwarding.close()
             if self._active:
                 log.warning("%d reads did not stop; their connections stay open", self._active)
             else:

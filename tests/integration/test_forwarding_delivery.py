@@ -225,3 +225,17 @@ def test_event_erased_before_delivery_fails_as_body_pruned_without_a_post(log, r
     assert recorder.ids() == ["e-2"]  # nothing, not even an empty body, for e-1
     status = forwarding.destination_status(log, "app")
     assert status["failed"] == 1 and status["delivered"] == 1
+
+
+def test_many_interleaved_assets_at_eight_in_flight_arrive_in_order_per_asset(log, recorder):
+    # Workers go on to the next due delivery themselves and the journal frees keys a
+    # group at a time: neither may let a later event of an asset overtake an earlier.
+    add(log, recorder.url, max_in_flight=8)
+    events = [video_event(f"k{n % 12}-{n:03d}", f"k{n % 12}") for n in range(240)]
+    with forwarding_running(log):
+        log.append_many(events[:120])
+        log.append_many(events[120:])
+        wait_for(lambda: len(recorder.ids()) >= 240, "all 240 events delivered")
+    received = recorder.ids()
+    assert sorted(received) == sorted(e.id for e in events)
+    assert per_asset(received) == per_asset([e.id for e in events])

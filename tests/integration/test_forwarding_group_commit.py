@@ -72,7 +72,7 @@ class CountingStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
-    def forwarding(self):
+    def forwarding(self, **options):
         return self._state
 
 
@@ -135,6 +135,34 @@ def test_a_failed_group_commit_reaches_its_callers_and_the_next_group_commits():
     finally:
         journal.close()  # commits what is queued first
     assert outcomes == [(False, "OSError('disk gone')"), (True, "None")]
+
+
+class Holding:
+    """A forwarding state whose commits wait until `release` is set."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def record_attempts(self, outcomes):
+        self.entered.set()
+        assert self.release.wait(10)
+        return [True] * len(outcomes)
+
+
+def test_after_runs_once_per_group_once_its_callbacks_ran():
+    state = Holding()
+    seen = []
+    journal = AttemptJournal(state, after=lambda: seen.append("after"))
+    try:
+        journal.submit(None, DELIVERED, lambda ok, error: seen.append("done"))
+        assert state.entered.wait(10)  # the first group is committing: the next two queue
+        journal.submit(None, DELIVERED, lambda ok, error: seen.append("done"))
+        journal.submit(None, DELIVERED, lambda ok, error: seen.append("done"))
+        state.release.set()
+    finally:
+        journal.close()
+    assert seen == ["done", "after", "done", "done", "after"]
 
 
 class NotingStarts:

@@ -121,3 +121,13 @@ def test_a_replay_job_rate_throttles_only_its_own_deliveries():
     pending = [item(1, "a", job=7), item(2, "b", job=7), item(3, "c")]
     result = plan(pending, now_ms=0, in_flight={}, max_in_flight=8, limiters=limiters)
     assert positions(result) == [1, 3] and result.wake_ms == 1001
+
+
+def test_a_window_given_in_position_order_is_planned_as_the_sorted_one():
+    # The forwarder keeps its window in position order and says so (in_order=True):
+    # the plan is the one the scheduler makes from the same deliveries in any order.
+    pending = [item(1, "a"), item(2, "a"), item(3, "b", next_ms=700), item(4, "c"), item(5, "d")]
+    shuffled = plan(pending[::-1], now_ms=0, in_flight={5: "d"}, max_in_flight=3)
+    given = plan(pending, now_ms=0, in_flight={5: "d"}, max_in_flight=3, in_order=True)
+    assert (positions(given), given.wake_ms) == (positions(shuffled), shuffled.wake_ms)
+    assert positions(given) == [1, 4]
