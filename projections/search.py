@@ -22,7 +22,7 @@ import orjson
 from .db import ProjectionDB, read_meta
 from .fields import to_time
 from .framework import InvalidQuery
-from .search_index import SEARCH
+from .search_index import SEARCH, string_values
 
 MAX_CANDIDATES = 5000
 _WORD = re.compile(r"[^\W_]+")
@@ -45,21 +45,10 @@ def match_expression(terms: list[str]) -> str:
     return " AND ".join('"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms))
 
 
-def _strings(value) -> list[str]:
-    """The string values of a parsed JSON document, depth first."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        value = value.values()
-    elif not isinstance(value, list):
-        return []
-    return [s for item in value for s in _strings(item)]
-
-
 def holds_phrases(body: bytes, phrases: list[list[str]]) -> bool:
     """Whether every phrase's words occur, consecutive, within one string value of `body`."""
     try:
-        values = [words(s) for s in _strings(orjson.loads(body))]
+        values = [words(s) for s in string_values(orjson.loads(body))]
     except orjson.JSONDecodeError:
         return False
     for phrase in phrases:
