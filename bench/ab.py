@@ -80,9 +80,10 @@ def ingest(args, variants, folder: Path) -> dict:
             write_posts(req, measured, now)
             write_posts(warm_file, warm, now)
             db = folder / f"{name}.db"
-            for suffix in ("", "-wal", "-shm", ".projections.db", ".projections.db-wal",
-                           ".projections.db-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            read_models = db.with_suffix(".projections.db")  # the default beside the log
+            for path in (db, read_models):
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
             if "IKX_GROUPLOG" in env:
                 env = {**env, "IKX_GROUPLOG": str(folder / f"{name}-{i}.groups")}
             with server_for(tree, env, db, args.threads, folder / f"{name}.log") as port:

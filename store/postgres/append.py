@@ -54,9 +54,10 @@ def append_params(
 
 
 class GroupCommitter:
-    """The writer thread's side of the log: its own connection, replaced after a failure.
+    """The group commit's side of the log: its own connection, replaced after a failure.
 
-    Called by one thread only (the group writer's), so the connection needs no lock.
+    Called by one group's leader at a time (under the group writer's committing lock),
+    so the connection needs no lock of its own.
     """
 
     def __init__(self, target: Target, rejected_keep: int, check):

@@ -34,6 +34,7 @@ from ..contract import (
 )
 from ..encoding import encode_scheme, encode_time, now_ms, utc_now
 from ..sqlite_engine import sqlite3
+from ..tlog.tree import Frontier
 from .conn import connect, translate
 from .migrations import DELIVERY_FOLD, TYPE_FOLD
 from .tree import grow, load_frontier
@@ -63,6 +64,11 @@ class SQLiteCommit:
         self._conn = connect(path, busy_timeout)
         self._turn: WritersTurn | None = None  # the writers' lock, opened at the first commit
         self._lock_tried = False
+        # The tree's right edge after this connection's last commit, and the head it
+        # belongs to (position, chain): reused while no other writer has appended since,
+        # so a group reads no stored hash. Dropped by any failed transaction.
+        self._frontier: Frontier | None = None
+        self._frontier_head: tuple[int, bytes] | None = None
 
     def _writers_lock(self) -> WritersTurn | None:
         """The writers' lock file's turn, or None where there is no lock file."""
@@ -123,6 +129,7 @@ class SQLiteCommit:
             turn.release()
 
     def _abandon(self) -> None:
+        self._frontier = self._frontier_head = None
         try:
             self._conn.execute("ROLLBACK")
         except sqlite3.Error:
@@ -163,7 +170,7 @@ class SQLiteCommit:
                 known[kind] = (pos, body_digest(data))
         now = now_ms()
         # Refused deliveries never wait, so those queued are older than this group's appends.
-        head = position
+        head, head_chain = position, chain
         event_rows, results = [], []
         delivery_rows = [_rejection_row(at, rejection) for at, rejection in rejections]
         for event in events:
@@ -205,11 +212,13 @@ class SQLiteCommit:
             )
             # The Merkle tree grows in the same transaction: its rows commit with the
             # events or not at all, so a crash never leaves the two apart.
+            frontier = self._frontier
+            if frontier is None or self._frontier_head != (head, head_chain):
+                frontier = load_frontier(conn, head)
+            self._frontier = self._frontier_head = None  # until this transaction commits
             conn.executemany(
                 "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)",
-                grow(
-                    load_frontier(conn, head), ((r[0], r[1], r[2], r[4], r[7]) for r in event_rows)
-                ),
+                grow(frontier, ((r[0], r[1], r[2], r[4], r[7]) for r in event_rows)),
             )
             folded, due = head // TYPE_FOLD * TYPE_FOLD, position // TYPE_FOLD * TYPE_FOLD
             if due > folded:
@@ -238,6 +247,8 @@ class SQLiteCommit:
         if rejections:
             self._prune_rejections(conn, due)
         conn.execute("COMMIT")
+        if event_rows:
+            self._frontier, self._frontier_head = frontier, (position, chain)
         return results
 
     def _prune_rejections(self, conn: sqlite3.Connection, folded: int) -> None:

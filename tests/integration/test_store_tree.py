@@ -233,3 +233,18 @@ def test_an_existing_sqlite_log_gets_its_tree_by_migration(tmp_path):
         assert migrated.verify().ok
     with open_store(str(old)) as again:  # applied once: opening again changes nothing
         assert again.tree_head() == head
+
+
+def test_two_writers_taking_turns_on_one_file_grow_one_tree(tmp_path):
+    """Each writer reuses the tree's edge only while nobody else appended since its commit."""
+    path = str(tmp_path / "log.db")
+    events = random_events(60, 19)
+    with open_store(path) as one, open_store(path) as two:
+        for n in range(0, len(events), 3):
+            (one if n % 2 else two).append_many(events[n : n + 3])
+        one.append_many(events[:4])  # duplicates only: the head does not move
+        assert one.verify().ok
+        head = one.tree_head()
+    with open_store(str(tmp_path / "alone.db")) as alone:
+        alone.append_many(events)
+        assert alone.tree_head() == head
