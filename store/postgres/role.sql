@@ -21,7 +21,7 @@ GRANT SELECT ON {schema}.events, {schema}.log_head, {schema}.deliveries, {schema
     {schema}.checkpoints, {schema}.erasures, {schema}.erased_bodies TO {role};
 GRANT INSERT ON {schema}.checkpoints TO {role};
 GRANT EXECUTE ON FUNCTION {schema}.ikledger_append(text[], text[], text[], text[], text[],
-    bytea[], text[], jsonb, text, integer, boolean), {schema}.ikledger_turn() TO {role};
+    bytea[], text[], jsonb, text, integer, boolean) TO {role};
 -- Forwarding's state (migrations/004_forwarding.sql) is mutable by design: every
 -- receiver may forward, so the role reads and writes those tables (never the log's).
 GRANT SELECT, INSERT, UPDATE, DELETE ON {schema}.fwd_destinations, {schema}.fwd_items,

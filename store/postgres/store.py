@@ -92,9 +92,7 @@ class PostgresStore(WritesThroughGroupWriter, TreeReads):
         self._listener = Listener(self._target)
         self._forwarding = PostgresForwarding(self._target, self._pool)
         self._committer = GroupCommitter(self._target, rejected_keep, check_durable)
-        self._writer = GroupWriter(
-            self._committer, timeout=timeout, name=self.display_name, turn=self._committer.turn
-        )
+        self._writer = GroupWriter(self._committer, timeout=timeout, name=self.display_name)
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.display_name}>"

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-import threading
-
 from store import SQLiteStore
 from store.postgres import PostgresStore
 from store.postgres.schema import migrations
-from tests.postgres.helpers import call_append, eventually, waiting_backends
-from tests.support import new_event
+from tests.postgres.helpers import call_append
 from tests.verifiable.logs import fill, random_events
 
 
@@ -87,56 +83,3 @@ def test_a_log_that_grew_after_its_first_groups_is_still_read_through_its_indexe
     assert "Seq Scan on events" not in text, text
     assert "Seq Scan on tree_hashes" not in text, text
     assert pg_store.verify().ok
-
-
-def test_appends_queued_behind_another_receivers_commit_join_one_group(
-    open_pg, pg_admin, postgres_db
-):
-    """While the head is locked elsewhere, a receiver's writer takes no group yet."""
-    store = open_pg(timeout=20)
-    store.append(new_event("first"))  # connected, migrated, warmed
-    events = [new_event(f"queued-{n}") for n in range(6)]
-    groups_before = store._writer.event_groups
-    threads = [threading.Thread(target=store.append, args=(e,)) for e in events]
-    with pg_admin.transaction():
-        pg_admin.execute("SELECT position FROM log_head FOR UPDATE")  # another receiver's group
-        threads[0].start()
-        eventually(lambda: waiting_backends(pg_admin, postgres_db, "transactionid"), what="lock")
-        for thread in threads[1:]:
-            thread.start()
-        writer = store._writer  # every append in: queued, or taken into a group
-        eventually(lambda: writer.queued + len(writer._inflight) == len(events), what="queued")
-    for thread in threads:
-        thread.join(timeout=20)
-    assert store._writer.event_groups - groups_before == 1
-    assert store.last_position() == 1 + len(events)
-
-
-def test_a_receiver_role_made_before_the_writers_turn_may_still_append(pg_admin, postgres_url):
-    # The log and a receiver role as releases before 011 made them (role.sql's grants then).
-    pg_admin.execute(
-        "CREATE TABLE ikledger_schema (version integer PRIMARY KEY, name text NOT NULL, "
-        "applied_at timestamptz NOT NULL DEFAULT now())"
-    )
-    for version, name, sql in migrations():
-        if version < 11:
-            pg_admin.execute(sql)
-            pg_admin.execute(
-                "INSERT INTO ikledger_schema (version, name) VALUES (%s, %s)", (version, name)
-            )
-    role, password = f"old_{secrets.token_hex(4)}", secrets.token_hex(8)
-    pg_admin.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
-    pg_admin.execute(f'GRANT SELECT ON events, log_head, ikledger_schema, log_meta TO "{role}"')
-    pg_admin.execute(
-        "GRANT EXECUTE ON FUNCTION ikledger_append(text[], text[], text[], text[], text[], "
-        f'bytea[], text[], jsonb, text, integer, boolean) TO "{role}"'
-    )
-    try:
-        with PostgresStore(postgres_url, timeout=5) as owner:  # migrates to the newest
-            owner.append(new_event("by-the-owner"))
-        as_role = f"postgresql://{role}:{password}@{postgres_url.split('@', 1)[1]}"
-        with PostgresStore(as_role, timeout=5) as receiver:
-            assert receiver.append(new_event("by-the-receiver")).position == 2
-    finally:
-        pg_admin.execute(f'DROP OWNED BY "{role}"')
-        pg_admin.execute(f'DROP ROLE "{role}"')
