@@ -7,7 +7,9 @@ every measurement gets a fresh database. Five figures, each a ratio within this 
 
 7. durable appends, 8 threads: ikledger versus eventsourcing's PostgreSQL recorder
    (bench/pg_append.py);
-8. ingest through `ikledger serve` on PostgreSQL versus on SQLite (bench/pg_ingest.py);
+8. ingest through `ikledger serve` on PostgreSQL versus on SQLite, and (8b) CPU per
+   acknowledged request, receiver + PostgreSQL server versus the SQLite receiver
+   (bench/pg_ingest.py);
 9. two receivers on one PostgreSQL versus one (bench/pg_ingest.py);
 10. the log's append capacity from 8 writers in groups of 10-100 versus one receiver's
     ingest rate measured in 8 (bench/pg_capacity.py);
