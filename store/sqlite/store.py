@@ -39,7 +39,6 @@ from ..verify import verify_chain
 from ..writer import REJECTED_KEEP, GroupWriter
 from ..writing import WritesThroughGroupWriter
 from . import erasure, migrations
-from .bulk_verify import bulk_verify
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
 from .copies import Copies
@@ -339,6 +338,9 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
         An empty log verifies. An intact log is checked in bulk (`bulk_verify.py`); the
         row-by-row check runs only when that finds something, to name it.
         """
+        # Imported here: it loads hashlib (OpenSSL), which the read commands never need.
+        from .bulk_verify import bulk_verify
+
         report = bulk_verify(self._query, path=self.path, timeout=self.timeout)
         if report is not None:
             return report
