@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Literal
 from receiver.config import Config
 from store import EventStore, open_store
 
-from .handles import ForwarderChild, Projector
-
-if TYPE_CHECKING:  # the web stack and the read models load only when used
+if TYPE_CHECKING:  # the web stack, the read models and the children load only when used
     import falcon
 
     import projections
+
+    from .handles import ForwarderChild, Projector
 
 CatchUp = Literal["process", "thread"] | None
 
@@ -190,6 +190,8 @@ def open_runtime(
         if stats_dir:
             shutil.rmtree(stats_dir, ignore_errors=True)
         raise
+    from .handles import ForwarderChild, Projector
+
     child = None
     if forward:
         child = ForwarderChild(config, log_level=log_level)

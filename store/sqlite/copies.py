@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -40,7 +39,9 @@ class Copies:
         with translated(f"cannot attach {self.display_name}"):
             attached = {name: file for _, name, file in conn.execute("PRAGMA database_list")}
             if schema not in attached:
-                uri = f"file:{urllib.parse.quote(location)}?mode=ro"
+                from urllib.parse import quote  # the read commands never load it
+
+                uri = f"file:{quote(location)}?mode=ro"
                 conn.execute(f'ATTACH DATABASE ? AS "{schema}"', (uri,))
                 attached[schema] = location
             if attached[schema] != location:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from ..contract import (
     GENESIS,
@@ -42,7 +42,6 @@ from . import erasure, migrations
 from .commit import EVENT_COLUMNS, SQLiteCommit
 from .conn import connect, translate, translated
 from .copies import Copies
-from .forwarding import SQLiteForwarding
 from .journal import JournalReads
 from .migrations import CREATED_BLOCK, TYPE_FOLD
 from .rows import (
@@ -51,6 +50,9 @@ from .rows import (
     event,
 )
 from .session import OpenMarker
+
+if TYPE_CHECKING:
+    from .forwarding import SQLiteForwarding
 
 log = logging.getLogger("ikledger.store")
 
@@ -454,6 +456,8 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
             if self._closed:
                 raise StoreClosed("the store is closed")
             if durable not in self._forwarding:
+                from .forwarding import SQLiteForwarding  # the read commands never load it
+
                 self._forwarding[durable] = SQLiteForwarding(
                     self.path, self.timeout, synchronous="FULL" if durable else "NORMAL"
                 )

@@ -2,8 +2,9 @@
 
 Run in a fresh interpreter over files already migrated, the command must answer without
 importing the web stack, the PostgreSQL driver, OpenSSL (hashlib), sqlite-utils (migrations
-are checked with plain sqlite3) or the modules of the rebuild, the listings and the other
-commands; `--help` lists every command without importing any of their modules.
+are checked with plain sqlite3), subprocess (the children of serve), forwarding, or the
+modules of the rebuild, the listings and the other commands; `--help` lists every command
+without importing any of their modules.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ NOT_NEEDED = (
     "tempfile",
     "shutil",
     "hashlib",
+    "subprocess",
+    "store.forwarding",
+    "receiver.runtime.children",
     "receiver.events",
     "receiver.ingest.validation",
     "receiver.http.app",
