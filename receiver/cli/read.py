@@ -28,12 +28,18 @@ from .common import (
 
 
 @contextmanager
-def _views(db: str | None, *, catch_up: bool = True, adopt: bool = False):
+def _views(db: str | None, *, catch_up: bool = True, adopt: bool = False, reads: str | None = None):
+    """The log's read models, caught up first; `reads`: the one projection the command
+    answers from, the only one caught up (the body search need not fold a backlog for a
+    timeline)."""
     config = load_config(db=db)
     with opened_store(config) as store, read_model_failures(config, store):
         views = open_read_models(config, store, adopt=adopt)
         try:
-            runner = ProjectionRunner(views, chosen(config.projections))
+            kept = chosen(config.projections)
+            if reads is not None:
+                kept = tuple(p for p in kept if p.name == reads)
+            runner = ProjectionRunner(views, kept)
             if catch_up:
                 runner.catch_up()
             yield config, views, runner
@@ -107,7 +113,7 @@ def rebuild(db: str | None, name: str | None) -> None:
 @click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
 def timeline(db: str | None, url: str, as_of, as_json: bool, svg_file, wide: bool) -> None:
     """What happened to the video at URL: its transformations, their status, times and errors."""
-    with _views(db) as (config, views, _runner):
+    with _views(db, reads="timeline") as (config, views, _runner):
         result = projections.timeline(views, url, as_of=as_of, stuck_after=config.stuck_after)
     if svg_file is not None:
         from receiver import ui  # Jinja2 and the templates only for a picture
@@ -141,7 +147,7 @@ def timeline(db: str | None, url: str, as_of, as_json: bool, svg_file, wide: boo
 @click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
 def assets(db, status, since, limit, as_json, wide) -> None:
     """Video assets with counts per transformation status, newest activity first."""
-    with _views(db) as (config, views, _runner):
+    with _views(db, reads="timeline") as (config, views, _runner):
         result = projections.assets(
             views, status=status, since=since, limit=limit, stuck_after=config.stuck_after
         )
@@ -164,7 +170,7 @@ def assets(db, status, since, limit, as_json, wide) -> None:
 @click.option("--wide", is_flag=True, help="Every column, nothing shortened (any width).")
 def failures(db, reason, limit, as_json, wide) -> None:
     """What is failing right now: transformations in error, and those stuck after accepted."""
-    with _views(db) as (config, views, _runner):
+    with _views(db, reads="timeline") as (config, views, _runner):
         errors = projections.transformations(views, status="error", reason=reason, limit=limit)
         stuck = (
             projections.transformations(

@@ -15,6 +15,7 @@ import sys
 
 from projections import ProjectionRunner, open_projections
 from store import SQLiteStore
+from store.sqlite_engine import sqlite3
 from tests.projections_helpers import SAMPLE, video_event
 
 NOT_NEEDED = (
@@ -100,3 +101,21 @@ def test_help_lists_the_commands_without_importing_them():
     assert result.returncode == 0, result.stderr
     assert "timeline" in result.stdout and "db-role" in result.stdout
     assert json.loads(result.stderr.splitlines()[-1]) == []
+
+
+def test_a_read_command_catches_up_only_the_read_model_it_answers_from(tmp_path):
+    db = tmp_path / "log.db"
+    with SQLiteStore(db) as store:
+        store.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
+        with open_projections(store, tmp_path / "log.projections.db") as views:
+            ProjectionRunner(views).catch_up()
+        store.append(video_event("a2", "ready", "2024-01-01T00:00:09.000Z"))
+    result = _run("timeline", "--db", str(db), SAMPLE, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["transformations"][0]["status"] == "ready"
+    with sqlite3.connect(tmp_path / "log.projections.db") as conn:
+        checkpoints = dict(conn.execute("SELECT name, checkpoint FROM projection_meta"))
+    # The timeline folded the new event; the search index and the type counts, which
+    # `timeline` does not read, are left to the next catch-up (serve's, or their command's).
+    assert checkpoints["timeline"] == 2
+    assert checkpoints["search"] == checkpoints["event_types"] == 1
