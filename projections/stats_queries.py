@@ -24,7 +24,9 @@ percentile (exact under 1 s).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from .db import ProjectionDB, read_meta
@@ -43,7 +45,13 @@ OPEN_START, OPEN_END = "", "~"  # below and above every bucket text
 _RANGE = " WHERE grain = ? AND bucket >= ? AND bucket < ?"
 EVENTS = "SELECT bucket, type, n FROM {counts}" + _RANGE
 COUNTS = "SELECT bucket, status, kind, format, reason, n FROM {counts}" + _RANGE
-DURATIONS = "SELECT bucket, kind, bin, n FROM {durations}" + _RANGE
+DURATIONS_BY_KIND = "SELECT kind, bin, sum(n) FROM {durations}" + _RANGE + " GROUP BY kind, bin"
+# Per bucket its bins ascending, and their counts in the same order, as text: a bin
+# appears once per kind (equal neighbours), which the nearest rank takes as they are.
+DURATIONS_BY_BUCKET = (
+    "SELECT bucket, group_concat(bin, ',' ORDER BY bin), group_concat(n, ',' ORDER BY bin)"
+    " FROM {durations}" + _RANGE + " GROUP BY bucket"
+)
 # The accepted transformations of the cutoff's bucket that are stuck (fields.STUCK).
 SPLIT = """
 SELECT coalesce(CAST(kind AS TEXT), '') AS kind,
@@ -262,17 +270,32 @@ def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> Non
 
 
 def _durations(conn, tables, bucket, parts, answer, groups) -> None:
-    """The histograms of the range, overall, per kind and per bucket, and their percentiles."""
+    """The histograms of the range, overall, per kind and per bucket, and their percentiles.
+
+    SQLite sums the bins per kind, and lists each bucket's bins in order: for the tiles
+    at the bucket's own grain (the common case) that list is the bucket's histogram;
+    only the finer tiles at a range's edges are merged here.
+    """
     by_kind: dict[str, dict[int, int]] = {}
-    by_group: dict[str, dict[int, int]] = {}
-    statement = DURATIONS.format(durations=tables.durations)
+    edges: dict[str, dict[int, int]] = {}  # buckets made of finer tiles
+    per_kind = DURATIONS_BY_KIND.format(durations=tables.durations)
+    per_bucket = DURATIONS_BY_BUCKET.format(durations=tables.durations)
     for _part, tiles in parts:
         for piece in tiles:
-            for b, kind, bin_, n in conn.execute(statement, piece):
+            for kind, bin_, n in conn.execute(per_kind, piece):
                 histogram = by_kind.setdefault(kind, {})
                 histogram[bin_] = histogram.get(bin_, 0) + n
-                histogram = by_group.setdefault(_floor(b, bucket), {})
-                histogram[bin_] = histogram.get(bin_, 0) + n
+            for b, bins, counts in conn.execute(per_bucket, piece):
+                bins, counts = bins.split(","), list(map(int, counts.split(",")))
+                if piece[0] == bucket:
+                    _bucket_percentiles(groups, b, bins, counts)
+                    continue
+                histogram = edges.setdefault(_floor(b, bucket), {})
+                for bin_, n in zip(map(int, bins), counts, strict=True):
+                    histogram[bin_] = histogram.get(bin_, 0) + n
+    for g, histogram in edges.items():
+        bins = sorted(histogram)
+        _bucket_percentiles(groups, g, bins, [histogram[b] for b in bins])
     overall: dict[int, int] = {}
     for histogram in by_kind.values():
         for bin_, n in histogram.items():
@@ -281,25 +304,29 @@ def _durations(conn, tables, bucket, parts, answer, groups) -> None:
     answer["accepted_to_ready_ms_by_kind"] = {
         kind or "unknown": _percentiles(histogram) for kind, histogram in sorted(by_kind.items())
     }
-    for g, histogram in by_group.items():
-        found = _percentiles(histogram)
-        groups.setdefault(g, _bucket(g)).update(p50_ms=found["p50"], p95_ms=found["p95"])
+
+
+def _bucket_percentiles(groups: dict, g: str, bins, counts) -> None:
+    found = _nearest_ranks(bins, counts, (50, 95))
+    groups.setdefault(g, _bucket(g)).update(p50_ms=found["p50"], p95_ms=found["p95"])
+
+
+def _nearest_ranks(bins, counts, percentiles=PERCENTILES) -> dict:
+    """p-th percentiles by nearest rank over ascending `bins` holding `counts`."""
+    cumulative = list(accumulate(counts))
+    total = cumulative[-1] if cumulative else 0
+    answer: dict[str, int | None] = {}
+    for p in percentiles:
+        rank = max(1, -(-p * total // 100))  # ceil, exactly
+        answer[f"p{p}"] = bin_value(int(bins[bisect_left(cumulative, rank)])) if total else None
+    return answer
 
 
 def _percentiles(histogram: dict[int, int]) -> dict:
     """count and p50/p95/p99 by nearest rank over a histogram {bin: n}; None when empty."""
-    count = sum(histogram.values())
-    answer: dict[str, int | None] = {"count": count}
-    ranks = [(p, max(1, -(-p * count // 100))) for p in PERCENTILES]  # ceil, exactly
-    cumulative, i = 0, 0
-    for bin_ in sorted(histogram):
-        cumulative += histogram[bin_]
-        while i < len(ranks) and cumulative >= ranks[i][1]:
-            answer[f"p{ranks[i][0]}"] = bin_value(bin_)
-            i += 1
-    for p in PERCENTILES:
-        answer.setdefault(f"p{p}", None)
-    return answer
+    bins = sorted(histogram)
+    counts = [histogram[b] for b in bins]
+    return {"count": sum(counts), **_nearest_ranks(bins, counts)}
 
 
 __all__ = ["BUCKETS", "bin_value", "bucket_start", "stats", "tile"]

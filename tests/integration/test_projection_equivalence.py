@@ -30,6 +30,7 @@ GRAIN_START = {"1h": 13, "1d": 10}  # the characters of a bucket that name its h
 
 def assert_rolled_up(rows: list[tuple]) -> None:
     """Rows (grain, bucket, *key, n): the hour and day rows are the 5-minute rows summed."""
+    assert {row[0] for row in rows} == ({"5m", "1h", "1d"} if rows else set())
     five = [row for row in rows if row[0] == "5m"]
     for grain, width in GRAIN_START.items():
         summed: dict[tuple, int] = {}
