@@ -43,9 +43,24 @@ _FINER = {"1d": "1h", "1h": "5m"}
 OPEN_START, OPEN_END = "", "~"  # below and above every bucket text
 
 _RANGE = " WHERE grain = ? AND bucket >= ? AND bucket < ?"
-EVENTS = "SELECT bucket, type, n FROM {counts}" + _RANGE
-COUNTS = "SELECT bucket, status, kind, format, reason, n FROM {counts}" + _RANGE
-DURATIONS_BY_KIND = "SELECT kind, bin, sum(n) FROM {durations}" + _RANGE + " GROUP BY kind, bin"
+# Each statement reads the rows of one tile (grain, from, to), summed by what it answers.
+EVENTS_BY_TYPE = "SELECT type, sum(n) FROM {counts}" + _RANGE + " GROUP BY type"
+EVENTS_BY_BUCKET = "SELECT bucket, sum(n) FROM {counts}" + _RANGE + " GROUP BY bucket"
+COUNTS = (
+    "SELECT status, kind, format, reason, sum(n) FROM {counts}"
+    + _RANGE
+    + " GROUP BY status, kind, format, reason"
+)
+COUNTS_BY_BUCKET = (
+    "SELECT bucket, status, sum(n) FROM {counts}" + _RANGE + " GROUP BY bucket, status"
+)
+# Per kind its bins ascending and their counts in the same order, as text.
+DURATIONS_BY_KIND = (
+    "SELECT kind, group_concat(bin, ',' ORDER BY bin), group_concat(c, ',' ORDER BY bin)"
+    " FROM (SELECT kind, bin, sum(n) AS c FROM {durations}"
+    + _RANGE
+    + " GROUP BY kind, bin) GROUP BY kind"
+)
 # Per bucket its bins ascending, and their counts in the same order, as text: a bin
 # appears once per kind (equal neighbours), which the nearest rank takes as they are.
 DURATIONS_BY_BUCKET = (
@@ -193,12 +208,13 @@ def stats(
     with db.read() as conn:
         meta = read_meta(conn, EVENT_TYPES.name)
         if meta is not None:
-            statement = EVENTS.format(counts=EVENT_TYPES.tables(meta.generation).counts)
+            counts = EVENT_TYPES.tables(meta.generation).counts
             by_type: dict[str, int] = {}
             for _part, tiles in parts:
                 for piece in tiles:
-                    for b, kind, n in conn.execute(statement, piece):
+                    for kind, n in conn.execute(EVENTS_BY_TYPE.format(counts=counts), piece):
                         by_type[kind] = by_type.get(kind, 0) + n
+                    for b, n in conn.execute(EVENTS_BY_BUCKET.format(counts=counts), piece):
                         g = _floor(b, bucket)
                         groups.setdefault(g, _bucket(g))["events"] += n
             answer["events_by_type"] = dict(sorted(by_type.items()))
@@ -232,24 +248,25 @@ def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> Non
     by_kind: dict[str, dict] = {}
     by_format: dict[str, dict] = {}
     split: dict[tuple[str, str], int] = {}  # the cutoff bucket's accepted, by kind, format
-    split_group = None
-    statement = COUNTS.format(counts=tables.counts)
+    totals = COUNTS.format(counts=tables.counts)
+    per_bucket = COUNTS_BY_BUCKET.format(counts=tables.counts)
     for part, tiles in parts:
         for piece in tiles:
-            for b, status, kind, fmt, reason, n in conn.execute(statement, piece):
-                g = _floor(b, bucket)
-                row = groups.setdefault(g, _bucket(g))
+            for status, kind, fmt, reason, n in conn.execute(totals, piece):
                 s = status if status != "accepted" else part
                 if s == "split":
                     split[kind, fmt] = split.get((kind, fmt), 0) + n
-                    split_group = g
                     continue
                 total[s] += n
                 _add(by_kind, kind, s, n)
                 _add(by_format, fmt, s, n)
                 if s == "error":
                     reasons[reason or "unknown"] = reasons.get(reason or "unknown", 0) + n
-                if s != "running":
+            for b, status, n in conn.execute(per_bucket, piece):
+                g = _floor(b, bucket)
+                row = groups.setdefault(g, _bucket(g))
+                s = status if status != "accepted" else part
+                if s in ("ready", "error", "stuck"):
                     row[s] += n
     if split:  # the cutoff's bucket is in range: split its accepted ones
         params = {"cb": bucket_start(cutoff), "cutoff": cutoff}
@@ -263,7 +280,7 @@ def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> Non
                 total[s] += m
                 _add(by_kind, kind, s, m)
                 _add(by_format, fmt, s, m)
-        groups[split_group]["stuck"] += sum(stuck.values())
+        groups[_floor(bucket_start(cutoff), bucket)]["stuck"] += sum(stuck.values())
     answer["errors_by_reason"] = dict(sorted(reasons.items()))
     answer["transformations_by_kind"] = dict(sorted(by_kind.items()))
     answer["transformations_by_format"] = dict(sorted(by_format.items()))
@@ -272,7 +289,7 @@ def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> Non
 def _durations(conn, tables, bucket, parts, answer, groups) -> None:
     """The histograms of the range, overall, per kind and per bucket, and their percentiles.
 
-    SQLite sums the bins per kind, and lists each bucket's bins in order: for the tiles
+    SQLite lists the bins per kind, and each bucket's bins in order: for the tiles
     at the bucket's own grain (the common case) that list is the bucket's histogram;
     only the finer tiles at a range's edges are merged here.
     """
@@ -282,9 +299,14 @@ def _durations(conn, tables, bucket, parts, answer, groups) -> None:
     per_bucket = DURATIONS_BY_BUCKET.format(durations=tables.durations)
     for _part, tiles in parts:
         for piece in tiles:
-            for kind, bin_, n in conn.execute(per_kind, piece):
-                histogram = by_kind.setdefault(kind, {})
-                histogram[bin_] = histogram.get(bin_, 0) + n
+            for kind, bins, counts in conn.execute(per_kind, piece):
+                found = zip(map(int, bins.split(",")), map(int, counts.split(",")), strict=True)
+                if kind not in by_kind:
+                    by_kind[kind] = dict(found)
+                    continue
+                histogram = by_kind[kind]
+                for bin_, n in found:
+                    histogram[bin_] = histogram.get(bin_, 0) + n
             for b, bins, counts in conn.execute(per_bucket, piece):
                 bins, counts = bins.split(","), list(map(int, counts.split(",")))
                 if piece[0] == bucket:
