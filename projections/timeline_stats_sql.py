@@ -129,27 +129,27 @@ DELETE FROM {durations} WHERE n = 0
 """,
 )
 
-# Both tables from every transformation at once (the end of a rebuild): the 5-minute
-# rows from the transformations, the hours summed from them, the days from the hours.
+# Both tables from every transformation at once (the end of a rebuild): the keys read
+# once from the (wide) transformations, the 5-minute rows summed from them, the hours
+# from the 5-minute rows, the days from the hours; then the keys dropped.
 _ROLL_UP = {
     "1h": ("5m", "substr(bucket, 1, 13) || ':00:00.000Z'"),
     "1d": ("1h", "substr(bucket, 1, 10) || 'T00:00:00.000Z'"),
 }
 STATS_ALL = (
+    "DROP TABLE IF EXISTS temp.stats_keys",
+    "CREATE TEMP TABLE stats_keys AS " + KEYS,
     """
 INSERT INTO {counts} (grain, bucket, status, kind, format, reason, n)
-SELECT '5m', bucket, status, kind, format, reason, count(*) FROM ("""
-    + KEYS
-    + """)
+SELECT '5m', bucket, status, kind, format, reason, count(*) FROM temp.stats_keys
 GROUP BY bucket, status, kind, format, reason
 """,
     """
 INSERT INTO {durations} (grain, bucket, kind, bin, n)
-SELECT '5m', bucket, kind, bin, count(*) FROM ("""
-    + KEYS
-    + """) WHERE bin IS NOT NULL
+SELECT '5m', bucket, kind, bin, count(*) FROM temp.stats_keys WHERE bin IS NOT NULL
 GROUP BY bucket, kind, bin
 """,
+    "DROP TABLE temp.stats_keys",
     *(
         statement
         for grain, (finer, start) in _ROLL_UP.items()
