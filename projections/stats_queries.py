@@ -43,6 +43,11 @@ _FINER = {"1d": "1h", "1h": "5m"}
 OPEN_START, OPEN_END = "", "~"  # below and above every bucket text
 
 _RANGE = " WHERE grain = ? AND bucket >= ? AND bucket < ?"
+# The first and the last 5-minute bucket a counts table holds (its primary key's ends).
+EXTENT = (
+    "SELECT (SELECT min(bucket) FROM {counts} WHERE grain = '5m'),"
+    " (SELECT max(bucket) FROM {counts} WHERE grain = '5m')"
+)
 # Each statement reads the rows of one tile (grain, from, to), summed by what it answers.
 EVENTS_BY_TYPE = "SELECT type, sum(n) FROM {counts}" + _RANGE + " GROUP BY type"
 EVENTS_BY_BUCKET = "SELECT bucket, sum(n) FROM {counts}" + _RANGE + " GROUP BY bucket"
@@ -161,6 +166,17 @@ def _parts(start: str, end: str, cutoff: str, bucket: str) -> list[tuple[str, li
     ]
 
 
+def _extent(conn, tables: list[str]) -> tuple[str, str]:
+    """The start of the first day and the end of the last day that `tables` count in."""
+    first, last = OPEN_END, OPEN_START
+    for table in tables:
+        lo, hi = conn.execute(EXTENT.format(counts=table)).fetchone()
+        if lo is not None:
+            first = min(first, _floor(lo, "1d"))
+            last = max(last, _later(_floor(hi, "1d"), "1d"))
+    return first, last
+
+
 def _zero() -> dict:
     return dict.fromkeys(STATUSES, 0)
 
@@ -190,7 +206,6 @@ def stats(
         raise InvalidQuery(f"unknown bucket {bucket!r}; use one of {', '.join(BUCKETS)}")
     start, end = _range(since, until)
     cutoff = stuck_cutoff(now, stuck_after)
-    parts = _parts(start or OPEN_START, end or OPEN_END, cutoff, bucket)
     answer: dict[str, Any] = {
         "since": start,
         "until": end,
@@ -207,6 +222,12 @@ def stats(
     groups: dict[str, dict] = {}
     with db.read() as conn:
         meta = read_meta(conn, EVENT_TYPES.name)
+        found = served(conn)
+        counted = [EVENT_TYPES.tables(meta.generation).counts] if meta is not None else []
+        counted += [found[0].counts] if found is not None else []
+        first, last = _extent(conn, counted)
+        # Tiles past the data would read nothing: the range is cut to the days holding it.
+        parts = _parts(max(start or OPEN_START, first), min(end or OPEN_END, last), cutoff, bucket)
         if meta is not None:
             counts = EVENT_TYPES.tables(meta.generation).counts
             by_type: dict[str, int] = {}
@@ -218,7 +239,6 @@ def stats(
                         g = _floor(b, bucket)
                         groups.setdefault(g, _bucket(g))["events"] += n
             answer["events_by_type"] = dict(sorted(by_type.items()))
-        found = served(conn)
         if found is not None:
             _transformations(conn, found[0], bucket, parts, cutoff, answer, groups)
             _durations(conn, found[0], bucket, parts, answer, groups)
