@@ -24,10 +24,13 @@ percentile (exact under 1 s).
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
+
+import orjson
 
 from .db import ProjectionDB, read_meta
 from .event_types import EVENT_TYPES
@@ -221,6 +224,11 @@ def stats(
     }
     groups: dict[str, dict] = {}
     with db.read() as conn:
+        key = (start, end, bucket, bucket_start(cutoff))
+        version = conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+        kept = _kept(conn, key, version)
+        if kept is not None:
+            return kept
         meta = read_meta(conn, EVENT_TYPES.name)
         found = served(conn)
         counted = [EVENT_TYPES.tables(meta.generation).counts] if meta is not None else []
@@ -239,11 +247,39 @@ def stats(
                         g = _floor(b, bucket)
                         groups.setdefault(g, _bucket(g))["events"] += n
             answer["events_by_type"] = dict(sorted(by_type.items()))
+        split = False
         if found is not None:
-            _transformations(conn, found[0], bucket, parts, cutoff, answer, groups)
+            split = _transformations(conn, found[0], bucket, parts, cutoff, answer, groups)
             _durations(conn, found[0], bucket, parts, answer, groups)
-    answer["buckets"] = [groups[g] for g in sorted(groups)]
+        answer["buckets"] = [groups[g] for g in sorted(groups)]
+        if not split:  # else it depends on the cut-off itself, not only on its bucket
+            _keep(conn, key, version, answer)
     return answer
+
+
+# Each reader thread keeps its latest answers, as `cache.TimelineCache` keeps timelines:
+# valid while its connection sees the file unchanged (PRAGMA data_version, and its own
+# total_changes) and the stuck cut-off stays in the same 5-minute bucket, unless that
+# bucket held accepted transformations (then the split depends on the cut-off itself).
+_answers = threading.local()
+KEPT_ANSWERS = 16
+
+
+def _kept(conn, key: tuple, version: tuple) -> dict | None:
+    if getattr(_answers, "conn", None) is not conn:
+        _answers.conn, _answers.entries = conn, {}
+    entry = _answers.entries.get(key)
+    if entry is None or entry[0] != version:
+        return None
+    return orjson.loads(entry[1])  # a copy: the caller may change it
+
+
+def _keep(conn, key: tuple, version: tuple, answer: dict) -> None:
+    entries = _answers.entries
+    entries.pop(key, None)
+    entries[key] = (version, orjson.dumps(answer))
+    while len(entries) > KEPT_ANSWERS:
+        del entries[next(iter(entries))]
 
 
 def _bucket(start: str) -> dict:
@@ -262,7 +298,9 @@ def _add(table: dict, key: str, status: str, n: int) -> None:
     table.setdefault(key or "unknown", _zero())[status] += n
 
 
-def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> None:
+def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> bool:
+    """Counts by status, kind, format and reason, and per bucket; True when the cut-off's
+    bucket held accepted transformations (split by reading them)."""
     total = answer["transformations"]
     reasons: dict[str, int] = {}
     by_kind: dict[str, dict] = {}
@@ -304,6 +342,7 @@ def _transformations(conn, tables, bucket, parts, cutoff, answer, groups) -> Non
     answer["errors_by_reason"] = dict(sorted(reasons.items()))
     answer["transformations_by_kind"] = dict(sorted(by_kind.items()))
     answer["transformations_by_format"] = dict(sorted(by_format.items()))
+    return bool(split)
 
 
 def _durations(conn, tables, bucket, parts, answer, groups) -> None:

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from projections import InvalidQuery, ProjectionRunner, search_events, stats
+from projections import InvalidQuery, ProjectionRunner, open_projections, search_events, stats
 from projections.runner import OVERVIEW_PROJECTIONS
 from store import NewEvent
 from tests.projections_helpers import log, other_event, pdb, video_event  # noqa: F401
@@ -239,3 +239,27 @@ def test_search_rebuild_leaves_the_index_merging_as_catch_up_needs(log, pdb):  #
     log.append_many([other_event("o3", "file.created", "2024-01-02T00:00:00.000Z")])
     ProjectionRunner(pdb).catch_up()
     assert [e["id"] for e in search_events(pdb, "o3")] == ["o3"]
+
+
+LATER = "2030-01-01T00:00:00.000Z"
+
+
+def test_stats_kept_answer_is_dropped_when_events_arrive(filled, log):  # noqa: F811
+    # Long after: the cut-off's bucket holds nothing, so the answer is kept.
+    before = stats(filled, bucket="1d", now=LATER)
+    assert stats(filled, bucket="1d", now=LATER) == before  # the kept answer, same thread
+    log.append_many([other_event("o3", "file.created", "2024-01-01T00:07:00.000Z")])
+    writer = open_projections(log, filled.path)  # another connection, as a catch-up child's
+    try:
+        ProjectionRunner(writer).catch_up()
+    finally:
+        writer.close()
+    after = stats(filled, bucket="1d", now=LATER)
+    assert after["events_by_type"]["file.created"] == before["events_by_type"]["file.created"] + 1
+
+
+def test_stats_split_follows_the_cutoff_within_its_bucket(filled):
+    # Cut-offs 00:45:30 and 00:46:30, one bucket (00:45): r6 (00:46) is stuck at the second only.
+    early = stats(filled, bucket="1d", now="2024-01-01T01:00:30.000Z")
+    late = stats(filled, bucket="1d", now="2024-01-01T01:01:30.000Z")
+    assert late["transformations"]["stuck"] == early["transformations"]["stuck"] + 1
