@@ -20,6 +20,10 @@ Durations are a histogram (`timeline_stats_sql`: exact under 1 s, then log-space
 ceil(p/100 · count) in ascending order, reported as that bin's `bin_value`, which is
 within 1 % of every duration in the bin, so within 1 % of the exact nearest-rank
 percentile (exact under 1 s).
+
+Each reader thread keeps its latest answers (`_kept`) while its connection sees the
+file unchanged and the cut-off stays in its 5-minute bucket (unless that bucket was
+split): a catch-up or a rebuild's swap changes the file, so nothing stale is served.
 """
 
 from __future__ import annotations
