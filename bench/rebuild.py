@@ -4,9 +4,13 @@ Both run as child processes over the same generated log, alternating (bare, rebu
 bare, rebuild, …); each times itself around its own work. Peak RSS is the child's own
 VmHWM: polled by the harness and reported by the child itself at exit (never wait4's
 ru_maxrss, which includes the harness's own peak: see harness.run_with_rss), and the
-row reports the max over the runs, since the bound must hold in every run. A third
-child per run rebuilds every read model (the timeline, then issue 21's event types
-and body search), timed against the timeline's own rebuild. A fourth
+row reports the max over the runs, since the bound must hold in every run. Issue 21's
+counts read model is folded inside the timeline: a child per run rebuilds the timeline
+without it (`timeline_projection(counts=False)`, into a projections file of its own,
+removed at the end), the target row being the timeline's rebuild with it against that,
+same run. A third child per run rebuilds every read model (the timeline, then the
+event types and body search), timed against the timeline's own rebuild (information:
+the search index is a separate index, measured by its own rows). A fourth
 child per run is the whole `ikledger rebuild` process, timed start to exit against the
 bare child's whole process (information). Rates are log events per second of that work: the whole
 log divided by the time to get through it. The bare loop reads every event's body in
@@ -45,8 +49,25 @@ def memory() -> dict:
 
 
 # child kind: the projections it rebuilds. "all" is every default projection (issue 21:
-# the timeline, then the overview's event types and body search).
-CHILDREN = {"rebuild": ("timeline",), "all": ("timeline", "event_types", "search")}
+# the timeline, then the overview's event types and body search); NO_COUNTS the timeline
+# without its counts tables, in a file of its own (`no_counts_path`).
+NO_COUNTS = "no-counts"
+CHILDREN = {
+    "rebuild": ("timeline",),
+    NO_COUNTS: ("timeline",),
+    "all": ("timeline", "event_types", "search"),
+}
+
+
+def no_counts_path(log: str | Path) -> Path:
+    """The projections file of the NO_COUNTS child: never the one `serve` reads."""
+    return Path(str(log).removesuffix(".db") + ".no-counts.projections.db")
+
+
+def remove_no_counts(log: Path) -> None:
+    path = no_counts_path(log)
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink(missing_ok=True)
 
 
 def bare_loop(log: str) -> dict:
@@ -64,28 +85,35 @@ def bare_loop(log: str) -> dict:
     return {"events": events, "seconds": seconds, "memory": memory()}
 
 
-def rebuild(log: str, names: tuple[str, ...] = ("timeline",)) -> dict:
-    """Rebuild the projections `names`, one after the other, as `ikledger rebuild` does."""
+def rebuild(log: str, names: tuple[str, ...] = ("timeline",), counts: bool = True) -> dict:
+    """Rebuild the projections `names`, one after the other, as `ikledger rebuild` does.
+
+    `counts=False`: the timeline without its counts tables, into `no_counts_path(log)`.
+    """
     from projections import ProjectionRunner, default_projections_path, open_projections
+    from projections.video_timeline import timeline_projection
     from store import SQLiteStore
 
     store = SQLiteStore(log)
-    db = open_projections(store, default_projections_path(log))
+    db = open_projections(store, default_projections_path(log) if counts else no_counts_path(log))
     applied, each = {}, {}
     try:
-        runner = ProjectionRunner(db)
+        chosen = (timeline_projection(counts=False),) if not counts else None
+        runner = ProjectionRunner(db, chosen) if chosen else ProjectionRunner(db)
+        cpu = time.process_time()
         started = time.perf_counter()
         for name in names:
             t = time.perf_counter()
             applied.update(runner.rebuild(name))
             each[name] = time.perf_counter() - t
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         events = store.last_position()
     finally:
         db.close()
         store.close()
     return {"events": events, "applied": applied, "seconds": seconds, "each": each,
-            "memory": memory()}  # fmt: skip
+            "cpu_seconds": cpu, "memory": memory()}  # fmt: skip
 
 
 def child(kind: str, log: Path) -> dict:
@@ -110,9 +138,14 @@ def _each(result: dict) -> str:
 
 
 def run(plan, big: Path, small: Path) -> list[Figure]:
-    bare, full, part, cli, every = [], [], [], [], []
+    bare, full, part, cli, every, no_counts = [], [], [], [], [], []
+    # Once first, so each measured rebuild without counts, like each with them, drops
+    # the generation it replaces.
+    remove_no_counts(big)
+    child(NO_COUNTS, big)
     for i in range(plan.runs):
         bare.append(child("bare", big))
+        no_counts.append(child(NO_COUNTS, big))
         full.append(child("rebuild", big))
         every.append(child("all", big))
         part.append(child("rebuild", small))
@@ -124,9 +157,13 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
               f"wait4 {full[-1]['wait4_maxrss'] / 2**20:.0f} MB, at exit anon "
               f"{mem.get('Anonymous', 0) / 2**20:.0f} MB, file {mem.get('Rss', 0) / 2**20 - mem.get('Anonymous', 0) / 2**20:.0f} MB), "
               f"small {part[-1]['seconds']:.2f} s, ikledger rebuild {cli[-1]['wall']:.1f} s "
-              f"vs bare process {bare[-1]['wall']:.1f} s; every read model "
+              f"vs bare process {bare[-1]['wall']:.1f} s; without counts "
+              f"{no_counts[-1]['seconds']:.1f} s; every read model "
               f"{every[-1]['seconds']:.1f} s ({_each(every[-1])})", flush=True)
+    remove_no_counts(big)
     n_big, n_small = full[0]["events"], part[0]["events"]
+    with_counts = [a["seconds"] / b["seconds"] for a, b in zip(full, no_counts)]
+    cpu_ratios = [a["cpu_seconds"] / b["cpu_seconds"] for a, b in zip(full, no_counts)]
     scaling = spread([f["seconds"] for f in full])["median"] / spread([p["seconds"] for p in part])["median"]
     return [
         Figure("3 rebuild", f"timeline rebuild, {n_big:,} events", "events/s",
@@ -148,11 +185,21 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
                f"rebuild of {n_small:,} events", "max_ratio", 11.0 * (n_big / n_small) / 10,
                f"linear cost: ratio of medians; {n_big / n_small:.0f}x the events",
                extra={"scaling": scaling}),
+        Figure("21 overview", f"timeline rebuild with the counts read model, {n_big:,} events",
+               "s", spread([r["seconds"] for r in full]), spread([r["seconds"] for r in no_counts]),
+               "the timeline rebuilt without its counts tables, same run", "max_ratio", 1.15,
+               "counts and duration histograms per 5 min, hour and day, folded with the "
+               "timeline; interleaved child processes; pairwise ratios "
+               + ", ".join(f"{r:.2f}" for r in with_counts)
+               + "; of CPU seconds (all threads) "
+               + ", ".join(f"{r:.2f}" for r in cpu_ratios),
+               extra={"pairwise_ratios": with_counts, "cpu_ratios": cpu_ratios}),
         Figure("21 overview", f"rebuild of every read model, {n_big:,} events", "s",
                spread([r["seconds"] for r in every]), spread([r["seconds"] for r in full]),
-               "timeline rebuild alone, same run", "max_ratio", 1.15,
-               "the timeline (with its stats tables), then the overview's event types and body "
-               "search, as `ikledger rebuild` does; per projection, run by run: "
+               "timeline rebuild alone, same run", "info", None,
+               "the timeline (with its counts tables), then the overview's event types and body "
+               "search, as `ikledger rebuild` does; the search index is measured by its own "
+               "rows; per projection, run by run: "
                + "; ".join(_each(r) for r in every),
                extra={"each": [r["each"] for r in every]}),
         Figure("3 rebuild", f"`ikledger rebuild` whole process, {n_big:,} events", "s",
@@ -166,4 +213,7 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
 
 if __name__ == "__main__":
     kind, log = sys.argv[1], sys.argv[2]
-    print(json.dumps(bare_loop(log) if kind == "bare" else rebuild(log, tuple(CHILDREN[kind]))))
+    if kind == "bare":
+        print(json.dumps(bare_loop(log)))
+    else:
+        print(json.dumps(rebuild(log, CHILDREN[kind], counts=kind != NO_COUNTS)))

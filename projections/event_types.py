@@ -1,11 +1,11 @@
-"""The event-types projection: every event of the log, of any type, counted per 5-minute bucket.
+"""The event-types projection: every event of the log, of any type, counted per bucket.
 
 `EVENT_TYPES` is the `Projection` to register. One table (generation g):
 
-- `event_types_counts_g`: (bucket, type) → n, the bucket being the start of the
-  5-minute bucket of the event's own `created_at` (`timeline_stats_sql.BUCKET`), so
-  hours and days are sums of it. Only type and created_at are read, never a body, so
-  no event is poison here.
+- `event_types_counts_g`: (grain, bucket, type) → n, the bucket being the start of the
+  5-minute bucket (grain '5m'), the hour ('1h') or the day ('1d') of the event's own
+  `created_at` (`timeline_stats_sql.BUCKET`), so a range reads the coarsest rows that
+  tile it. Only type and created_at are read, never a body, so no event is poison here.
 
 Counts only add, so any batching or order of the same events gives the same rows.
 """
@@ -18,13 +18,14 @@ from store import Event
 from store.sqlite_engine import sqlite3
 
 from .framework import Projection, Tables
-from .timeline_stats_sql import BUCKET
+from .timeline_stats_sql import BUCKET, GRAINS, at_grain
 
-VERSION = 1
+VERSION = 2  # 2: per hour and per day too (the `grain` column)
 
 CREATE = """
 CREATE TABLE IF NOT EXISTS {counts} (
-    bucket TEXT NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (bucket, type)
+    grain TEXT NOT NULL, bucket TEXT NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (grain, bucket, type)
 ) WITHOUT ROWID
 """
 
@@ -37,10 +38,19 @@ FROM {source} WHERE position > :after AND position <= :until
 GROUP BY bucket, type"""
 )
 
-ADD = """
-INSERT INTO {counts} (bucket, type, n) SELECT bucket, type, n FROM {rows} WHERE true
-ON CONFLICT (bucket, type) DO UPDATE SET n = n + excluded.n
+# The 5-minute counts of {rows} added at every grain.
+ADD = (
+    """
+INSERT INTO {counts} (grain, bucket, type, n)
+SELECT grain, """
+    + at_grain("bucket")
+    + """, type, sum(n) FROM {rows}, """
+    + GRAINS
+    + """
+GROUP BY 1, 2, type
+ON CONFLICT (grain, bucket, type) DO UPDATE SET n = n + excluded.n
 """
+)
 
 _BATCH = "event_types_batch"
 
@@ -54,7 +64,7 @@ def reset(conn: sqlite3.Connection, t: Tables) -> None:
 
 
 def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
-    """Add a batch's events to their (bucket, type) counts."""
+    """Add a batch's events to their (grain, bucket, type) counts."""
     conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} "
         "(position INTEGER PRIMARY KEY, type TEXT, created_at TEXT)"

@@ -17,9 +17,11 @@ Tables (generation g):
     `ready` (ImageKit retried and succeeded), and the other group stays visible;
   - `attempts`: how many terminal events ImageKit sent (above 1: it reported twice).
 - `timeline_assets_g`: one row per asset, counted from its transformations.
-- `timeline_counts_g`, `timeline_durations_g`: the transformations counted by 5-minute
-  bucket of their latest event, status, kind, format and reason, and their
-  accepted→ready durations (`timeline_stats_sql`), for `stats`.
+- `timeline_counts_g`, `timeline_durations_g`: the transformations counted by bucket
+  (5 minutes, hour and day) of their latest event, status, kind, format and reason,
+  and a histogram of their accepted→ready durations (`timeline_stats_sql`), for
+  `stats`. `timeline_projection(counts=False)` leaves them out (the rebuild
+  benchmark's baseline; never registered).
 
 The merge is an UPSERT whose every column is a min/max by (created_at, position) or comes from the
 event such a min/max designates, so it is order-independent: a rebuild (`load` +
@@ -31,6 +33,7 @@ events arrived in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from store import Event
 from store.sqlite_engine import sqlite3
@@ -54,6 +57,7 @@ from .timeline_stats_sql import (
     CREATE_DURATIONS,
     DELTA_AFTER,
     DELTA_BEFORE,
+    DELTA_GRAINS,
     STATS_ALL,
 )
 
@@ -63,7 +67,8 @@ HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 # 3: events ordered by (created_at, position) row values; `*_pos` integers replace the
 #    stored `ord`/`*_ord`/`info_key` order strings.
 # 4: the counts and durations tables of the overview.
-VERSION = 4
+# 5: those per hour and per day too; durations as a histogram of log-spaced bins.
+VERSION = 5
 
 
 def asset_key(url: str) -> str:
@@ -140,15 +145,12 @@ _EVENTS = "position, event_id, etype, created_at, asset, tkey"
 _STAGED = "position, url, rid, rurl, kind, options, out_url, vm, timings, reason"
 
 
-def _create_tables(conn: sqlite3.Connection, t: Tables) -> None:
-    for statement in (
-        CREATE_EVENTS,
-        CREATE_TRANSFORMATIONS,
-        CREATE_ASSETS,
-        CREATE_COUNTS,
-        CREATE_DURATIONS,
-    ):
+def _create_tables(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
+    for statement in (CREATE_EVENTS, CREATE_TRANSFORMATIONS, CREATE_ASSETS):
         conn.execute(sql(statement, t))
+    if counts:
+        conn.execute(sql(CREATE_COUNTS, t))
+        conn.execute(sql(CREATE_DURATIONS, t))
 
 
 def _create_indexes(conn: sqlite3.Connection, t: Tables) -> None:
@@ -167,29 +169,48 @@ def reset(conn: sqlite3.Connection, t: Tables) -> None:
     conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
 
 
-def bulk_setup(conn: sqlite3.Connection, t: Tables) -> None:
+def bulk_setup(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
     """Tables without secondary indexes, plus a TEMP stage of each event's wide fields.
 
     The events table holds what the merge sorts by; the stage holds, by position, the
     values `finish` picks from the few events a min/max designates.
     """
-    _create_tables(conn, t)
+    _create_tables(conn, t, counts)
     conn.execute(f"DROP TABLE IF EXISTS temp.{t.stage}")
     conn.execute(f"CREATE TEMP TABLE {t.stage} {STAGE_COLUMNS}")
 
 
 def apply(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
     """Fold a batch: add its event rows, merge them into their transformations, recount
-    assets, and move the touched transformations' counts and durations by their change."""
+    assets, and move the touched transformations' counts and durations by their change
+    (at every grain)."""
     _extract_batch(conn, t, events)
-    conn.execute("DROP TABLE IF EXISTS temp.stats_delta")
+    for table in ("stats_delta", "stats_delta_grains"):
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
     conn.execute(sql(DELTA_BEFORE, t))
-    conn.execute(sql(MERGE, t))
-    conn.execute(sql(ASSETS_OF_BATCH, t))
+    _merge(conn, t)
     conn.execute(sql(DELTA_AFTER, t))
+    conn.execute(DELTA_GRAINS)
     for statement in APPLY_DELTA:
         conn.execute(sql(statement, t))
+    conn.execute("DROP TABLE temp.stats_delta_grains")
     conn.execute("DROP TABLE temp.stats_delta")
+    conn.execute("DROP TABLE temp.timeline_rows")
+
+
+def _merge(conn: sqlite3.Connection, t: Tables) -> None:
+    conn.execute(sql(MERGE, t))
+    conn.execute(sql(ASSETS_OF_BATCH, t))
+
+
+def _setup_without_counts(conn: sqlite3.Connection, t: Tables) -> None:
+    _create_tables(conn, t, counts=False)
+    _create_indexes(conn, t)
+
+
+def _apply_without_counts(conn: sqlite3.Connection, t: Tables, events: Sequence[Event]) -> None:
+    _extract_batch(conn, t, events)
+    _merge(conn, t)
     conn.execute("DROP TABLE temp.timeline_rows")
 
 
@@ -226,16 +247,17 @@ def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
     return count
 
 
-def finish(conn: sqlite3.Connection, t: Tables) -> None:
+def finish(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
     """Index the events, merge them per transformation in that index's order, count
-    assets and the overview's aggregates, then build the other indexes."""
-    for table in (t.transformations, t.assets, t.counts, t.durations):
+    assets and the overview's aggregates (at every grain), then build the other indexes."""
+    for table in (t.transformations, t.assets, *((t.counts, t.durations) if counts else ())):
         conn.execute(f"DELETE FROM {table}")
     conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
     conn.execute(sql(ASSETS_ALL, t))
-    for statement in STATS_ALL:
-        conn.execute(sql(statement, t))
+    if counts:
+        for statement in STATS_ALL:
+            conn.execute(sql(statement, t))
     _create_indexes(conn, t)
 
 
@@ -254,3 +276,20 @@ TIMELINE = Projection(
     table_names=("events", "transformations", "assets", "stage", "counts", "durations"),
     poison=(MalformedBody,),
 )
+
+
+def timeline_projection(counts: bool = True) -> Projection:
+    """TIMELINE, or (`counts=False`) the same fold without the overview's counts tables.
+
+    The variant exists to measure what the counts cost a rebuild (bench/rebuild.py);
+    `stats` cannot read a read model it built, so it is never registered.
+    """
+    if counts:
+        return TIMELINE
+    return replace(
+        TIMELINE,
+        setup=_setup_without_counts,
+        apply=_apply_without_counts,
+        bulk_setup=lambda conn, t: bulk_setup(conn, t, counts=False),
+        finish=lambda conn, t: finish(conn, t, counts=False),
+    )

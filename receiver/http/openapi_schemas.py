@@ -359,9 +359,10 @@ SCHEMAS = {
     "Stats": {
         "type": "object",
         "description": (
-            "Transformations count in the 5-minute bucket of their latest event; `stuck` "
-            "and `running` (accepted, not yet stuck) are judged now. Percentiles by the "
-            "nearest-rank method over every duration, exact to the millisecond."
+            "Transformations count in the bucket of their latest event; `stuck` and "
+            "`running` (accepted, not yet stuck) are judged now. Percentiles by the "
+            "nearest-rank method over a fixed histogram of the durations: each is within "
+            "1 % of the exact nearest-rank value (exact under 1 s)."
         ),
         "required": [
             "since",
@@ -411,6 +412,10 @@ SCHEMAS = {
     },
     "Percentiles": {
         "type": "object",
+        "description": (
+            "Milliseconds, nearest rank, each within 1 % of the exact value (exact under "
+            "1 s); null when `count` is 0."
+        ),
         "required": ["count", "p50", "p95", "p99"],
         "properties": {
             "count": {"type": "integer"},

@@ -43,7 +43,8 @@ def test_stats_text_shows_totals_types_reasons_and_buckets(filled):
     out = invoke("stats", *args, "--db", str(filled)).output
     assert "from 2024-01-01 00:00:00.000 to 2024-01-01 01:00:00.000, by 1h" in out
     assert "ready 2  error 1  stuck 5  running 0" in out
-    assert "p50 2 min 0 s  p95 10 min 0 s  p99 10 min 0 s" in out
+    # 2 and 10 minutes exactly; the histogram's values are within 1 % (0.27 % and 0.13 %)
+    assert "p50 2 min 0 s  p95 9 min 59 s  p99 9 min 59 s" in out
     assert "download_failed" in out and "brand.new.type" not in out  # 02:10 is out of range
 
 

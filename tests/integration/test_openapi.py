@@ -81,3 +81,10 @@ def test_a_real_503_matches_the_documented_one(app, store):
     assert {name.lower() for name in documented["headers"]} <= set(response.headers)
     assert response.json["code"] in documented["description"]
     assert set(spec()["components"]["schemas"]["Error"]["required"]) <= set(response.json)
+
+
+def test_stats_percentiles_state_their_error_bound():
+    """GET /stats answers percentiles from a histogram: the spec says how far off they may be."""
+    schemas = spec()["components"]["schemas"]
+    for name in ("Stats", "Percentiles"):
+        assert "within 1 %" in schemas[name]["description"], name

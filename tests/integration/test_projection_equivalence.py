@@ -17,7 +17,28 @@ from store import SQLiteStore
 from tests.projections_helpers import REBUILD_PATHS, other_event, table_rows, through, video_event
 
 ASSETS = ["http://h/a.mp4", "https://h/a.mp4", "http://h/b.mp4"]
-TIMES = [f"2024-01-01T00:00:0{s}.000Z" for s in range(4)]  # few: ties are common
+# Few, so ties are common; on each side of a 5-minute, an hour's and a day's boundary,
+# so a transformation's latest event moves it between buckets at every grain.
+TIMES = [
+    "2023-12-31T23:59:59.000Z",
+    "2024-01-01T00:00:00.000Z",
+    "2024-01-01T00:05:00.000Z",
+    "2024-01-01T01:00:00.000Z",
+]
+GRAIN_START = {"1h": 13, "1d": 10}  # the characters of a bucket that name its hour, day
+
+
+def assert_rolled_up(rows: list[tuple]) -> None:
+    """Rows (grain, bucket, *key, n): the hour and day rows are the 5-minute rows summed."""
+    assert {row[0] for row in rows} == ({"5m", "1h", "1d"} if rows else set())
+    five = [row for row in rows if row[0] == "5m"]
+    for grain, width in GRAIN_START.items():
+        summed: dict[tuple, int] = {}
+        for _, bucket, *key, n in five:
+            start = bucket[:width] + "T00:00:00.000Z"[width - 10 :]
+            summed[(start, *key)] = summed.get((start, *key), 0) + n
+        assert {tuple(row[1:-1]): row[-1] for row in rows if row[0] == grain} == summed
+
 
 video = st.builds(
     lambda kind, asset, rid, at, reason, quality: ("video", kind, asset, rid, at, reason, quality),
@@ -81,6 +102,8 @@ def test_rebuild_equals_incremental_catch_up(path, spec, duplicates, cuts, batch
                 start, i = start + size, i + 1
             rebuild(rebuilt, TIMELINE, chunk=chunk)
             assert table_rows(incremental.path) == table_rows(rebuilt.path)
+            for table in ("counts", "durations"):
+                assert_rolled_up(table_rows(incremental.path)[table])
             for asset in {a.replace("https:", "http:") for a in ASSETS}:
                 try:
                     served = timeline(incremental, asset)
@@ -126,6 +149,7 @@ def test_overview_models_rebuild_equals_catch_up(path, spec, cuts, batch_size, c
                 rebuild(rebuilt, projection, chunk=chunk)
                 name = projection.name
                 assert table_rows(incremental.path, name) == table_rows(rebuilt.path, name)
+            assert_rolled_up(table_rows(incremental.path, "event_types")["counts"])
             for q in ("encoding", "webm", "h", "download failed", None):
                 assert search_events(incremental, q, limit=100) == search_events(
                     rebuilt, q, limit=100
