@@ -68,8 +68,10 @@ def run(plan) -> tuple[list[Figure], dict]:
                 server = servers.bare(threads=plan.server_threads, log=folder / "bare.log")
             else:
                 db = folder / f"ingest-{i}.db"
+                views = folder / f"ingest-{i}.projections.db"  # a fresh log needs fresh ones
                 for suffix in ("", "-wal", "-shm"):
                     harness.Path(f"{db}{suffix}").unlink(missing_ok=True)
+                    harness.Path(f"{views}{suffix}").unlink(missing_ok=True)
                 server = servers.ikledger(db, threads=None, log=folder / f"ingest-{i}.log")
             with server as port:
                 if plan.warmup_seconds:
