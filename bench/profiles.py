@@ -25,8 +25,9 @@ def _ingest(plan, folder: Path) -> dict:
     req = folder / "ingest.req"
     write_posts(req, _requests(int(plan.ingest_requests / 2), seed=43), int(time.time()))
     db = folder / "ingest.db"
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm"):  # a fresh log, and fresh read models for it
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+        Path(f"{folder / 'ingest.projections.db'}{suffix}").unlink(missing_ok=True)
     out = folder / "ingest.txt"
     with servers.ikledger(db, threads=None, log=folder / "ingest.log") as port:
         pid = servers.pid(port)
