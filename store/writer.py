@@ -102,15 +102,6 @@ class _Waiter:
         self.wake()
 
 
-_Answer = tuple[_Waiter, list[AppendResult], StoreError | None]
-
-
-def _answer(answers: list[_Answer]) -> None:
-    """Give each caller of a group its results or its error, and wake it."""
-    for waiter, results, error in answers:
-        waiter.finish(results, error)
-
-
 class GroupWriter:
     """Queues appends; the first caller of each group commits it for the group.
 
@@ -296,16 +287,11 @@ class GroupWriter:
                 self.lingered,
             )
         if self._committing.acquire(timeout=max(2 * self.timeout, 1.0)):
-            answers: list[_Answer] = []
             try:
-                while self._appends or self._rejections:
-                    group = self._take_and_commit()
-                    if group is None:  # the turn was missed: the callers have their error
-                        break
-                    answers += group
+                while (self._appends or self._rejections) and self._take_and_commit():
+                    pass
             finally:
                 self._committing.release()
-            _answer(answers)
             return True
         log.warning("store writer did not stop within %.1f s (a commit is stuck)", self.timeout)
         with self._mutex:
@@ -323,14 +309,12 @@ class GroupWriter:
         """
         if not self._committing.acquire(timeout=max(deadline - time.monotonic(), 0)):
             return False
-        answers: list[_Answer] | None = []
         try:
             if not self._closed:  # after close, `close` itself commits what was queued
                 self._linger(waiter)
-                answers = self._take_and_commit()
+                self._take_and_commit()
         finally:
             self._committing.release()
-        _answer(answers or [])
         return True
 
     def _flush(self) -> None:
@@ -372,22 +356,20 @@ class GroupWriter:
         with self._mutex:
             self._lingering = None
 
-    def _take_and_commit(self) -> list[_Answer] | None:
+    def _take_and_commit(self) -> bool:
         """Under the committing lock: the writers' turn, then the queued group, committed.
 
-        Returns the group's answers, given by the caller once it has let the locks go
-        (so the next group's commit starts first); None when the turn was not had in
-        time: then every queued caller has got its error.
+        A turn not had in time fails every queued caller with its error (returns False).
         """
         try:
             with self._turn():  # the writers' turn: the group is taken inside it
                 group, rejections = self._take()
-                if not group and not rejections:
-                    return []
-                return self._commit_group(group, rejections)
+                if group or rejections:
+                    self._commit_group(group, rejections)
         except StoreUnavailable as exc:  # from the turn only: a group never raises it
             self._turn_missed(exc)
-            return None
+            return False
+        return True
 
     def _take(self) -> tuple[list[_Waiter], list[tuple[int, Rejection]]]:
         """The next group and the queued rejections: whatever is queued now.
@@ -417,8 +399,7 @@ class GroupWriter:
                 self.events += count
         return group, rejections
 
-    def _commit_group(self, group: list[_Waiter], rejections: list) -> list[_Answer]:
-        """Commit one group; returns each caller's answer (results or the error)."""
+    def _commit_group(self, group: list[_Waiter], rejections: list) -> None:
         events = [event for waiter in group for event in waiter.events]
         error: StoreError | None = None
         try:
@@ -432,29 +413,27 @@ class GroupWriter:
             error = StoreError(f"internal store error: {exc!r}")
         except BaseException as exc:  # the leader is interrupted: no follower may hang
             reason = f"a commit was interrupted: {exc!r}"
-            failed = StoreUnavailable(f"{reason}; nothing was stored")
-            self._ended(reason)
-            _answer([(waiter, [], failed) for waiter in group])
+            self._ended(group, reason, StoreUnavailable(f"{reason}; nothing was stored"))
             raise
-        if error is not None:
-            self._ended(str(error))
-            return [(waiter, [], error) for waiter in group]
-        self.last_write_error = None
-        with self._mutex:
-            self._ended_locked()
-        answers: list[_Answer] = []
-        start = 0
-        for waiter in group:
-            end = start + len(waiter.events)
-            answers.append((waiter, results[start:end], None))
-            start = end
-        return answers
+        if error is None:
+            self.last_write_error = None
+            start = 0
+            with self._mutex:
+                self._ended_locked()
+            for waiter in group:
+                end = start + len(waiter.events)
+                waiter.finish(results[start:end], None)
+                start = end
+        else:
+            self._ended(group, str(error), error)
 
-    def _ended(self, reason: str) -> None:
-        """A group that did not commit: `reason` is the last write error."""
+    def _ended(self, group: list[_Waiter], reason: str, error: StoreError) -> None:
+        """A group that did not commit: every caller in it gets `error`."""
         with self._mutex:
             self._ended_locked()
             self.last_write_error, self.last_write_error_at = reason, time.time()
+        for waiter in group:
+            waiter.finish([], error)
 
     def _ended_locked(self) -> None:
         self._inflight = 0
