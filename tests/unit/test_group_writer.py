@@ -1,4 +1,4 @@
-"""The backend-neutral group writer: grouping, leaders, timeouts, a bounded close.
+"""The backend-neutral group writer: grouping, timeouts, a dead thread, a bounded close.
 
 Each test injects a `commit` that fails in one way and names that failure. Waits on
 threads are bounded (`join(timeout)`), so a writer that hangs fails the test instead
@@ -7,6 +7,7 @@ of hanging the suite.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -96,44 +97,15 @@ def closing():
         writer.close()
 
 
-class Gated(Recorder):
-    """A commit that waits for one permit per call (a commit that takes its time)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-        self.permits = threading.Semaphore(0)
-
-    def __call__(self, events, rejections, probe):
-        self.calls += 1
-        assert self.permits.acquire(timeout=BOUND), "never let through"
-        return super().__call__(events, rejections, probe)
-
-
-def test_a_caller_whose_group_is_still_committing_at_its_timeout_hears_the_outcome_is_unknown(
-    closing,
-):
-    # "a" commits alone; "b" and "c" queue behind it and form the next group, which
-    # "b" leads and commits on its own thread; "c" waits for it and runs out of time.
-    commit = Gated()
-    writer = closing(commit, timeout=0.5)
-    first, _ = in_thread(writer.append_many, [event("a")])
-    wait_until(lambda: commit.calls == 1)
-    leader, leader_outcome = in_thread(writer.append_many, [event("b")])
-    wait_until(lambda: writer.queued == 1)
-    follower, follower_outcome = in_thread(writer.append_many, [event("c")])
-    wait_until(lambda: writer.queued == 2)
-    commit.permits.release()  # "a" commits; "b" takes the next group and blocks in it
-    wait_until(lambda: commit.calls == 2)
-    follower.join(BOUND)
-    assert not follower.is_alive(), "the follower hung past its timeout"
-    assert isinstance(follower_outcome.get("error"), StoreUnavailable)
-    assert "outcome is unknown" in str(follower_outcome["error"])
-    commit.permits.release()
-    leader.join(BOUND)
-    assert leader_outcome["result"][0].outcome is Outcome.STORED
-    assert commit.ids() == ["a", "b", "c"]  # "c" was stored: a retry is a duplicate
-    first.join(BOUND)
+def test_commit_that_blocks_makes_the_append_raise_store_unavailable_within_timeout(closing):
+    commit = Blocking()
+    writer = closing(commit, timeout=0.3)
+    thread, outcome = in_thread(writer.append_many, [event("e1")])
+    thread.join(BOUND)
+    assert not thread.is_alive(), "the append hung past its timeout"
+    assert isinstance(outcome.get("error"), StoreUnavailable)
+    assert "outcome is unknown" in str(outcome["error"])
+    commit.release.set()
 
 
 def test_append_queued_behind_a_blocked_commit_is_withdrawn_and_never_committed(closing):
@@ -149,78 +121,59 @@ def test_append_queued_behind_a_blocked_commit_is_withdrawn_and_never_committed(
     assert commit.ids() == ["first", "later"]
 
 
-class DiesSecond(Blocking):
-    """Blocks its first group until released, then raises past `except Exception` once."""
+class DiesOnce(Blocking):
+    """Blocks its first group until released, then raises past `except Exception`."""
 
-    calls = 0
+    died = False
 
     def __call__(self, events, rejections, probe):
-        self.calls += 1
-        if self.calls == 1:
-            return super().__call__(events, rejections, probe)
-        if self.calls == 2:
-            raise WriterKilled("injected")
-        return Recorder.__call__(self, events, rejections, probe)
+        if self.died:
+            return Recorder.__call__(self, events, rejections, probe)
+        self.died = True
+        self.entered.set()
+        assert self.release.wait(BOUND), "never released"
+        raise WriterKilled("injected")
 
 
-def test_commit_interrupted_by_a_base_exception_fails_its_group_and_the_next_commits(closing):
-    commit = DiesSecond()
-    writer = closing(commit, timeout=30.0)  # only the interruption may release the group
+def test_commit_raising_base_exception_releases_waiters_and_writer_is_replaced(closing):
+    commit = DiesOnce()
+    writer = closing(commit, timeout=30.0)  # only the death may release the waiters
     first = in_thread(writer.append_many, [event("in-flight")])
     assert commit.entered.wait(BOUND)
     queued = [in_thread(writer.append_many, [event(f"queued-{n}")]) for n in range(3)]
     wait_until(lambda: writer.queued == 3)
-    commit.release.set()  # the queued three form the next group, which is interrupted
-    for thread, _ in [first, *queued]:
-        thread.join(BOUND)
-        assert not thread.is_alive(), "a caller hung on an interrupted commit"
-    assert first[1]["result"][0].outcome is Outcome.STORED
-    (leader,) = [o for _, o in queued if isinstance(o.get("error"), WriterKilled)]
-    followers = [o for _, o in queued if o is not leader]
-    for outcome in followers:  # the leader's thread raised; its followers were answered
-        assert isinstance(outcome.get("error"), StoreUnavailable)
-        assert "interrupted" in str(outcome["error"])
-    assert "WriterKilled" in (writer.last_write_error or "")
-    assert writer.append_many([event("after")])[0].outcome is Outcome.STORED
-    assert writer.check_writable(max_age=0) is None
-    assert commit.ids() == ["in-flight", "after"]
-
-
-def test_the_first_caller_commits_its_group_on_its_own_thread(closing):
-    """No writer thread between a caller and its commit: the leader commits (issue 20)."""
-    threads = []
-    recorder = Recorder()
-
-    def commit(events, rejections, probe):
-        threads.append(threading.current_thread())
-        return recorder(events, rejections, probe)
-
-    writer = closing(commit)
-    assert writer.append_many([event("e1")])[0].position == 1
-    assert threads == [threading.current_thread()]
-
-
-def test_a_leader_that_runs_out_of_time_hands_the_group_to_the_next_caller(closing):
-    # "a" leads the group behind a stuck commit and gives up; "b", queued behind "a"
-    # with more time left, takes over the lead and commits once the commit ends.
-    commit = Blocking()
-    writer = closing(commit, timeout=2.0)
-    first, _ = in_thread(writer.append_many, [event("first")])
-    assert commit.entered.wait(BOUND)
-    gives_up, gives_up_outcome = in_thread(writer.append_many, [event("a")])
-    wait_until(lambda: writer.queued == 1)
-    time.sleep(1.0)  # "b" has a second more than "a"
-    takes_over, takes_over_outcome = in_thread(writer.append_many, [event("b")])
-    gives_up.join(BOUND)
-    assert "nothing was stored" in str(gives_up_outcome.get("error"))
     commit.release.set()
-    takes_over.join(BOUND)
-    assert takes_over_outcome["result"][0].outcome is Outcome.STORED
-    first.join(BOUND)
-    assert commit.ids() == ["first", "b"]
+    for thread, outcome in [first, *queued]:
+        thread.join(BOUND)
+        assert not thread.is_alive(), "a waiter hung on a dead writer"
+        assert isinstance(outcome.get("error"), StoreUnavailable)
+        assert "died" in str(outcome["error"])
+    assert "WriterKilled" in (writer.check_writable() or "")
+    assert writer.append_many([event("after")])[0].outcome is Outcome.STORED
+    assert writer.restarts == 1
+    assert writer.check_writable(max_age=0) is None  # a probe through the fresh thread
 
 
-def test_commit_raising_an_unexpected_error_answers_store_error_and_the_next_commits(closing):
+def test_writer_thread_killed_while_idle_is_detected_and_replaced(closing):
+    commit = Recorder()
+    writer = closing(commit)
+    writer.append_many([event("before")])
+    (thread,) = [t for t in threading.enumerate() if t.name == writer.name]
+    # Raise in the writer thread from outside: it dies as soon as it runs again.
+    hit = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(WriterKilled)
+    )
+    assert hit == 1
+    with pytest.raises(StoreUnavailable, match="died"):
+        writer.append_many([event("wakes-the-dying-thread")])
+    thread.join(BOUND)
+    assert not thread.is_alive()
+    assert "WriterKilled" in (writer.check_writable() or "")
+    assert writer.append_many([event("after")])[0].outcome is Outcome.STORED
+    assert "after" in commit.ids()
+
+
+def test_commit_raising_an_unexpected_error_answers_store_error_and_keeps_the_thread(closing):
     calls = {"n": 0}
     recorder = Recorder()
 
@@ -235,7 +188,7 @@ def test_commit_raising_an_unexpected_error_answers_store_error_and_the_next_com
         writer.append_many([event("e1")])
     assert not isinstance(raised.value, StoreUnavailable)  # a bug is not transient
     assert writer.append_many([event("e2")])[0].position == 1
-    assert writer.last_write_error is None
+    assert writer.restarts == 0
 
 
 def test_commit_failing_with_store_unavailable_is_reported_until_a_probe_succeeds(closing):
@@ -256,7 +209,7 @@ def test_commit_failing_with_store_unavailable_is_reported_until_a_probe_succeed
     assert recorder.groups[-1] == ([], [], True)
 
 
-def test_close_with_a_stuck_commit_returns_and_lets_no_caller_in(closing):
+def test_close_with_a_stuck_commit_returns_and_releases_every_caller(closing):
     commit = Blocking()
     writer = GroupWriter(commit, timeout=0.3, name="stuck-writer")
     in_flight, in_flight_outcome = in_thread(writer.append_many, [event("stuck")])
@@ -265,12 +218,11 @@ def test_close_with_a_stuck_commit_returns_and_lets_no_caller_in(closing):
     closer.join(BOUND)
     assert not closer.is_alive(), "close() hung on a stuck commit"
     assert closed["result"] is False
+    in_flight.join(BOUND)
+    assert isinstance(in_flight_outcome.get("error"), StoreUnavailable)
     with pytest.raises(StoreClosed):
         writer.append_many([event("after-close")])
-    commit.release.set()  # the stuck commit ends: its leader hears its outcome
-    in_flight.join(BOUND)
-    assert in_flight_outcome["result"][0].outcome is Outcome.STORED
-    assert commit.ids() == ["stuck"]
+    commit.release.set()
 
 
 def test_results_return_to_their_callers_in_order(closing):
