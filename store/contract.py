@@ -45,11 +45,11 @@ Definitions the backends share:
   its time ran out has an unknown outcome, as over a network (SQLite gives the lock
   wait half of `timeout`, so a locked file is reported as locked).
 - Errors: `StoreUnavailable` is transient (busy, locked, full, I/O, read-only, cannot
-  connect, a commit interrupted); `StoreCorrupt` is not (a row or file no retry will
+  connect, writer thread dead); `StoreCorrupt` is not (a row or file no retry will
   read); any other `StoreError` is a bug in the store, also not worth retrying.
-- The group commit (`store/writer.py`, `GroupWriter`) is backend neutral: a backend
-  supplies only "commit this group" and gets queueing, grouping (the first caller of a
-  group commits it for all, on its own thread), timeouts and a bounded close.
+- The group-commit writer (`store/writer.py`, `GroupWriter`) is backend neutral: a
+  backend supplies only "commit this group" and gets queueing, grouping, timeouts,
+  dead-writer detection (replaced by a fresh thread) and a bounded close.
 - `display_name` is the log's location with any password removed: the only form of it
   that may appear in a log line, an error, `status` or `/metrics`.
 - **Identity.** `log_id()` is a random id (32 hex digits) the log is given when it is

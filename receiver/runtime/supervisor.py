@@ -13,7 +13,7 @@ per core (`--workers`), and this module is the process that starts them:
   its queued commits), then the forwarder and the catch-up child.
 - each **worker** (`python -m receiver.runtime.supervisor`) listens on the same address with
   SO_REUSEPORT (the kernel spreads new connections over the workers) and runs
-  waitress there, with its own store and group commit. The writers of all
+  waitress there, with its own store and writer thread. The writers of all
   workers take turns through the log's writers' lock (`store/sqlite/commit.py`), and
   every commit assigns positions and recognises ids inside its write transaction, so
   positions stay gap-free, the chain stays one chain, and a duplicate is recognised

@@ -54,10 +54,9 @@ def append_params(
 
 
 class GroupCommitter:
-    """The group commit's side of the log: its own connection, replaced after a failure.
+    """The writer thread's side of the log: its own connection, replaced after a failure.
 
-    Called by one group's leader at a time (under the group writer's committing lock),
-    so the connection needs no lock of its own.
+    Called by one thread only (the group writer's), so the connection needs no lock.
     """
 
     def __init__(self, target: Target, rejected_keep: int, check):
