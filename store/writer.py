@@ -136,7 +136,9 @@ class GroupWriter:
         self.last_write_error_at: float | None = None
         self._probed_at: float | None = None  # monotonic time of the last write probe
         self._probe_lock = threading.Lock()
-        self._thread = self._start()
+        # Started by the first write, so a store opened only to read (a CLI query)
+        # never starts nor joins a thread.
+        self._thread: threading.Thread | None = None
 
     def _start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -225,6 +227,8 @@ class GroupWriter:
             if len(self._rejections) >= _REJECT_QUEUE_MAX:
                 self.rejections_dropped += 1
                 return
+            if self._thread is None:
+                self._thread = self._start()
             self._rejections.append((now_ms(), rejection))
             self._cond.notify()
 
@@ -237,9 +241,11 @@ class GroupWriter:
         """
         with self._cond:
             if self._closed:
-                return not self._thread.is_alive()
+                return self._thread is None or not self._thread.is_alive()
             self._closed = True
             self._cond.notify_all()
+            if self._thread is None:  # never written through
+                return True
         if self.groups:
             # Events and the commits that carried them, so the first number is never
             # smaller than the second; probes and refusal-only commits counted apart.
@@ -265,7 +271,12 @@ class GroupWriter:
 
     def _revive(self) -> str | None:
         """Under the lock: start a fresh thread if the last one died; returns why it died."""
-        if self._closed or (self._death is None and self._thread.is_alive()):
+        if self._closed:
+            return None
+        if self._thread is None:  # the first write starts it
+            self._thread = self._start()
+            return None
+        if self._death is None and self._thread.is_alive():
             return None
         reason = self._death or "the writer thread is gone"
         self._death = None

@@ -410,3 +410,26 @@ def test_the_closing_statistics_line_counts_events_and_commits_that_carry_them(c
     assert lines == [
         "stats-writer: 4 events in 2 commits (2 more commits without events; 0 after lingering)"
     ]
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+def test_the_writer_thread_starts_with_the_first_write_only():
+    # A store opened only to read (`ikledger timeline`) must not start and join a thread.
+    recorder = Recorder()
+    idle = GroupWriter(recorder, timeout=BOUND, name="ikledger-writer-idle")
+    assert _threads_named("ikledger-writer-idle") == []
+    assert idle.close() is True
+    assert idle.close() is True  # idempotent, still without a thread
+    with pytest.raises(StoreClosed):
+        idle.append_many([event("late")])
+
+    busy = GroupWriter(recorder, timeout=BOUND, name="ikledger-writer-busy")
+    try:
+        assert [r.position for r in busy.append_many([event("e1")])] == [1]
+        assert len(_threads_named("ikledger-writer-busy")) == 1
+    finally:
+        assert busy.close() is True
+    assert recorder.ids() == ["e1"]
