@@ -5,6 +5,14 @@ from __future__ import annotations
 STATUS = {"type": "string", "enum": ["accepted", "ready", "error", "stuck"]}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+# A child process of `ikledger serve` in GET /healthz (`receiver.runtime.children.Child`).
+_CHILD_PROCESS = {
+    "process": {"type": "string", "enum": ["child"]},
+    "running": {"type": "boolean"},
+    "pid": {"type": ["integer", "null"]},
+    "restarts": {"type": "integer"},
+    "last_exit": {"type": ["integer", "null"]},
+}
 
 SCHEMAS = {
     "Error": {
@@ -58,13 +66,7 @@ SCHEMAS = {
                 "type": "object",
                 "description": "`ikledger serve`'s forwarding child process. It is restarted "
                 "when it dies; the status stays `ok` meanwhile.",
-                "properties": {
-                    "process": {"type": "string", "enum": ["child"]},
-                    "running": {"type": "boolean"},
-                    "pid": {"type": ["integer", "null"]},
-                    "restarts": {"type": "integer"},
-                    "last_exit": {"type": ["integer", "null"]},
-                },
+                "properties": _CHILD_PROCESS,
             },
             "failing_destinations": {
                 "type": "array",
@@ -77,13 +79,7 @@ SCHEMAS = {
                 "description": "`ikledger serve`'s catch-up child process (absent when the "
                 "read models are caught up by a thread of the server). It is restarted when "
                 "it dies; the status stays `ok` meanwhile.",
-                "properties": {
-                    "process": {"type": "string", "enum": ["child"]},
-                    "running": {"type": "boolean"},
-                    "pid": {"type": ["integer", "null"]},
-                    "restarts": {"type": "integer"},
-                    "last_exit": {"type": ["integer", "null"]},
-                },
+                "properties": _CHILD_PROCESS,
             },
         },
     },
