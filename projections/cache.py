@@ -30,7 +30,7 @@ from collections import OrderedDict
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_ANSWER_BYTES = 4 * 1024 * 1024  # per reader thread
 
-Version = tuple[int, int]  # (PRAGMA data_version, total_changes) of one connection
+from .db import Version
 
 Cutoffs = tuple[str | None, str | None]
 ALWAYS: Cutoffs = (None, None)
@@ -39,6 +39,50 @@ ALWAYS: Cutoffs = (None, None)
 def _holds(cutoffs: Cutoffs, cutoff: str) -> bool:
     after, until = cutoffs
     return (after is None or cutoff > after) and (until is None or cutoff <= until)
+
+
+class KeptAnswers:
+    """Whole answers each reader thread keeps, by key, within `max_bytes` per thread:
+    valid while the thread's connection is at the `version` they were built at and the
+    stuck cut-off is within their `cutoffs`. Used by GET /timeline and GET /stats."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._threads = threading.local()  # .conn, .answers and .bytes: see _answers
+
+    def _answers(self, conn: object) -> OrderedDict[object, tuple[Version, Cutoffs, bytes]]:
+        """This thread's answers, emptied when it reads through another connection
+        (versions of two connections do not compare)."""
+        local = self._threads
+        if getattr(local, "conn", None) is not conn:
+            local.conn, local.answers, local.bytes = conn, OrderedDict(), 0
+        return local.answers
+
+    def get(self, conn: object, key: object, version: Version, cutoff: str) -> bytes | None:
+        """The answer this thread kept under `key`, if `conn` is still at `version` and
+        it holds at `cutoff`; else None."""
+        answers = self._answers(conn)
+        entry = answers.get(key)
+        if entry is None or entry[0] != version or not _holds(entry[1], cutoff):
+            return None
+        answers.move_to_end(key)
+        return entry[2]
+
+    def keep(
+        self, conn: object, key: object, version: Version, cutoffs: Cutoffs, document: bytes
+    ) -> None:
+        """Keep an answer built at `version` of `conn`; least recently used go first."""
+        if len(document) > self.max_bytes:
+            return
+        answers, local = self._answers(conn), self._threads
+        old = answers.pop(key, None)
+        if old is not None:
+            local.bytes -= len(old[2])
+        answers[key] = (version, cutoffs, document)
+        local.bytes += len(document)
+        while local.bytes > self.max_bytes:
+            _, (_, _, dropped) = answers.popitem(last=False)
+            local.bytes -= len(dropped)
 
 
 class TimelineCache:
@@ -52,8 +96,7 @@ class TimelineCache:
         self, max_bytes: int = DEFAULT_MAX_BYTES, answer_bytes: int = DEFAULT_ANSWER_BYTES
     ):
         self.max_bytes = max_bytes
-        self.answer_bytes = answer_bytes
-        self._threads = threading.local()  # .conn and .answers: see _answers
+        self._answers = KeptAnswers(answer_bytes)
         self._entries: OrderedDict[tuple[int, str], tuple[int, Cutoffs, str, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -98,39 +141,18 @@ class TimelineCache:
                 _, (_, _, old_url, old_body) = self._entries.popitem(last=False)
                 self._bytes -= len(old_body) + len(old_url)
 
-    def _answers(self, conn: object) -> OrderedDict[str, tuple[Version, Cutoffs, bytes]]:
-        """This thread's answers, emptied when it reads through another connection
-        (versions of two connections do not compare)."""
-        local = self._threads
-        if getattr(local, "conn", None) is not conn:
-            local.conn, local.answers, local.bytes = conn, OrderedDict(), 0
-        return local.answers
-
     def answer(self, conn: object, key: str, version: Version, cutoff: str) -> bytes | None:
         """The whole answer this thread kept for the asset, if `conn` is still at
         `version` and it holds at `cutoff`; else None (and nothing is counted)."""
-        answers = self._answers(conn)
-        entry = answers.get(key)
-        if entry is None or entry[0] != version or not _holds(entry[1], cutoff):
-            return None
-        answers.move_to_end(key)
-        with self._lock:
-            self.hits += 1
-            self.answer_hits += 1
-        return entry[2]
+        document = self._answers.get(conn, key, version, cutoff)
+        if document is not None:
+            with self._lock:
+                self.hits += 1
+                self.answer_hits += 1
+        return document
 
     def keep_answer(
         self, conn: object, key: str, version: Version, cutoffs: Cutoffs, document: bytes
     ) -> None:
         """Keep a whole answer built at `version` of `conn`, within this thread's budget."""
-        if len(document) > self.answer_bytes:
-            return
-        answers, local = self._answers(conn), self._threads
-        old = answers.pop(key, None)
-        if old is not None:
-            local.bytes -= len(old[2])
-        answers[key] = (version, cutoffs, document)
-        local.bytes += len(document)
-        while local.bytes > self.answer_bytes:
-            _, (_, _, dropped) = answers.popitem(last=False)
-            local.bytes -= len(dropped)
+        self._answers.keep(conn, key, version, cutoffs, document)

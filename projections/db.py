@@ -145,6 +145,16 @@ _META_COLUMNS = (
 )
 
 
+Version = tuple[int, int]  # (PRAGMA data_version, total_changes) of one connection
+
+
+def version(conn: sqlite3.Connection) -> Version:
+    """Changes when anything is committed to the file: by another connection
+    (data_version) or by this one (total_changes). Kept answers are valid while it
+    stays (`cache.KeptAnswers`)."""
+    return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
+
 def read_meta(conn: sqlite3.Connection, name: str) -> Meta | None:
     row = conn.execute(
         f"SELECT {_META_COLUMNS} FROM projection_meta WHERE name = ?", (name,)

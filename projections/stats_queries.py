@@ -21,14 +21,13 @@ ceil(p/100 · count) in ascending order, reported as that bin's `bin_value`, whi
 within 1 % of every duration in the bin, so within 1 % of the exact nearest-rank
 percentile (exact under 1 s).
 
-Each reader thread keeps its latest answers (`_kept`) while its connection sees the
+Each reader thread keeps its latest answers (`_KEPT`) while its connection sees the
 file unchanged and the cut-off stays in its 5-minute bucket (unless that bucket was
 split): a catch-up or a rebuild's swap changes the file, so nothing stale is served.
 """
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_left
 from datetime import datetime, timedelta
 from itertools import accumulate
@@ -36,7 +35,8 @@ from typing import Any
 
 import orjson
 
-from .db import ProjectionDB, read_meta
+from .cache import ALWAYS, KeptAnswers
+from .db import ProjectionDB, read_meta, version
 from .event_types import EVENT_TYPES
 from .fields import STUCK_AFTER, served, stuck_cutoff, to_time
 from .framework import InvalidQuery
@@ -229,10 +229,10 @@ def stats(
     groups: dict[str, dict] = {}
     with db.read() as conn:
         key = (start, end, bucket, bucket_start(cutoff))
-        version = conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
-        kept = _kept(conn, key, version)
+        built_at = version(conn)
+        kept = _KEPT.get(conn, key, built_at, cutoff)
         if kept is not None:
-            return kept
+            return orjson.loads(kept)  # a copy: the caller may change it
         meta = read_meta(conn, EVENT_TYPES.name)
         found = served(conn)
         counted = [EVENT_TYPES.tables(meta.generation).counts] if meta is not None else []
@@ -257,33 +257,15 @@ def stats(
             _durations(conn, found[0], bucket, parts, answer, groups)
         answer["buckets"] = [groups[g] for g in sorted(groups)]
         if not split:  # else it depends on the cut-off itself, not only on its bucket
-            _keep(conn, key, version, answer)
+            _KEPT.keep(conn, key, built_at, ALWAYS, orjson.dumps(answer))
     return answer
 
 
-# Each reader thread keeps its latest answers, as `cache.TimelineCache` keeps timelines:
-# valid while its connection sees the file unchanged (PRAGMA data_version, and its own
-# total_changes) and the stuck cut-off stays in the same 5-minute bucket, unless that
-# bucket held accepted transformations (then the split depends on the cut-off itself).
-_answers = threading.local()
-KEPT_ANSWERS = 16
-
-
-def _kept(conn, key: tuple, version: tuple) -> dict | None:
-    if getattr(_answers, "conn", None) is not conn:
-        _answers.conn, _answers.entries = conn, {}
-    entry = _answers.entries.get(key)
-    if entry is None or entry[0] != version:
-        return None
-    return orjson.loads(entry[1])  # a copy: the caller may change it
-
-
-def _keep(conn, key: tuple, version: tuple, answer: dict) -> None:
-    entries = _answers.entries
-    entries.pop(key, None)
-    entries[key] = (version, orjson.dumps(answer))
-    while len(entries) > KEPT_ANSWERS:
-        del entries[next(iter(entries))]
+# Each reader thread keeps its latest answers, as GET /timeline's (`cache.KeptAnswers`):
+# valid while its connection sees the file unchanged and the stuck cut-off stays in the
+# same 5-minute bucket (part of the key), unless that bucket held accepted
+# transformations (then the split depends on the cut-off itself: not kept).
+_KEPT = KeptAnswers(max_bytes=4 * 1024 * 1024)
 
 
 def _bucket(start: str) -> dict:

@@ -19,13 +19,13 @@ import orjson
 
 from store.sqlite_engine import sqlite3
 
-from .db import ProjectionDB, unavailable_on_error
+from .db import ProjectionDB, unavailable_on_error, version
 from .fields import STUCK_AFTER, has_asset, query, served, stuck_cutoff, to_time
 from .framework import AssetNotFound, InvalidQuery, Tables
 from .video_timeline import TIMELINE, asset_key
 
 if TYPE_CHECKING:  # the answer cache is the server's: it loads with the first one built
-    from .cache import Cutoffs, TimelineCache, Version
+    from .cache import Cutoffs, TimelineCache
 
 TRANSFORMATIONS_OF_ASSET = """
 SELECT tkey, {transformation}
@@ -147,7 +147,7 @@ def timeline_json(
     if as_of is None and cache is not None:
         conn = db.conn()
         with unavailable_on_error("cannot read the read models", db.path):
-            kept = cache.answer(conn, key, _version(conn), cutoff)
+            kept = cache.answer(conn, key, version(conn), cutoff)
         if kept is not None:
             return kept
     with db.read() as conn:
@@ -162,7 +162,7 @@ def timeline_json(
             url, transformations, cutoffs = current
             document = _document(url, checkpoint, transformations)
             if cache is not None:  # the version of the snapshot it was built from
-                cache.keep_answer(conn, key, _version(conn), cutoffs, document)
+                cache.keep_answer(conn, key, version(conn), cutoffs, document)
             return document
         if not has_asset(conn, tables, key):
             raise AssetNotFound(asset_url)
@@ -178,12 +178,6 @@ def timeline_json(
     refolded = _refold(key, db.store.get_positions(sorted(positions)), cutoff)
     url, transformations = refolded or (asset_url, b"[]")
     return _document(url, checkpoint, transformations)
-
-
-def _version(conn: sqlite3.Connection) -> Version:
-    """Changes when anything is committed to the file: by another connection
-    (data_version) or by this one (total_changes)."""
-    return conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
 
 
 def _current(
