@@ -171,6 +171,8 @@ class Projection:
       `finish` (called once, in the last transaction of a rebuild) to a no-op. A
       projection may make `load` cheaper (no indexes, no aggregates) and settle
       everything in `finish`, as long as the tables end identical to `apply`'s.
+      `finish` may commit part of its work and begin again (the generation is served
+      only from the swap; a failed rebuild drops it): it must return in a transaction.
     - `bulk_setup`: like `setup`, for the empty tables a rebuild fills with `load`.
     - `bulk_extract(conn, source, schema, after, until)` and `bulk_sql(conn, tables, schema)`:
       optional, the SQL path of a rebuild, split in two so that the parsing can run on

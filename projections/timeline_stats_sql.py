@@ -23,7 +23,8 @@ STATS_ALL computes from the transformations at the end of a rebuild (a transform
 whose latest event moves to a later bucket moves at each grain).
 
 `{bucket}` is the start of the 5-minute bucket of a `created_at` text (UTC, ms, Z):
-its first 14 characters, the minutes floored to a multiple of 5, ':00.000Z'; the hour
+its first 15 characters (to the tens of minutes), the minutes' last digit floored to
+0 or 5, ':00.000Z'; the hour
 and the day are its first 13 and 10 characters.
 """
 
@@ -31,8 +32,7 @@ EXACT_BELOW = 1000  # ms: shorter durations are counted exactly
 RATIO = 1.018  # between the edges of two log-spaced bins
 
 BUCKET = (
-    "substr({at}, 1, 14) || printf('%02d', CAST(substr({at}, 15, 2) AS INTEGER) / 5 * 5)"
-    " || ':00.000Z'"
+    "substr({at}, 1, 15) || CASE WHEN substr({at}, 16, 1) < '5' THEN '0' ELSE '5' END || ':00.000Z'"
 )
 # The three grains, as a table to join; the start of a 5-minute bucket at each grain.
 GRAINS = "(SELECT '5m' AS grain UNION ALL SELECT '1h' UNION ALL SELECT '1d') AS grains"
@@ -129,43 +129,52 @@ DELETE FROM {durations} WHERE n = 0
 """,
 )
 
-# Both tables from every transformation at once (the end of a rebuild): the keys read
-# once from the (wide) transformations, the 5-minute rows summed from them, the hours
-# from the 5-minute rows, the days from the hours; then the keys dropped.
+# Both tables from every transformation at once (the end of a rebuild), as two
+# independent halves (a rebuild runs them on two connections at once, `stats_aside`):
+# each reads its keys once from the (wide) transformations, sums the 5-minute rows
+# from them, the hours from the 5-minute rows and the days from the hours, then drops
+# its keys.
 _ROLL_UP = {
     "1h": ("5m", "substr(bucket, 1, 13) || ':00:00.000Z'"),
     "1d": ("1h", "substr(bucket, 1, 10) || 'T00:00:00.000Z'"),
 }
-STATS_ALL = (
+STATS_COUNTS = (
     "DROP TABLE IF EXISTS temp.stats_keys",
-    "CREATE TEMP TABLE stats_keys AS " + KEYS,
+    "CREATE TEMP TABLE stats_keys AS SELECT bucket, status, kind, format, reason FROM ("
+    + KEYS
+    + ")",
     """
 INSERT INTO {counts} (grain, bucket, status, kind, format, reason, n)
 SELECT '5m', bucket, status, kind, format, reason, count(*) FROM temp.stats_keys
 GROUP BY bucket, status, kind, format, reason
 """,
-    """
-INSERT INTO {durations} (grain, bucket, kind, bin, n)
-SELECT '5m', bucket, kind, bin, count(*) FROM temp.stats_keys WHERE bin IS NOT NULL
-GROUP BY bucket, kind, bin
-""",
     "DROP TABLE temp.stats_keys",
     *(
-        statement
-        for grain, (finer, start) in _ROLL_UP.items()
-        for statement in (
-            f"""
+        f"""
 INSERT INTO {{counts}} (grain, bucket, status, kind, format, reason, n)
 SELECT '{grain}', {start}, status, kind, format, reason, sum(n) FROM {{counts}}
 WHERE grain = '{finer}'
 GROUP BY 2, status, kind, format, reason
+"""
+        for grain, (finer, start) in _ROLL_UP.items()
+    ),
+)
+STATS_DURATIONS = (
+    """
+INSERT INTO {durations} (grain, bucket, kind, bin, n)
+SELECT '5m', bucket, kind, bin, count(*) FROM ("""
+    + _keys(" WHERE +status = 'ready' AND accepted_at IS NOT NULL")  # a scan, not the index
+    + """)
+GROUP BY bucket, kind, bin
 """,
-            f"""
+    *(
+        f"""
 INSERT INTO {{durations}} (grain, bucket, kind, bin, n)
 SELECT '{grain}', {start}, kind, bin, sum(n) FROM {{durations}}
 WHERE grain = '{finer}'
 GROUP BY 2, kind, bin
-""",
-        )
+"""
+        for grain, (finer, start) in _ROLL_UP.items()
     ),
 )
+STATS_ALL = STATS_COUNTS + STATS_DURATIONS

@@ -38,6 +38,7 @@ from dataclasses import replace
 from store import Event
 from store.sqlite_engine import sqlite3
 
+from . import stats_aside
 from .framework import MalformedBody, Projection, Tables
 from .timeline_sql import (
     ASSETS_ALL,
@@ -249,16 +250,33 @@ def bulk_sql(conn: sqlite3.Connection, t: Tables, schema: str) -> int:
 
 def finish(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
     """Index the events, merge them per transformation in that index's order, count
-    assets and the overview's aggregates (at every grain), then build the other indexes."""
+    assets and the overview's aggregates (at every grain), then build the other indexes.
+
+    The aggregates are counted from the merged transformations on other connections
+    (`stats_aside`), beside the assets and indexes: this commits the merge first (the
+    generation is served only from the swap) and leaves `conn` in a new transaction.
+    """
     for table in (t.transformations, t.assets, *((t.counts, t.durations) if counts else ())):
         conn.execute(f"DELETE FROM {table}")
     conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
-    conn.execute(sql(ASSETS_ALL, t))
-    if counts:
-        for statement in STATS_ALL:
-            conn.execute(sql(statement, t))
-    _create_indexes(conn, t)
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    aside = stats_aside.start(conn, t, timeout) if counts else None
+    try:
+        if aside is not None:
+            conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sql(ASSETS_ALL, t))
+        if counts and aside is None:
+            for statement in STATS_ALL:
+                conn.execute(sql(statement, t))
+        _create_indexes(conn, t)
+        if aside is not None:
+            conn.execute("COMMIT")
+            aside.copy_into(conn)
+            conn.execute("BEGIN IMMEDIATE")  # the rebuild's own, which commits it
+    finally:
+        if aside is not None:
+            aside.close()
 
 
 TIMELINE = Projection(

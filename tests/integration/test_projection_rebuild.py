@@ -143,6 +143,32 @@ def test_a_rebuild_failing_inside_its_finish_leaves_no_table_and_the_old_model(l
     assert timeline(pdb, SAMPLE) == before
 
 
+def test_a_rebuild_whose_counting_thread_fails_keeps_the_old_model_and_no_scratch_file(
+    log, pdb, runner, tmp_path, monkeypatch
+):
+    # The counts are made on other connections, in threads, after `finish` committed the
+    # merged transformations (stats_aside): an error there fails the rebuild like one on
+    # its own connection, the unserved generation goes, and so do the scratch files.
+    from projections import stats_aside
+
+    log.append_many(documented_events() + _many(30))
+    runner.catch_up()
+    before, rows = timeline(pdb, SAMPLE), table_rows(pdb.path)
+    broken = (stats_aside.HALVES[0][0], stats_aside.HALVES[0][1], ("SELECT * FROM no_such_table",))
+    monkeypatch.setattr(stats_aside, "HALVES", (broken, *stats_aside.HALVES[1:]))
+    with pytest.raises(ProjectionDefect, match="no_such_table"):
+        runner.rebuild("timeline")
+    assert timeline(pdb, SAMPLE) == before
+    with pdb.read() as conn:
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert not any(n.endswith("_g2") for n in names)
+    assert not list(tmp_path.glob(".rebuild-*"))
+    monkeypatch.undo()
+    runner.rebuild("timeline")
+    assert table_rows(pdb.path) == rows
+    assert not list(tmp_path.glob(".rebuild-*"))
+
+
 def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     log.append_many(documented_events())
     runner.catch_up()
