@@ -44,15 +44,19 @@ class ProofResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, event_id: str) -> None:
         from store.tlog import ProofError
-        from store.tlog.proofs import event_proof
+        from store.tlog.proofs import EventNotInLog, event_proof
 
         note = self.store.latest_checkpoint()
-        if self.store.get(event_id) is None:
-            raise coded(falcon.HTTPNotFound, "event_not_found", f"no event with id {event_id!r}")
         try:
             if note is None:
+                if self.store.get(event_id) is None:
+                    raise EventNotInLog(event_id)
                 raise ProofError("no checkpoint yet")
-            resp.media = event_proof(self.store, event_id, note)
+            resp.media = event_proof(self.store, event_id, note)  # reads the event once
+        except EventNotInLog:
+            raise coded(
+                falcon.HTTPNotFound, "event_not_found", f"no event with id {event_id!r}"
+            ) from None
         except ProofError as exc:
             raise coded(
                 falcon.HTTPConflict,

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 from ..contract import Leaf
 
 
+class EventNotInLog(LookupError):
+    """`event_proof` of an id the log does not hold."""
+
+
 class ProofCheckFailed(Exception):
     """A proof that does not hold; `check` names which check failed.
 
@@ -66,13 +70,13 @@ def signed_checkpoint(store: EventStore, origin: str, signer: Signer) -> bytes:
 def event_proof(store: EventStore, event_id: str, checkpoint: bytes) -> dict:
     """The inclusion proof of one event in the tree `checkpoint` (a signed note) names.
 
-    Raises LookupError when the id is not in the log, ProofError when the event is
+    Raises EventNotInLog (a LookupError) when the id is not in the log, ProofError when the event is
     newer than the checkpoint or the log's tree of that size is not the checkpoint's.
     """
     head = parse_checkpoint(note_text(checkpoint))
     event = store.get(event_id)
     if event is None:
-        raise LookupError(f"no event {event_id!r} in the log")
+        raise EventNotInLog(f"no event {event_id!r} in the log")
     if event.position > head.size:
         raise ProofError(
             f"event {event_id} (position {event.position}) is newer than the checkpoint ({head.size})"

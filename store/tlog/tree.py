@@ -25,21 +25,18 @@ class ProofError(ValueError):
 
 def _maxpow2(n: int) -> tuple[int, int]:
     """The largest power of two strictly below n (n > 1), and its log2."""
-    level = 0
-    while 1 << (level + 1) < n:
-        level += 1
+    level = (n - 1).bit_length() - 1
     return 1 << level, level
 
 
 def stored_hash_index(level: int, n: int) -> int:
-    """Where the n-th hash at `level` is stored (Go's StoredHashIndex)."""
-    for _ in range(level):
-        n = 2 * n + 1
-    index = 0
-    while n > 0:
-        index += n
-        n >>= 1
-    return index + level
+    """Where the n-th hash at `level` is stored (Go's StoredHashIndex).
+
+    Go sets n = 2n + 1 `level` times, then sums n, n >> 1, n >> 2, ... down to 1: that
+    sum is 2n minus the number of one bits of n.
+    """
+    n = ((n + 1) << level) - 1
+    return 2 * n - n.bit_count() + level
 
 
 def stored_hash_count(size: int) -> int:
