@@ -169,6 +169,23 @@ def test_a_rebuild_whose_counting_thread_fails_keeps_the_old_model_and_no_scratc
     assert not list(tmp_path.glob(".rebuild-*"))
 
 
+def test_a_rebuild_counts_inline_where_no_second_connection_can_open(
+    log, pdb, runner, tmp_path, monkeypatch
+):
+    # A projections file no second connection can open (stats_aside finds no path):
+    # the same statements on the rebuild's own connection, the same tables as catch-up.
+    from projections import stats_aside
+
+    log.append_many(documented_events() + _many(30))
+    runner.catch_up()
+    incremental = table_rows(pdb.path)
+    started = []
+    monkeypatch.setattr(stats_aside, "_file_of", lambda conn: started.append(1) and "")
+    runner.rebuild("timeline")
+    assert started and table_rows(pdb.path) == incremental
+    assert not list(tmp_path.glob(".rebuild-*"))
+
+
 def test_new_code_version_rebuilds_on_start(log, pdb, runner):
     log.append_many(documented_events())
     runner.catch_up()
