@@ -75,11 +75,21 @@ CHANGES = {
     "received_at_text": (
         "UPDATE events SET received_at = '2023-11-14T22:13:20.000Z' WHERE position = 1"
     ),
+    "id_blob": "UPDATE events SET id = CAST(id AS BLOB) WHERE position = 45",
+    "type_blob": "UPDATE events SET type = CAST(type AS BLOB) WHERE position = 46",
+    "id_too_long": "UPDATE events SET id = id || hex(zeroblob(33000)) WHERE position = 47",
+    "received_at_negative": "UPDATE events SET received_at = -1 WHERE position = 10",
     "removed": "DELETE FROM events WHERE position = 64",
+    "removed_mid_batch": "DELETE FROM events WHERE position = 61",
     "removed_last": "DELETE FROM events WHERE position = 300",
     "leaf_hash": "UPDATE tree_hashes SET hash = zeroblob(32) WHERE idx = 40",
     "high_hash": "UPDATE tree_hashes SET hash = zeroblob(32) WHERE idx = 510",  # level 8
     "hash_beyond": "INSERT INTO tree_hashes (idx, hash) VALUES (596, zeroblob(32))",  # position 301
+    "event_beyond": (
+        "INSERT INTO events (position, id, type, created_at, received_at, scheme, chain, body)"
+        " SELECT 301, 'extra', type, created_at, received_at, scheme, chain, body"
+        " FROM events WHERE position = 300"
+    ),
 }
 
 
