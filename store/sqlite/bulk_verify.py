@@ -233,17 +233,7 @@ def _check_batches(query: Query, start: int, stop: int | None, block_level: int)
         del rows
         try:
             digests = list(map(_digest, map(sha256, bodies)))
-            # The leaf after its body hash: received_at, then the id and the type, each
-            # after its length (store/tlog/hashing.py); a length past 65535 fails too.
-            fields = zip(
-                map(_u64, received),
-                map(_u16, map(len, ids)),
-                ids,
-                map(_u16, map(len, types)),
-                types,
-            )
-            tails = list(map(_join, fields))
-        except (TypeError, StructError):  # a text body, a NULL received_at (see ROWS)
+        except TypeError:  # a body stored as text
             return None
         if b"" in bodies:  # pruned or erased: the recorded hash stands in for the body
             recorded = dict(query(ERASED, (start, start + count)))
@@ -254,7 +244,21 @@ def _check_batches(query: Query, start: int, stop: int | None, block_level: int)
                     digests[i] = bytes(recorded[start + i + 1])
         if tuple(_hashes(zip(chained((chain,), chains), digests, ids))) != chains:
             return None
-        level = _hashes(zip(repeat(b"\x00"), digests, tails))
+        # Each leaf after 0x00: the body hash, received_at, then the id and the type,
+        # each after its length (store/tlog/hashing.py).
+        leaves = zip(
+            repeat(b"\x00"),
+            digests,
+            map(_u64, received),
+            map(_u16, map(len, ids)),
+            ids,
+            map(_u16, map(len, types)),
+            types,
+        )
+        try:
+            level = _hashes(leaves)
+        except StructError:  # a NULL received_at (see ROWS), a length past 65535
+            return None
         nodes = level
         while len(level) > 1:
             level = _parents(level)
