@@ -77,7 +77,7 @@ CHANGES = {
     ),
     "id_blob": "UPDATE events SET id = CAST(id AS BLOB) WHERE position = 45",
     "type_blob": "UPDATE events SET type = CAST(type AS BLOB) WHERE position = 46",
-    "id_too_long": "UPDATE events SET id = id || hex(zeroblob(33000)) WHERE position = 47",
+    "type_too_long": "UPDATE events SET type = type || hex(zeroblob(33000)) WHERE position = 47",
     "received_at_negative": "UPDATE events SET received_at = -1 WHERE position = 10",
     "removed": "DELETE FROM events WHERE position = 64",
     "removed_mid_batch": "DELETE FROM events WHERE position = 61",
