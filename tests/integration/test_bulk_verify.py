@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from store.encoding import decode_time
-from store.sqlite.bulk_verify import bulk_verify
+from store.sqlite.bulk_verify import _stored_order, bulk_verify
 from store.sqlite_engine import sqlite3
+from store.tlog.tree import stored_hash_count, stored_hash_index
 from store.verify import verify_chain
 from tests.verifiable.logs import fill, random_events
 
@@ -47,6 +48,14 @@ def test_an_intact_log_with_removed_bodies_passes_in_bulk(log, block_level):
 def test_two_processes_check_an_intact_log_as_one_does(log, db_path):
     report = bulk_verify(log._query, block_level=BLOCK_LEVEL, path=str(db_path), parallel_from=0)
     assert report is not None and report == row_by_row(log)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 13, 300, 1024, 2047])
+def test_a_batchs_nodes_are_compared_in_the_order_they_are_stored(count):
+    nodes = [(level, j) for level in range(count.bit_length()) for j in range(count >> level)]
+    by_index = sorted(range(len(nodes)), key=lambda i: stored_hash_index(*nodes[i]))
+    assert _stored_order(count) == by_index
+    assert len(by_index) == stored_hash_count(count)
 
 
 def test_an_empty_log_passes_in_bulk(store):
