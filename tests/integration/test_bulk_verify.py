@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from store.encoding import decode_time
-from store.sqlite.bulk_verify import bulk_verify
+from store.sqlite.bulk_verify import _stored_order, bulk_verify
 from store.sqlite_engine import sqlite3
+from store.tlog.tree import stored_hash_count, stored_hash_index
 from store.verify import verify_chain
 from tests.verifiable.logs import fill, random_events
 
@@ -49,6 +50,14 @@ def test_two_processes_check_an_intact_log_as_one_does(log, db_path):
     assert report is not None and report == row_by_row(log)
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 13, 300, 1024, 2047])
+def test_a_batchs_nodes_are_compared_in_the_order_they_are_stored(count):
+    nodes = [(level, j) for level in range(count.bit_length()) for j in range(count >> level)]
+    by_index = sorted(range(len(nodes)), key=lambda i: stored_hash_index(*nodes[i]))
+    assert _stored_order(count) == by_index
+    assert len(by_index) == stored_hash_count(count)
+
+
 def test_an_empty_log_passes_in_bulk(store):
     assert bulk_verify(store._query, block_level=BLOCK_LEVEL) == row_by_row(store)
 
@@ -75,11 +84,21 @@ CHANGES = {
     "received_at_text": (
         "UPDATE events SET received_at = '2023-11-14T22:13:20.000Z' WHERE position = 1"
     ),
+    "id_blob": "UPDATE events SET id = CAST(id AS BLOB) WHERE position = 45",
+    "type_blob": "UPDATE events SET type = CAST(type AS BLOB) WHERE position = 46",
+    "type_too_long": "UPDATE events SET type = type || hex(zeroblob(33000)) WHERE position = 47",
+    "received_at_negative": "UPDATE events SET received_at = -1 WHERE position = 10",
     "removed": "DELETE FROM events WHERE position = 64",
+    "removed_mid_batch": "DELETE FROM events WHERE position = 61",
     "removed_last": "DELETE FROM events WHERE position = 300",
     "leaf_hash": "UPDATE tree_hashes SET hash = zeroblob(32) WHERE idx = 40",
     "high_hash": "UPDATE tree_hashes SET hash = zeroblob(32) WHERE idx = 510",  # level 8
     "hash_beyond": "INSERT INTO tree_hashes (idx, hash) VALUES (596, zeroblob(32))",  # position 301
+    "event_beyond": (
+        "INSERT INTO events (position, id, type, created_at, received_at, scheme, chain, body)"
+        " SELECT 301, 'extra', type, created_at, received_at, scheme, chain, body"
+        " FROM events WHERE position = 300"
+    ),
 }
 
 
