@@ -25,6 +25,7 @@ log = logging.getLogger("ikledger.ui")
 
 FIELDS = ("running", "started_at", "finished_at", "result", "error", "progress")
 DIED = "the request worker running it stopped before it finished"
+RELEASE_WAIT = 1.0  # s: how long `start` waits for a finished job's holder to let go
 
 # A job's work: given a `report(progress text)` callback, returns the result (JSON-ready).
 Work = Callable[[Callable[[str], None]], object]
@@ -87,6 +88,13 @@ class Job:
     def start(self, work: Work) -> bool:
         """Run `work` on a thread; False (nothing started) while one runs in any worker."""
         handle = self.flight.take()
+        if handle is None and not (self.state.get() or {}).get("running"):
+            # The holder has written its result and is letting go (it writes first, so
+            # `view` never shows a live job as died): wait that moment out, bounded.
+            deadline = time.monotonic() + RELEASE_WAIT
+            while handle is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+                handle = self.flight.take()
         if handle is None:
             return False
         try:

@@ -43,6 +43,26 @@ def test_a_job_runs_in_the_background_once_across_workers(tmp_path):
     wait_for(lambda: other.view().result == {"ok": False}, "the second run")
 
 
+def test_a_job_starts_again_as_soon_as_the_last_one_shows_finished(tmp_path, monkeypatch):
+    # The holder writes its result, then lets go of the lock: a start in between (the
+    # page shows it finished) must wait that moment out, not answer "already running".
+    from receiver.ui import jobs
+
+    release = jobs.Flight.release
+
+    def slow_release(self, handle):
+        threading.Event().wait(0.3)
+        release(self, handle)
+
+    monkeypatch.setattr(jobs.Flight, "release", slow_release)
+    one, other = jobs.Job("verify", str(tmp_path)), jobs.Job("verify", str(tmp_path))
+    assert one.start(lambda report: {"ok": True})
+    wait_for(lambda: not other.view().running, "the job to show finished")
+    assert other.view().error is None  # finished, not died
+    assert other.start(lambda report: {"ok": False})
+    wait_for(lambda: other.view().result == {"ok": False}, "the second run")
+
+
 @pytest.fixture
 def app(tmp_path):
     """An app whose UI state lives in a folder, as a worker of `serve` has it."""
