@@ -40,6 +40,7 @@ from store.forwarding import (
 )
 
 from .client import Answer, Client, TransportError
+from .heads import HeadIndex
 from .journal import AttemptJournal
 from .keys import ordering_key
 from .schedule import next_delay, parse_retry_after
@@ -115,6 +116,8 @@ class Forwarder:
         self._window_top = 0  # the highest position put in the window since its reload
         self._capacity = 1  # the destination's max_in_flight, as last read
         self._in_order = True
+        # The oldest delivery of each key held, for the scheduler with order per key.
+        self._heads = HeadIndex()
         self._bodies: dict[int, bytes] = {}
         self._in_flight: dict[int, str] = {}  # being attempted: position -> key
         self._settling: dict[int, str] = {}  # answered, being journalled
@@ -267,6 +270,7 @@ class Forwarder:
                 if position not in window and not self._busy(position):
                     del self._bodies[position]
             self._window = window
+            self._heads = HeadIndex((p, item.key) for p, item in window.items())
             self._capacity = destination.max_in_flight
             self._window_top = max(window, default=0)
             self._in_order = True  # the rows come in position order
@@ -302,14 +306,19 @@ class Forwarder:
         if not self._in_order:
             self._window = dict(sorted(self._window.items()))
             self._in_order = True
+        ordered = not destination.unordered
+        # With order per key only each key's oldest delivery can start: the scheduler
+        # is handed those alone (the same plan, without walking the whole window).
+        window = self._window
+        pending = (window[p] for p in self._heads.heads) if ordered else window.values()
         chosen = plan(
-            self._window.values(),
+            pending,
             in_order=True,
             now_ms=self.now_ms(),
             in_flight=self._in_flight,
             max_in_flight=max_in_flight,
             settling=self._settling,
-            ordered=not destination.unordered,
+            ordered=ordered,
             limiters=self._limiters,
         )
         for item in chosen.start:
@@ -492,6 +501,7 @@ class Forwarder:
                 self._touched.add(item.position)
             if retry is None:
                 self._window.pop(item.position, None)
+                self._heads.discard(item.position)
                 self._bodies.pop(item.position, None)
             else:
                 self._put(retry)
@@ -501,4 +511,5 @@ class Forwarder:
         if item.position not in self._window and item.position < self._window_top:
             self._in_order = False
         self._window[item.position] = item
+        self._heads.add(item.position, item.key)
         self._window_top = max(self._window_top, item.position)

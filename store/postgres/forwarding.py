@@ -8,9 +8,10 @@ receivers on several machines agree on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import psycopg
 import psycopg_pool
 
 from ..forwarding_sql import Run, SQLForwardingState
@@ -23,10 +24,29 @@ def _dialect(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+class _Run:
+    """`Run` on one cursor (inside the caller's transaction)."""
+
+    def __init__(self, cursor: psycopg.Cursor):
+        self._cursor = cursor
+
+    def __call__(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        self._cursor.execute(_dialect(sql), params)
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def many(self, sql: str, rows: Sequence[Sequence]) -> int:
+        if not rows:
+            return 0
+        # psycopg sums the rows changed by every execution in `rowcount` (pipelined).
+        self._cursor.executemany(_dialect(sql), rows)
+        return self._cursor.rowcount
+
+
 class PostgresForwarding(SQLForwardingState):
     """`ForwardingState` in a PostgreSQL database."""
 
     now_ms_sql = NOW_MS
+    lock_rows_sql = " FOR UPDATE"
 
     def __init__(self, target: Target, pool: psycopg_pool.ConnectionPool, **options):
         super().__init__(**options)
@@ -40,10 +60,4 @@ class PostgresForwarding(SQLForwardingState):
             self._pool.connection() as conn,
             conn.transaction(),
         ):
-            cursor = conn.cursor(binary=True)
-
-            def run(sql: str, params=()) -> list[tuple]:
-                cursor.execute(_dialect(sql), params)
-                return cursor.fetchall() if cursor.description else []
-
-            yield run
+            yield _Run(conn.cursor(binary=True))

@@ -15,13 +15,29 @@ at all).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from ..contract import StoreClosed
 from ..forwarding_sql import Run, SQLForwardingState
 from ..sqlite_engine import sqlite3
 from .conn import connect, translated
+
+
+class _Run:
+    """`Run` on one connection (inside the caller's transaction)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def __call__(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def many(self, sql: str, rows: Sequence[Sequence]) -> int:
+        if not rows:
+            return 0
+        # sqlite3 sums the rows changed by every execution in `rowcount`.
+        return self._conn.executemany(sql, rows).rowcount
 
 
 class SQLiteForwarding(SQLForwardingState):
@@ -55,14 +71,10 @@ class SQLiteForwarding(SQLForwardingState):
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Run]:
         conn = self._connection()
-
-        def run(sql: str, params=()) -> list[tuple]:
-            return conn.execute(sql, params).fetchall()
-
         with translated("forwarding state"):
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield run
+                yield _Run(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -9,6 +9,7 @@ for one, wrapping the resolver's own `socket.gaierror`.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import struct
 import threading
@@ -88,3 +89,42 @@ def test_a_name_the_resolver_does_not_know_is_a_dns_error():
     resolver = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     error = NameResolutionError("app.invalid", None, resolver)  # as urllib3 raises it
     assert classify(error) == "dns_error"
+
+
+def answering(raw: bytes) -> Callable[[socket.socket], None]:
+    """A server answer: read one request, send `raw`, close."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(raw)
+
+    return answer
+
+
+def test_an_answer_is_kept_as_sent_and_its_headers_read_in_any_case(client):
+    squeezed = gzip.compress(b'{"ok": true}')
+    raw = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Encoding: gzip\r\nRetry-After: 7\r\n"
+        + f"Content-Length: {len(squeezed)}\r\nConnection: close\r\n\r\n".encode()
+        + squeezed
+    )
+    with serving(answering(raw)) as port:
+        answer = client.post(f"http://127.0.0.1:{port}/hook", b"{}", HEADERS, 5.0)
+    assert answer.status == 503
+    assert answer.body == squeezed  # the journal keeps the bytes that came, not decoded
+    assert answer.headers.get("retry-after") == answer.headers.get("Retry-After") == "7"
+
+
+def test_an_answer_cut_short_is_a_protocol_error(client):
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\npart"
+    with serving(answering(raw)) as port, pytest.raises(TransportError) as caught:
+        client.post(f"http://127.0.0.1:{port}/hook", b"{}", HEADERS, 5.0)
+    assert caught.value.kind == "protocol_error"
+
+
+def test_a_long_answer_is_kept_to_its_first_2_kb(client):
+    body = bytes(range(256)) * 40  # 10 KB
+    raw = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    with serving(answering(raw)) as port:
+        answer = client.post(f"http://127.0.0.1:{port}/hook", b"{}", HEADERS, 5.0)
+    assert answer.status == 200 and answer.body == body[:2048]

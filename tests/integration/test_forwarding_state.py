@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from store.forwarding import (
@@ -103,6 +105,65 @@ def test_record_attempts_commits_a_group_and_skips_gone_deliveries(store):
     with pytest.raises(ValueError):
         state.record_attempts([(attempt(1, number=2), DELIVERED), (attempt(3), "lost")])
     assert len(state.attempts()) == 2  # a group is recorded whole or not at all
+
+
+class CountingRun:
+    """A transaction's `Run` that notes each call: a statement, or a statement per row."""
+
+    def __init__(self, run, calls: list[str]):
+        self._run, self._calls = run, calls
+
+    def __call__(self, sql, params=()):
+        self._calls.append(sql)
+        return self._run(sql, params)
+
+    def many(self, sql, rows):
+        self._calls.append(sql)
+        return self._run.many(sql, rows)
+
+
+def counting_calls(state) -> list[str]:
+    """The statements `state`'s transactions run from now on (calls, not rows)."""
+    calls: list[str] = []
+    inner = state._transaction
+
+    @contextmanager
+    def counted(*, write=True):
+        with inner(write=write) as run:
+            yield CountingRun(run, calls)
+
+    state._transaction = counted
+    return calls
+
+
+def test_a_batch_of_events_and_a_group_of_attempts_take_a_few_statements_each(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    calls = counting_calls(state)
+    assert state.enqueue("app", [Queued(p, f"e{p}", f"k{p % 7}") for p in range(1, 201)],
+                         due_ms=0, cursor=200) == 200  # fmt: skip
+    assert len(calls) <= 3  # the destination's check, the rows, the cursor
+    calls.clear()
+    group = [(attempt(p), DELIVERED) for p in range(1, 101)]
+    group += [(attempt(p, status=500, next_ms=9), PENDING) for p in range(101, 201)]
+    assert state.record_attempts(group) == [True] * 200
+    assert len(calls) <= 6  # still pending?, states, journal, last success and failure
+    assert state.counts("app") == {PENDING: 100, DELIVERED: 100, FAILED: 0}
+    assert len(state.attempts(limit=1000)) == 200
+
+
+def test_a_group_journals_a_later_attempt_of_a_delivery_only_while_it_is_pending(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    state.enqueue("app", [Queued(1, "e1", "a"), Queued(2, "e2", "b")], due_ms=0)
+    group = [
+        (attempt(1, status=500, next_ms=5), PENDING),
+        (attempt(1, number=2), DELIVERED),
+        (attempt(2), DELIVERED),
+        (attempt(2, number=2), DELIVERED),
+    ]
+    assert state.record_attempts(group) == [True, True, True, False]
+    assert sorted((a.position, a.number) for a in state.attempts()) == [(1, 1), (1, 2), (2, 1)]
 
 
 def test_replay_requeues_delivered_and_failed_but_leaves_pending_alone(store):
