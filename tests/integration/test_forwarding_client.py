@@ -91,11 +91,31 @@ def test_a_name_the_resolver_does_not_know_is_a_dns_error():
     assert classify(error) == "dns_error"
 
 
+def read_request(conn: socket.socket) -> bytes:
+    """One whole request: its head, then its Content-Length bytes. A server that closes
+    with part of a request unread makes the kernel send a reset, not the answer's end."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536) or b"\r\n\r\n"
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        more = conn.recv(65536)
+        if not more:
+            break
+        body += more
+    return data
+
+
 def answering(raw: bytes) -> Callable[[socket.socket], None]:
-    """A server answer: read one request, send `raw`, close."""
+    """A server answer: read one whole request, send `raw`, close."""
 
     def answer(conn: socket.socket) -> None:
-        conn.recv(65536)
+        read_request(conn)
         conn.sendall(raw)
 
     return answer
