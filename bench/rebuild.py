@@ -35,10 +35,8 @@ from .harness import Figure, spread
 def memory() -> dict:
     """This process's own peak RSS and where its resident memory is now, in bytes."""
     out = {}
-    for name, keys in (
-        ("status", ("VmHWM",)),
-        ("smaps_rollup", ("Rss", "Anonymous", "Shared_Clean", "Private_Clean", "Private_Dirty")),
-    ):
+    for name, keys in (("status", ("VmHWM",)), ("smaps_rollup", ("Rss", "Anonymous", "Shared_Clean",
+                                                               "Private_Clean", "Private_Dirty"))):
         try:
             with open(f"/proc/self/{name}") as f:
                 for line in f:
@@ -120,27 +118,18 @@ def rebuild(log: str, names: tuple[str, ...] = ("timeline",), counts: bool = Tru
 
 def child(kind: str, log: Path) -> dict:
     """Run one child; returns its own timing plus its peak RSS and wall time."""
-    done = harness.run_with_rss(
-        [sys.executable, "-m", "bench.rebuild", kind, str(log)], timeout=900
-    )
+    done = harness.run_with_rss([sys.executable, "-m", "bench.rebuild", kind, str(log)], timeout=900)
     result = json.loads(done.out.decode().strip().splitlines()[-1])
     peak = max(done.peak_rss, result["memory"].get("VmHWM", 0))
-    result.update(
-        {
-            "rss_bytes": peak,
-            "wait4_maxrss": done.wait4_maxrss,
-            "wall": done.wall,
-            "rate": result["events"] / result["seconds"],
-        }
-    )
+    result.update({"rss_bytes": peak, "wait4_maxrss": done.wait4_maxrss, "wall": done.wall,
+                   "rate": result["events"] / result["seconds"]})
     return result
 
 
 def whole_cli(log: Path) -> dict:
     """`ikledger rebuild` as a whole process over `log`: wall time and polled peak RSS."""
-    done = harness.run_with_rss(
-        [str(harness.VENV_BIN / "ikledger"), "rebuild", "--db", str(log)], timeout=900
-    )
+    done = harness.run_with_rss([str(harness.VENV_BIN / "ikledger"), "rebuild", "--db", str(log)],
+                                timeout=900)
     return {"wall": done.wall, "rss_bytes": done.peak_rss}
 
 
@@ -166,110 +155,63 @@ def run(plan, big: Path, small: Path) -> list[Figure]:
         part.append(child("rebuild", small))
         cli.append(whole_cli(big))
         mem = full[-1]["memory"]
-        print(
-            f"  rebuild run {i + 1}: bare {bare[-1]['rate']:.0f} ev/s "
-            f"({bare[-1]['seconds']:.1f} s), rebuild {full[-1]['rate']:.0f} ev/s "
-            f"({full[-1]['seconds']:.1f} s, peak RSS {full[-1]['rss_bytes'] / 2**20:.0f} MB, "
-            f"wait4 {full[-1]['wait4_maxrss'] / 2**20:.0f} MB, at exit anon "
-            f"{mem.get('Anonymous', 0) / 2**20:.0f} MB, file {mem.get('Rss', 0) / 2**20 - mem.get('Anonymous', 0) / 2**20:.0f} MB), "
-            f"small {part[-1]['seconds']:.2f} s, ikledger rebuild {cli[-1]['wall']:.1f} s "
-            f"vs bare process {bare[-1]['wall']:.1f} s; without counts "
-            f"{no_counts[-1]['seconds']:.1f} s; every read model "
-            f"{every[-1]['seconds']:.1f} s ({_each(every[-1])})",
-            flush=True,
-        )
+        print(f"  rebuild run {i + 1}: bare {bare[-1]['rate']:.0f} ev/s "
+              f"({bare[-1]['seconds']:.1f} s), rebuild {full[-1]['rate']:.0f} ev/s "
+              f"({full[-1]['seconds']:.1f} s, peak RSS {full[-1]['rss_bytes'] / 2**20:.0f} MB, "
+              f"wait4 {full[-1]['wait4_maxrss'] / 2**20:.0f} MB, at exit anon "
+              f"{mem.get('Anonymous', 0) / 2**20:.0f} MB, file {mem.get('Rss', 0) / 2**20 - mem.get('Anonymous', 0) / 2**20:.0f} MB), "
+              f"small {part[-1]['seconds']:.2f} s, ikledger rebuild {cli[-1]['wall']:.1f} s "
+              f"vs bare process {bare[-1]['wall']:.1f} s; without counts "
+              f"{no_counts[-1]['seconds']:.1f} s; every read model "
+              f"{every[-1]['seconds']:.1f} s ({_each(every[-1])})", flush=True)
     remove_no_counts(big)
     n_big, n_small = full[0]["events"], part[0]["events"]
     with_counts = [a["seconds"] / b["seconds"] for a, b in zip(full, no_counts)]
     cpu_ratios = [a["cpu_seconds"] / b["cpu_seconds"] for a, b in zip(full, no_counts)]
-    scaling = (
-        spread([f["seconds"] for f in full])["median"]
-        / spread([p["seconds"] for p in part])["median"]
-    )
+    scaling = spread([f["seconds"] for f in full])["median"] / spread([p["seconds"] for p in part])["median"]
     return [
-        Figure(
-            "3 rebuild",
-            f"timeline rebuild, {n_big:,} events",
-            "events/s",
-            spread([r["rate"] for r in full]),
-            spread([r["rate"] for r in bare]),
-            "bare loop: sqlite3 cursor + json.loads of every body",
-            "min_ratio",
-            1.0,
-            f"rate = log events / seconds; rebuild applies the "
-            f"{sum(full[0].get('applied', {}).values()):,} video events it handles",
-        ),
-        Figure(
-            "3 rebuild",
-            "rebuild peak RSS",
-            "MB",
-            spread([r["rss_bytes"] / 2**20 for r in full]),
-            spread([r["rss_bytes"] / 2**20 for r in bare]),
-            "bare loop peak RSS",
-            "max_value",
-            256.0,
-            "max over the runs of the child's own VmHWM (/proc, polled every 10 ms and read "
-            "by the child at exit); wait4's ru_maxrss, which includes the harness's own peak, "
-            "said " + ", ".join(f"{r['wait4_maxrss'] / 2**20:.0f}" for r in full) + " MB",
-            extra={"all_runs": True, "cli_rss_mb": [c["rss_bytes"] / 2**20 for c in cli]},
-            stat="max",
-        ),
-        Figure(
-            "3 rebuild",
-            f"rebuild time {n_big:,} vs {n_small:,} events",
-            "s",
-            spread([r["seconds"] for r in full]),
-            spread([r["seconds"] for r in part]),
-            f"rebuild of {n_small:,} events",
-            "max_ratio",
-            11.0 * (n_big / n_small) / 10,
-            f"linear cost: ratio of medians; {n_big / n_small:.0f}x the events",
-            extra={"scaling": scaling},
-        ),
-        Figure(
-            "21 overview",
-            f"timeline rebuild with the counts read model, {n_big:,} events",
-            "s",
-            spread([r["seconds"] for r in full]),
-            spread([r["seconds"] for r in no_counts]),
-            "the timeline rebuilt without its counts tables, same run",
-            "max_ratio",
-            1.15,
-            "counts and duration histograms per 5 min, hour and day, folded with the "
-            "timeline; interleaved child processes; pairwise ratios "
-            + ", ".join(f"{r:.2f}" for r in with_counts)
-            + "; of CPU seconds (all threads) "
-            + ", ".join(f"{r:.2f}" for r in cpu_ratios),
-            extra={"pairwise_ratios": with_counts, "cpu_ratios": cpu_ratios},
-        ),
-        Figure(
-            "21 overview",
-            f"rebuild of every read model, {n_big:,} events",
-            "s",
-            spread([r["seconds"] for r in every]),
-            spread([r["seconds"] for r in full]),
-            "timeline rebuild alone, same run",
-            "info",
-            None,
-            "the timeline (with its counts tables), then the overview's event types and body "
-            "search, as `ikledger rebuild` does; the search index is measured by its own "
-            "rows; per projection, run by run: " + "; ".join(_each(r) for r in every),
-            extra={"each": [r["each"] for r in every]},
-        ),
-        Figure(
-            "3 rebuild",
-            f"`ikledger rebuild` whole process, {n_big:,} events",
-            "s",
-            spread([c["wall"] for c in cli]),
-            spread([b["wall"] for b in bare]),
-            "bare loop child, whole process, same file",
-            "info",
-            None,
-            "start to exit, interpreter start and imports included (ratio: time, lower is "
-            "better); its peak RSS: "
-            + ", ".join(f"{c['rss_bytes'] / 2**20:.0f}" for c in cli)
-            + " MB",
-        ),
+        Figure("3 rebuild", f"timeline rebuild, {n_big:,} events", "events/s",
+               spread([r["rate"] for r in full]), spread([r["rate"] for r in bare]),
+               "bare loop: sqlite3 cursor + json.loads of every body", "min_ratio", 1.0,
+               f"rate = log events / seconds; rebuild applies the "
+               f"{sum(full[0].get('applied', {}).values()):,} video events it handles"),
+        Figure("3 rebuild", "rebuild peak RSS", "MB",
+               spread([r["rss_bytes"] / 2**20 for r in full]),
+               spread([r["rss_bytes"] / 2**20 for r in bare]),
+               "bare loop peak RSS", "max_value", 256.0,
+               "max over the runs of the child's own VmHWM (/proc, polled every 10 ms and read "
+               "by the child at exit); wait4's ru_maxrss, which includes the harness's own peak, "
+               "said " + ", ".join(f"{r['wait4_maxrss'] / 2**20:.0f}" for r in full) + " MB",
+               extra={"all_runs": True, "cli_rss_mb": [c["rss_bytes"] / 2**20 for c in cli]},
+               stat="max"),
+        Figure("3 rebuild", f"rebuild time {n_big:,} vs {n_small:,} events", "s",
+               spread([r["seconds"] for r in full]), spread([r["seconds"] for r in part]),
+               f"rebuild of {n_small:,} events", "max_ratio", 11.0 * (n_big / n_small) / 10,
+               f"linear cost: ratio of medians; {n_big / n_small:.0f}x the events",
+               extra={"scaling": scaling}),
+        Figure("21 overview", f"timeline rebuild with the counts read model, {n_big:,} events",
+               "s", spread([r["seconds"] for r in full]), spread([r["seconds"] for r in no_counts]),
+               "the timeline rebuilt without its counts tables, same run", "max_ratio", 1.15,
+               "counts and duration histograms per 5 min, hour and day, folded with the "
+               "timeline; interleaved child processes; pairwise ratios "
+               + ", ".join(f"{r:.2f}" for r in with_counts)
+               + "; of CPU seconds (all threads) "
+               + ", ".join(f"{r:.2f}" for r in cpu_ratios),
+               extra={"pairwise_ratios": with_counts, "cpu_ratios": cpu_ratios}),
+        Figure("21 overview", f"rebuild of every read model, {n_big:,} events", "s",
+               spread([r["seconds"] for r in every]), spread([r["seconds"] for r in full]),
+               "timeline rebuild alone, same run", "info", None,
+               "the timeline (with its counts tables), then the overview's event types and body "
+               "search, as `ikledger rebuild` does; the search index is measured by its own "
+               "rows; per projection, run by run: "
+               + "; ".join(_each(r) for r in every),
+               extra={"each": [r["each"] for r in every]}),
+        Figure("3 rebuild", f"`ikledger rebuild` whole process, {n_big:,} events", "s",
+               spread([c["wall"] for c in cli]), spread([b["wall"] for b in bare]),
+               "bare loop child, whole process, same file", "info", None,
+               "start to exit, interpreter start and imports included (ratio: time, lower is "
+               "better); its peak RSS: " + ", ".join(f"{c['rss_bytes'] / 2**20:.0f}" for c in cli)
+               + " MB"),
     ]
 
 
