@@ -171,7 +171,7 @@ class SQLiteCommit:
         now = now_ms()
         # Refused deliveries never wait, so those queued are older than this group's appends.
         head, head_chain = position, chain
-        event_rows, results = [], []
+        event_rows, leaves, results = [], [], []
         delivery_rows = [_rejection_row(at, rejection) for at, rejection in rejections]
         for event in events:
             digest = body_digest(event.body)
@@ -182,6 +182,7 @@ class SQLiteCommit:
                 position += 1
                 chain = chain_link(chain, event.id, digest)
                 known[event.id] = (position, digest)
+                leaves.append((position, event.id, event.type, received_at, digest))
                 event_rows.append(
                     (
                         position,
@@ -218,7 +219,7 @@ class SQLiteCommit:
             self._frontier = self._frontier_head = None  # until this transaction commits
             conn.executemany(
                 "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)",
-                grow(frontier, ((r[0], r[1], r[2], r[4], r[7]) for r in event_rows)),
+                grow(frontier, leaves),
             )
             folded, due = head // TYPE_FOLD * TYPE_FOLD, position // TYPE_FOLD * TYPE_FOLD
             if due > folded:

@@ -260,6 +260,7 @@ def m010_merkle_tree(db: Database) -> None:
                 f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
             )
     # An existing log gets its tree here, in one pass, inside the migration's transaction.
+    from ..records import body_digest
     from ..tlog.tree import Frontier
     from .tree import grow
 
@@ -273,8 +274,9 @@ def m010_merkle_tree(db: Database) -> None:
         ).fetchall()
         if not rows:
             break
+        leaves = [(p, i, t, r, body_digest(body)) for p, i, t, r, body in rows]
         db.conn.executemany(
-            "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)", grow(frontier, rows)
+            "INSERT INTO tree_hashes (idx, hash) VALUES (?, ?)", grow(frontier, leaves)
         )
         after = rows[-1][0]
 
