@@ -27,10 +27,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from .db import Version
+
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_ANSWER_BYTES = 4 * 1024 * 1024  # per reader thread
-
-from .db import Version
 
 Cutoffs = tuple[str | None, str | None]
 ALWAYS: Cutoffs = (None, None)
