@@ -131,24 +131,20 @@ DELETE FROM {durations} WHERE n = 0
 
 # Both tables from every transformation at once (the end of a rebuild), as two
 # independent halves (a rebuild runs them on two connections at once, `stats_aside`):
-# each reads its keys once from the (wide) transformations, sums the 5-minute rows
-# from them, the hours from the 5-minute rows and the days from the hours, then drops
-# its keys.
+# each computes its keys from the (wide) transformations and sums them into the
+# 5-minute rows, the hours from the 5-minute rows and the days from the hours.
 _ROLL_UP = {
     "1h": ("5m", "substr(bucket, 1, 13) || ':00:00.000Z'"),
     "1d": ("1h", "substr(bucket, 1, 10) || 'T00:00:00.000Z'"),
 }
 STATS_COUNTS = (
-    "DROP TABLE IF EXISTS temp.stats_keys",
-    "CREATE TEMP TABLE stats_keys AS SELECT bucket, status, kind, format, reason FROM ("
-    + KEYS
-    + ")",
     """
 INSERT INTO {counts} (grain, bucket, status, kind, format, reason, n)
-SELECT '5m', bucket, status, kind, format, reason, count(*) FROM temp.stats_keys
+SELECT '5m', bucket, status, kind, format, reason, count(*) FROM ("""
+    + KEYS
+    + """)
 GROUP BY bucket, status, kind, format, reason
 """,
-    "DROP TABLE temp.stats_keys",
     *(
         f"""
 INSERT INTO {{counts}} (grain, bucket, status, kind, format, reason, n)

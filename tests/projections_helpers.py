@@ -43,12 +43,15 @@ def video_event(
     request_id: str | None = "req-1",
     reason: str = "encoding_failed",
     quality: int = 10,
+    fmt: str | None = "webm",
+    ttype: str | None = "video-transformation",
 ) -> NewEvent:
-    """A video.transformation.<kind> event shaped like ImageKit's."""
-    transformation: dict = {
-        "type": "video-transformation",
-        "options": {"format": "webm", "quality": quality},
-    }
+    """A video.transformation.<kind> event shaped like ImageKit's (`fmt` None: no output
+    format in its options; `ttype` None: no transformation type)."""
+    options: dict = {"quality": quality} if fmt is None else {"format": fmt, "quality": quality}
+    transformation: dict = {"options": options}
+    if ttype is not None:
+        transformation["type"] = ttype
     doc: dict = {
         "type": f"video.transformation.{kind}",
         "id": event_id,

@@ -41,13 +41,18 @@ def assert_rolled_up(rows: list[tuple]) -> None:
 
 
 video = st.builds(
-    lambda kind, asset, rid, at, reason, quality: ("video", kind, asset, rid, at, reason, quality),
+    lambda kind, asset, rid, at, reason, quality, fmt, ttype: (
+        "video", kind, asset, rid, at, reason, quality, fmt, ttype
+    ),
     st.sampled_from(["accepted", "ready", "error"]),
     st.sampled_from(ASSETS),
     st.sampled_from(["r1", "r2", "r3", None]),
     st.sampled_from(TIMES),
     st.sampled_from(["encoding_failed", "download_failed"]),
     st.integers(0, 2),
+    # The counts are kept per kind, output format and reason: several of each, and none.
+    st.sampled_from(["webm", "mp4", None]),
+    st.sampled_from(["video-transformation", "gif-to-video", None]),
 )
 other = st.builds(
     lambda kind, at: ("other", kind, at),
@@ -61,10 +66,18 @@ def _events(spec, duplicates):
     built = []
     for i, item in enumerate(spec):
         if item[0] == "video":
-            _, kind, asset, rid, at, reason, quality = item
+            _, kind, asset, rid, at, reason, quality, fmt, ttype = item
             built.append(
                 video_event(
-                    f"e{i}", kind, at, asset=asset, request_id=rid, reason=reason, quality=quality
+                    f"e{i}",
+                    kind,
+                    at,
+                    asset=asset,
+                    request_id=rid,
+                    reason=reason,
+                    quality=quality,
+                    fmt=fmt,
+                    ttype=ttype,
                 )
             )
         else:
