@@ -42,7 +42,15 @@ def assert_rolled_up(rows: list[tuple]) -> None:
 
 video = st.builds(
     lambda kind, asset, rid, at, reason, quality, fmt, ttype: (
-        "video", kind, asset, rid, at, reason, quality, fmt, ttype
+        "video",
+        kind,
+        asset,
+        rid,
+        at,
+        reason,
+        quality,
+        fmt,
+        ttype,
     ),
     st.sampled_from(["accepted", "ready", "error"]),
     st.sampled_from(ASSETS),
