@@ -100,3 +100,35 @@ def _floor_5m(moment: str) -> str:
 @pytest.mark.parametrize("ms", [0, 1, 999])
 def test_durations_under_a_second_are_exact(ms):
     assert bin_value(ms) == ms
+
+
+def test_a_range_counts_the_durations_of_its_edges_by_the_latest_event():
+    """5-minute tiles read the ready transformations: one ending exactly at `since` is in,
+    one ending exactly at `until` is out (ranges are [since, until))."""
+    since = datetime(2024, 1, 1, 10, 5, tzinfo=UTC)
+    until = since + timedelta(minutes=10)
+    ends = {  # request id: (latest event, accepted→ready ms)
+        "at-since": (since, 1_000),
+        "inside": (since + timedelta(minutes=5) - timedelta(milliseconds=1), 2_000),
+        "before": (since - timedelta(milliseconds=1), 4_000),
+        "at-until": (until, 8_000),
+    }
+    events = []
+    for rid, (ready, ms) in ends.items():
+        accepted = _at(ready - timedelta(milliseconds=ms))
+        events.append(video_event(f"a-{rid}", "accepted", accepted, request_id=rid))
+        events.append(video_event(f"r-{rid}", "ready", _at(ready), request_id=rid))
+    with tempfile.TemporaryDirectory() as tmp:
+        log = SQLiteStore(os.path.join(tmp, "log.db"))
+        views = open_projections(log, os.path.join(tmp, "log.projections.db"))
+        try:
+            log.append_many(events)
+            ProjectionRunner(views).catch_up()
+            for bucket in ("5m", "1h"):
+                got = stats(views, _at(since), _at(until), bucket=bucket, now=NOW)
+                assert got["accepted_to_ready_ms"]["count"] == 2, bucket
+                assert got["accepted_to_ready_ms"]["p50"] == bin_value(1000)  # rank 1 of 2: 1 s
+                assert got["transformations"]["ready"] == 2, bucket
+        finally:
+            views.close()
+            log.close()
