@@ -16,8 +16,7 @@ range is tiled on each side of the 5-minute bucket holding the cutoff, and only 
 bucket is split by reading its accepted transformations.
 
 Durations are a histogram (`timeline_stats_sql`: exact under 1 s, then log-spaced bins
-1.8 % wide), kept per hour and per day; a 5-minute tile's is counted from its ready
-transformations (`READY_OF_RANGE`, the same bins). Percentiles are by the nearest rank over it: the bin holding rank
+1.8 % wide). Percentiles are by the nearest rank over it: the bin holding rank
 ceil(p/100 · count) in ascending order, reported as that bin's `bin_value`, which is
 within 1 % of every duration in the bin, so within 1 % of the exact nearest-rank
 percentile (exact under 1 s).
@@ -41,7 +40,7 @@ from .db import ProjectionDB, read_meta, version
 from .event_types import EVENT_TYPES
 from .fields import STUCK_AFTER, served, stuck_cutoff, to_time
 from .framework import InvalidQuery
-from .timeline_stats_sql import EXACT_BELOW, RATIO, READY_OF_RANGE
+from .timeline_stats_sql import EXACT_BELOW, RATIO
 
 BUCKETS = {"5m": 5, "1h": 60, "1d": 1440}
 PERCENTILES = (50, 95, 99)
@@ -79,20 +78,6 @@ DURATIONS_BY_KIND = (
 DURATIONS_BY_BUCKET = (
     "SELECT bucket, group_concat(bin, ',' ORDER BY bin), group_concat(n, ',' ORDER BY bin)"
     " FROM {durations}" + _RANGE + " GROUP BY bucket"
-)
-# The same from the ready transformations of a 5-minute tile (from, to): durations are
-# kept per hour and per day only (`timeline_stats_sql`). A bin appears once per bucket.
-DURATIONS_BY_KIND_FINE = (
-    "SELECT kind, group_concat(bin, ',' ORDER BY bin), group_concat(c, ',' ORDER BY bin)"
-    " FROM (SELECT kind, bin, count(*) AS c FROM ("
-    + READY_OF_RANGE
-    + ") GROUP BY kind, bin) GROUP BY kind"
-)
-DURATIONS_BY_BUCKET_FINE = (
-    "SELECT bucket, group_concat(bin, ',' ORDER BY bin), group_concat(c, ',' ORDER BY bin)"
-    " FROM (SELECT bucket, bin, count(*) AS c FROM ("
-    + READY_OF_RANGE
-    + ") GROUP BY bucket, bin) GROUP BY bucket"
 )
 # The accepted transformations of the cutoff's bucket that are stuck (fields.STUCK).
 SPLIT = """
@@ -351,23 +336,15 @@ def _durations(conn, tables, bucket, parts, answer, groups) -> None:
 
     SQLite lists the bins per kind, and each bucket's bins in order: for the tiles
     at the bucket's own grain (the common case) that list is the bucket's histogram;
-    only the finer tiles at a range's edges are merged here. A 5-minute tile is read
-    from its ready transformations.
+    only the finer tiles at a range's edges are merged here.
     """
     by_kind: dict[str, dict[int, int]] = {}
     edges: dict[str, dict[int, int]] = {}  # buckets made of finer tiles
-    kept = (
-        DURATIONS_BY_KIND.format(durations=tables.durations),
-        DURATIONS_BY_BUCKET.format(durations=tables.durations),
-    )
-    fine = (
-        DURATIONS_BY_KIND_FINE.format(transformations=tables.transformations),
-        DURATIONS_BY_BUCKET_FINE.format(transformations=tables.transformations),
-    )
+    per_kind = DURATIONS_BY_KIND.format(durations=tables.durations)
+    per_bucket = DURATIONS_BY_BUCKET.format(durations=tables.durations)
     for _part, tiles in parts:
         for piece in tiles:
-            (per_kind, per_bucket), args = (fine, piece[1:]) if piece[0] == "5m" else (kept, piece)
-            for kind, bins, counts in conn.execute(per_kind, args):
+            for kind, bins, counts in conn.execute(per_kind, piece):
                 found = zip(map(int, bins.split(",")), map(int, counts.split(",")), strict=True)
                 if kind not in by_kind:
                     by_kind[kind] = dict(found)
@@ -375,7 +352,7 @@ def _durations(conn, tables, bucket, parts, answer, groups) -> None:
                 histogram = by_kind[kind]
                 for bin_, n in found:
                     histogram[bin_] = histogram.get(bin_, 0) + n
-            for b, bins, counts in conn.execute(per_bucket, args):
+            for b, bins, counts in conn.execute(per_bucket, piece):
                 bins, counts = bins.split(","), list(map(int, counts.split(",")))
                 if piece[0] == bucket:
                     _bucket_percentiles(groups, b, bins, counts)

@@ -2,18 +2,14 @@
 
 Two tables, kept beside the transformations they count (same generation, same
 transaction, same checkpoint), so `stats` reads a few rows per day and never the log.
-Each holds the same counts at several grains (`grain` '5m', '1h', '1d'; `bucket` the
+Each holds the same counts at three grains (`grain` '5m', '1h', '1d'; `bucket` the
 grain's start), so a range reads the coarsest rows that tile it:
 
 - `{counts}`: transformations by (bucket of their latest event, status, kind, output
   format, error reason); `n` how many. `reason` is '' unless the status is `error`;
   a missing kind, format or reason is ''.
 - `{durations}`: ready transformations having an `accepted` event, by (bucket of their
-  latest event, kind, `bin` of their accepted→ready milliseconds); `n` how many; per
-  hour and per day only. Per 5 minutes there would be about one row per ready
-  transformation (log-spaced bins, per kind, per 5 minutes: 225,095 rows for 255,060
-  durations in the 1M-event benchmark log), nothing a read of the transformations by
-  their (status, last_at) index does not give as cheaply: `READY_OF_RANGE`. A
+  latest event, kind, `bin` of their accepted→ready milliseconds); `n` how many. A
   duration under EXACT_BELOW ms is its own bin (bin = ms, negative ones too); above,
   bins are log-spaced, each RATIO times the one before: bin EXACT_BELOW + j holds
   [EXACT_BELOW · RATIO^j, EXACT_BELOW · RATIO^(j+1)). `stats_queries.bin_value` names
@@ -21,7 +17,7 @@ grain's start), so a range reads the coarsest rows that tile it:
   rounding to the ms).
 
 A batch (`apply`) changes the rows of each transformation it touches: its old
-contribution is taken back and its new one added, at each grain, as one net delta
+contribution is taken back and its new one added, at every grain, as one net delta
 per key, and keys that fall to zero are deleted, so the tables hold exactly what
 STATS_ALL computes from the transformations at the end of a rebuild (a transformation
 whose latest event moves to a later bucket moves at each grain).
@@ -69,13 +65,13 @@ CREATE TABLE IF NOT EXISTS {durations} (
 # A transformation's keys in both tables at the 5-minute grain, for the transformations
 # `where` selects; `bin` is NULL unless it counts as a duration. The duration is the one
 # TRANSFORMATION (fields.py) shows as accepted_to_ready_ms.
-def _keys(where: str, bucket: str = BUCKET.format(at="last_at")) -> str:
+def _keys(where: str) -> str:
     return f"""
 SELECT bucket, status, kind, format, reason,
     CASE WHEN ms < {EXACT_BELOW} THEN ms
          ELSE {EXACT_BELOW} + CAST(ln(ms / {EXACT_BELOW}.0) / ln({RATIO}) AS INTEGER) END AS bin
 FROM (
-    SELECT {bucket} AS bucket, status,
+    SELECT {BUCKET.format(at="last_at")} AS bucket, status,
         coalesce(CAST(kind AS TEXT), '') AS kind,
         coalesce(CAST(options ->> '$.format' AS TEXT), '') AS format,
         CASE WHEN status = 'error' THEN coalesce(CAST(error_reason AS TEXT), '') ELSE ''
@@ -89,11 +85,6 @@ FROM (
 
 
 KEYS = _keys("")
-# The keys of the ready transformations whose latest event is in [?1, ?2) (5-minute
-# boundaries, or '' and '~' for open ends), by the (status, last_at) index.
-READY_OF_RANGE = _keys(
-    " WHERE status = 'ready' AND accepted_at IS NOT NULL AND last_at >= ?1 AND last_at < ?2"
-)
 # The transformations a batch touches (temp.timeline_rows), before and after MERGE.
 _TOUCHED = _keys(" WHERE (asset, tkey) IN (SELECT asset, tkey FROM temp.timeline_rows)")
 DELTA_BEFORE = "CREATE TEMP TABLE stats_delta AS SELECT *, -1 AS d FROM (" + _TOUCHED + ")"
@@ -127,24 +118,21 @@ DELETE FROM {counts} WHERE n = 0
 """,
     """
 INSERT INTO {durations} (grain, bucket, kind, bin, n)
-SELECT grain, bucket, kind, bin, sum(d) FROM temp.stats_delta_grains
-WHERE bin IS NOT NULL AND grain <> '5m'
+SELECT grain, bucket, kind, bin, sum(d) FROM temp.stats_delta_grains WHERE bin IS NOT NULL
 GROUP BY grain, bucket, kind, bin HAVING sum(d) <> 0
 ON CONFLICT (grain, bucket, kind, bin) DO UPDATE SET n = n + excluded.n
 """,
     """
 DELETE FROM {durations} WHERE n = 0
     AND (grain, bucket, kind, bin) IN
-        (SELECT grain, bucket, kind, bin FROM temp.stats_delta_grains
-         WHERE bin IS NOT NULL AND grain <> '5m')
+        (SELECT grain, bucket, kind, bin FROM temp.stats_delta_grains WHERE bin IS NOT NULL)
 """,
 )
 
 # Both tables from every transformation at once (the end of a rebuild), as two
 # independent halves (a rebuild runs them on two connections at once, `stats_aside`):
-# each computes its keys from the (wide) transformations and sums them into its finest
-# rows (counts: 5 minutes; durations: hours), then each coarser grain from the one
-# below it.
+# each computes its keys from the (wide) transformations and sums them into the
+# 5-minute rows, the hours from the 5-minute rows and the days from the hours.
 _ROLL_UP = {
     "1h": ("5m", "substr(bucket, 1, 13) || ':00:00.000Z'"),
     "1d": ("1h", "substr(bucket, 1, 10) || 'T00:00:00.000Z'"),
@@ -170,19 +158,19 @@ GROUP BY 2, status, kind, format, reason
 STATS_DURATIONS = (
     """
 INSERT INTO {durations} (grain, bucket, kind, bin, n)
-SELECT '1h', bucket, kind, bin, count(*) FROM ("""
-    + _keys(
-        " WHERE +status = 'ready' AND accepted_at IS NOT NULL",  # a scan, not the index
-        bucket="substr(last_at, 1, 13) || ':00:00.000Z'",
-    )
+SELECT '5m', bucket, kind, bin, count(*) FROM ("""
+    + _keys(" WHERE +status = 'ready' AND accepted_at IS NOT NULL")  # a scan, not the index
     + """)
 GROUP BY bucket, kind, bin
 """,
-    f"""
+    *(
+        f"""
 INSERT INTO {{durations}} (grain, bucket, kind, bin, n)
-SELECT '1d', {_ROLL_UP["1d"][1]}, kind, bin, sum(n) FROM {{durations}}
-WHERE grain = '1h'
+SELECT '{grain}', {start}, kind, bin, sum(n) FROM {{durations}}
+WHERE grain = '{finer}'
 GROUP BY 2, kind, bin
-""",
+"""
+        for grain, (finer, start) in _ROLL_UP.items()
+    ),
 )
 STATS_ALL = STATS_COUNTS + STATS_DURATIONS

@@ -69,8 +69,7 @@ HANDLES = (PREFIX + "accepted", PREFIX + "ready", PREFIX + "error")
 #    stored `ord`/`*_ord`/`info_key` order strings.
 # 4: the counts and durations tables of the overview.
 # 5: those per hour and per day too; durations as a histogram of log-spaced bins.
-# 6: durations per hour and per day only (a 5-minute tile reads the transformations).
-VERSION = 6
+VERSION = 5
 
 
 def asset_key(url: str) -> str:
