@@ -169,6 +169,13 @@ def read_meta(conn: sqlite3.Connection, name: str) -> Meta | None:
 # at 227 MB RSS with it and 88 MB with 16 MiB, no slower (20.1 s vs 18.3 s).
 WRITER_CACHE_KIB = 16384
 READER_CACHE_KIB = 8192
+# SQLite's sorter (CREATE INDEX, GROUP BY, ORDER BY) keeps sorted runs of at most the
+# main database's cache size in memory, spills each to a temporary file and merges
+# them: small runs that fit the CPU's caches cost less CPU than one large in-memory
+# sort. On the 1M-event log, each built alone: the timeline's two indexes 0.62-0.66 s
+# of CPU with 512 KiB against 0.77-1.08 s with 16 MiB; the counts and durations 1.09
+# against 1.34 s.
+SORT_CACHE_KIB = 512
 
 
 def connect(
@@ -185,6 +192,17 @@ def connect(
 def _cache(conn: sqlite3.Connection, kib: int) -> None:
     conn.execute(f"PRAGMA cache_size=-{kib}")
     conn.execute(f"PRAGMA temp.cache_size=-{kib}")  # the rebuild sorts in the temp database
+
+
+@contextmanager
+def sorting(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`conn` with the sorter's cache (SORT_CACHE_KIB) for a large sort, then as it was."""
+    (before,) = conn.execute("PRAGMA cache_size").fetchone()
+    conn.execute(f"PRAGMA cache_size=-{SORT_CACHE_KIB}")
+    try:
+        yield conn
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(before)}")
 
 
 @contextmanager

@@ -19,15 +19,10 @@ import os
 
 from store.sqlite_engine import sqlite3
 
-from .db import connect, transaction
+from .db import SORT_CACHE_KIB, connect, transaction
 from .framework import Tables
 from .timeline_stats_sql import CREATE_COUNTS, CREATE_DURATIONS, STATS_COUNTS, STATS_DURATIONS
 
-# The halves are sorts (one GROUP BY each) over a few hundred thousand rows: SQLite's
-# sorter spills sorted runs of at most the cache's size and merges them, which takes
-# less CPU than one sort in a large cache (on a 1M-event log, both halves together
-# 1.34 s with the writer's 16 MiB cache, 1.09 s with 512 KiB).
-SORT_CACHE_KIB = 512
 SCHEMA = "counted"  # a scratch file, as attached on the connection that reads or fills it
 # Each half: the table it fills (a key of `Tables`' names), its CREATE, its statements.
 HALVES = (
@@ -73,7 +68,7 @@ class Aside:
     def _count(
         self, path: str, timeout: float, table: str, create: str, statements: tuple[str, ...]
     ) -> None:
-        conn = connect(path, timeout, SORT_CACHE_KIB)
+        conn = connect(path, timeout, SORT_CACHE_KIB)  # each half is a sort
         try:
             conn.execute(f"ATTACH DATABASE ? AS {SCHEMA}", (self.scratch[table],))
             # Scratch: a crash loses nothing that is not rebuilt anyway.

@@ -39,6 +39,7 @@ from store import Event
 from store.sqlite_engine import sqlite3
 
 from . import stats_aside
+from .db import sorting
 from .framework import MalformedBody, Projection, Tables
 from .timeline_sql import (
     ASSETS_ALL,
@@ -258,7 +259,8 @@ def finish(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
     """
     for table in (t.transformations, t.assets, *((t.counts, t.durations) if counts else ())):
         conn.execute(f"DELETE FROM {table}")
-    conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
+    with sorting(conn):
+        conn.execute(sql(CREATE_INDEXES[0], t))  # the events' (asset, tkey, ...) index
     conn.execute(sql(BULK_MERGE, t))
     timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
     aside = stats_aside.start(conn, t, timeout) if counts else None
@@ -266,10 +268,11 @@ def finish(conn: sqlite3.Connection, t: Tables, counts: bool = True) -> None:
         if aside is not None:
             conn.execute("BEGIN IMMEDIATE")
         conn.execute(sql(ASSETS_ALL, t))
-        if counts and aside is None:
-            for statement in STATS_ALL:
-                conn.execute(sql(statement, t))
-        _create_indexes(conn, t)
+        with sorting(conn):
+            if counts and aside is None:
+                for statement in STATS_ALL:
+                    conn.execute(sql(statement, t))
+            _create_indexes(conn, t)
         if aside is not None:
             conn.execute("COMMIT")
             aside.copy_into(conn)
