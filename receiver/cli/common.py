@@ -4,7 +4,6 @@ the read models that turn failures into one-line messages (never a traceback).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,8 +13,9 @@ import projections
 from receiver.config import Config, ConfigError
 from receiver.runtime.wiring import open_log_store
 from store import EventStore, StoreCorrupt, StoreError
+from store.lazylog import lazy_logger
 
-log = logging.getLogger("ikledger.cli")
+log = lazy_logger("ikledger.cli")
 
 # After a damaged log's one-line message: what still works, and how to see how far.
 VERIFY_HINT = (
