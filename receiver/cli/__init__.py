@@ -9,6 +9,10 @@ command from the table below without importing any of them.
 from __future__ import annotations
 
 import gc
+
+_collecting = gc.isenabled()
+gc.disable()  # while this module imports (see `receiver`); back at its end
+
 import importlib
 import sys
 
@@ -345,6 +349,11 @@ def serve(
         pass
     finally:
         runtime.close()
+
+
+if _collecting:
+    gc.freeze()  # what was imported stays out of the collections from now on
+    gc.enable()
 
 
 def main() -> None:
