@@ -34,6 +34,8 @@ db_option = click.option(
 
 def time_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A click callback: a time option read as the API reads it (`receiver.timespec`)."""
+    if value is None or not value.strip():  # not given: nothing to import for it
+        return None
     from receiver import timespec
 
     try:
@@ -44,10 +46,10 @@ def time_value(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def as_of_value(ctx: click.Context, param: click.Parameter, value: str | None):
     """A click callback: `--as-of` as a log position or a time (`receiver.timespec`)."""
+    if value is None or not value.strip():  # not given: nothing to import for it
+        return None
     from receiver import timespec
 
-    if value is None or not value.strip():
-        return None
     try:
         return timespec.position_or_instant(value)
     except projections.InvalidQuery as exc:

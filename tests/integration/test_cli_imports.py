@@ -44,6 +44,7 @@ NOT_NEEDED = (
     "projections.listings",
     "projections.rebuild",
     "projections.cache",
+    "receiver.timespec",  # only for a time given (--as-of, --since)
 )
 # Besides those, `--help` needs none of the commands' modules (click's help formatter
 # itself reads the terminal's size through shutil).
