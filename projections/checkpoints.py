@@ -12,7 +12,7 @@ import re
 from store import Event, utc_now
 from store.sqlite_engine import sqlite3
 
-from .db import Meta, ProjectionDB, read_meta
+from .db import Meta, ProjectionDB, read_meta, transaction
 from .framework import Projection
 
 
@@ -28,9 +28,18 @@ def create_meta(conn: sqlite3.Connection, projection: Projection) -> Meta:
 
 
 def ensure(db: ProjectionDB, projection: Projection) -> str | None:
-    """Make sure the projection exists; return why it must be rebuilt, or None."""
-    with db.write() as conn:
-        meta = read_meta(conn, projection.name) or create_meta(conn, projection)
+    """Make sure the projection exists; return why it must be rebuilt, or None.
+
+    An existing projection is only read (no write lock: a read command does not wait
+    for a server's catch-up); a new one is created in a write transaction.
+    """
+    conn = db.conn()
+    with transaction(conn):  # errors propagate as `db.write()`'s do
+        db.check_bound(conn)
+        meta = read_meta(conn, projection.name)
+    if meta is None:
+        with db.write() as conn:
+            meta = read_meta(conn, projection.name) or create_meta(conn, projection)
     if meta.version != projection.version:
         return f"code version {projection.version} differs from tables' {meta.version}"
     if meta.checkpoint > 0:

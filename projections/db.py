@@ -81,8 +81,9 @@ MIGRATIONS = (m001_meta, m002_log_binding)  # in the order they apply
 _OWN_TABLES = ("projection_meta", "log_binding", "_sqlite_migrations")
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the pending migrations; sqlite-utils is imported only when one is pending.
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Apply the pending migrations; False when none was (sqlite-utils is imported only
+    when one is pending, and has then set its pragmas on `conn`).
 
     The check is plain sqlite3: opening up-to-date read models (every CLI query)
     never pays for importing sqlite-utils.
@@ -94,7 +95,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError:  # no such table: a new file
         rows = []
     if {step.__name__ for step in MIGRATIONS} <= {name for (name,) in rows}:
-        return
+        return False
     from sqlite_utils import Database
     from sqlite_utils.migrations import Migrations
 
@@ -102,6 +103,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     for step in MIGRATIONS:
         migrations()(step)
     migrations.apply(Database(conn))
+    return True
 
 
 def default_projections_path(location: str | os.PathLike, log_id: str | None = None) -> str:
@@ -274,17 +276,29 @@ class ProjectionDB:
         self._closed = False
         self.log_id = store.log_id()
         with unavailable_on_error(f"cannot open the read models at {self.path}", self.path):
-            setup = connect(self.path, timeout)
+            setup = connect(self.path, timeout, READER_CACHE_KIB)
             try:
                 setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # only takes on a new file
                 setup.execute("PRAGMA journal_mode=WAL")
-                migrate(setup)
+                migrated = migrate(setup)
                 self._bind(setup, adopt)
-            finally:
+            except BaseException:
                 setup.close()
+                raise
+        if migrated:  # sqlite-utils had it: this thread's connection starts afresh
+            setup.close()
+            return
+        # It stays open as this thread's connection: a connection reads the whole schema
+        # at its first statement, a good part of a read command's SQL time.
+        self._local.conn = setup
+        self._local.writer = False
+        self._conns.append(setup)
 
     def _bind(self, conn: sqlite3.Connection, adopt: bool) -> None:
         """Bind a new (or older, matching) file to this log; refuse or adopt another's."""
+        row = conn.execute("SELECT log_id FROM log_binding").fetchone()
+        if row is not None and row[0] == self.log_id:
+            return  # bound to this log (a binding is only ever replaced by an adoption)
         with transaction(conn, "IMMEDIATE"):
             row = conn.execute("SELECT log_id FROM log_binding").fetchone()
             if row is not None and row[0] == self.log_id:

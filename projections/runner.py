@@ -21,13 +21,13 @@ a projection.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Self
 
 from store import StoreCorrupt
+from store.lazylog import lazy_logger
 
 from .catchup import catch_up_safely
 from .checkpoints import ensure, record_error
@@ -42,7 +42,7 @@ from .video_timeline import TIMELINE
 if TYPE_CHECKING:
     from .rebuild import ProgressFn
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)
 
 # Failures of the whole log or file, not of one projection: `catch_up` raises them.
 FATAL = (StoreCorrupt, ReadModelCorrupt, ReadModelOfAnotherLog)

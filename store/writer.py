@@ -29,7 +29,6 @@ commit, and on *any* exception, BaseException included, it leaves nothing half d
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,8 +43,9 @@ from .contract import (
     StoreUnavailable,
 )
 from .encoding import now_ms
+from .lazylog import lazy_logger
 
-log = logging.getLogger("ikledger.store")
+log = lazy_logger("ikledger.store")
 
 MAX_GROUP = 512  # events per transaction; bounds the time one commit holds the lock
 LINGER = 0.001  # seconds the writer may wait for a fuller group (see the module docstring)

@@ -7,16 +7,16 @@ written once here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .contract import AppendResult, NewEvent, Rejection, StoreCorrupt
+from .lazylog import lazy_logger
 
 if TYPE_CHECKING:
     from .writer import GroupWriter
 
-log = logging.getLogger("ikledger.store")
+log = lazy_logger("ikledger.store")
 
 
 class WritesThroughGroupWriter:

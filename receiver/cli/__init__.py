@@ -9,15 +9,18 @@ command from the table below without importing any of them.
 from __future__ import annotations
 
 import gc
+
+_collecting = gc.isenabled()
+gc.disable()  # while this module imports (see `receiver`); back at its end
+
 import importlib
-import logging
-import signal
 import sys
 
 import click
 
 from receiver.config import SECRET_HELP, is_loopback
 from store import StoreError
+from store.lazylog import when_logging
 
 from .common import CONTEXT, db_option, load_config, read_model_failures, store_failure
 
@@ -197,7 +200,14 @@ def cli() -> None:
     """
     # A command's failure is its one `Error:` line: what the store and the read models
     # log on the way (a damaged page, a projection's retry) is for a server's log,
-    # which `serve` configures, not for the terminal of a one-off command.
+    # which `serve` configures, not for the terminal of a one-off command. A read
+    # command that logs nothing never imports `logging` (store.lazylog).
+    when_logging(_quiet_logs)
+
+
+def _quiet_logs() -> None:
+    import logging
+
     for name in ("ikledger", "projections"):
         logging.getLogger(name).addHandler(logging.NullHandler())
 
@@ -326,6 +336,8 @@ def serve(
             )
     except StoreError as exc:
         raise store_failure(exc) from None
+    import signal
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     where = runtime.store.display_name
     click.echo(f"ikledger: listening on http://{host}:{port} (log {where})", err=True)
@@ -337,6 +349,11 @@ def serve(
         pass
     finally:
         runtime.close()
+
+
+if _collecting:
+    gc.freeze()  # what was imported stays out of the collections from now on
+    gc.enable()
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ the read models that turn failures into one-line messages (never a traceback).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,8 +13,9 @@ import projections
 from receiver.config import Config, ConfigError
 from receiver.runtime.wiring import open_log_store
 from store import EventStore, StoreCorrupt, StoreError
+from store.lazylog import lazy_logger
 
-log = logging.getLogger("ikledger.cli")
+log = lazy_logger("ikledger.cli")
 
 # After a damaged log's one-line message: what still works, and how to see how far.
 VERIFY_HINT = (
@@ -34,6 +34,8 @@ db_option = click.option(
 
 def time_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A click callback: a time option read as the API reads it (`receiver.timespec`)."""
+    if value is None or not value.strip():  # not given: nothing to import for it
+        return None
     from receiver import timespec
 
     try:
@@ -44,10 +46,10 @@ def time_value(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 def as_of_value(ctx: click.Context, param: click.Parameter, value: str | None):
     """A click callback: `--as-of` as a log position or a time (`receiver.timespec`)."""
+    if value is None or not value.strip():  # not given: nothing to import for it
+        return None
     from receiver import timespec
 
-    if value is None or not value.strip():
-        return None
     try:
         return timespec.position_or_instant(value)
     except projections.InvalidQuery as exc:

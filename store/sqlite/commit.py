@@ -18,7 +18,6 @@ that cannot be opened (a read-only directory) leaves SQLite's locking alone in c
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from ..contract import (
     chain_link,
 )
 from ..encoding import encode_scheme, encode_time, now_ms, utc_now
+from ..lazylog import lazy_logger
 from ..sqlite_engine import sqlite3
 from ..tlog.tree import Frontier
 from .conn import connect, translate
@@ -45,7 +45,7 @@ from .turn import WritersTurn
 # DELIVERY_FOLD seqs; the group that crosses a multiple folds the rows before it in, and
 # readers count the rest (fewer than a fold). So most groups write no counter page.
 
-log = logging.getLogger("ikledger.store")
+log = lazy_logger("ikledger.store")
 
 LOCK_SUFFIX = "-writer.lock"
 
@@ -60,8 +60,10 @@ class SQLiteCommit:
         self.busy_timeout = busy_timeout
         # At least one: the newest journal row is never pruned, so seqs only grow.
         self.rejected_keep = max(1, rejected_keep)
+        # Opened at the first commit (and again after a failed transaction): a store
+        # opened only to read never pays for a connection that would read the schema.
+        self._conn: sqlite3.Connection | None = None
         self._reopen = False  # set by a failed transaction: the next one starts afresh
-        self._conn = connect(path, busy_timeout)
         self._turn: WritersTurn | None = None  # the writers' lock, opened at the first commit
         self._lock_tried = False
         # The tree's right edge after this connection's last commit, and the head it
@@ -96,14 +98,16 @@ class SQLiteCommit:
         transaction is done before the next writer's turn.
         """
         try:
-            if self._reopen:
+            if self._conn is None:
+                self._conn = connect(self.path, self.busy_timeout)
+            elif self._reopen:
                 # A connection that failed may stay failed: opened read-only, or after an
                 # I/O error. Opened before the old one is closed, which SQLite would
                 # otherwise keep open (for the readers' locks) and hand back to it.
                 fresh = connect(self.path, self.busy_timeout)
                 self._conn.close()
                 self._conn = fresh
-                self._reopen = False
+            self._reopen = False
             return self._commit(self._conn, events, rejections, probe)
         except sqlite3.Error as exc:
             self._abandon()
@@ -130,6 +134,8 @@ class SQLiteCommit:
 
     def _abandon(self) -> None:
         self._frontier = self._frontier_head = None
+        if self._conn is None:  # the connection itself could not be opened
+            return
         try:
             self._conn.execute("ROLLBACK")
         except sqlite3.Error:
@@ -273,7 +279,8 @@ class SQLiteCommit:
             )
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
         if self._turn is not None:
             # A helper still blocked in flock keeps the descriptor: closing it under
             # the helper would let it unlock whatever file reuses the number.

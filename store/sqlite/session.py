@@ -15,10 +15,11 @@ as before markers existed. The OS drops the locks of a process however it ends.
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 
-log = logging.getLogger("ikledger.store")
+from ..lazylog import lazy_logger
+
+log = lazy_logger("ikledger.store")
 
 SUFFIX = "-open"
 _ATTEMPTS = 10  # opens retried only when a closing store removed the file under us

@@ -12,7 +12,6 @@ journal's reads are in `journal.py` and the copies (`sqlite_source`, `backup`) i
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -33,6 +32,7 @@ from ..contract import (
     clamp_position,
 )
 from ..encoding import now_ms, utc_now
+from ..lazylog import lazy_logger
 from ..sqlite_engine import sqlite3
 from ..tree_reads import TreeReads
 from ..verify import verify_chain
@@ -54,7 +54,7 @@ from .session import OpenMarker
 if TYPE_CHECKING:
     from .forwarding import SQLiteForwarding
 
-log = logging.getLogger("ikledger.store")
+log = lazy_logger("ikledger.store")
 
 # Rows are ~750 bytes; a page keeps on average half a row unused, so bigger pages waste
 # less (4 KiB: 10%, 8 KiB: 5%) while a group commit still writes few of them.
@@ -106,11 +106,22 @@ class SQLiteStore(WritesThroughGroupWriter, TreeReads, JournalReads, Copies):
             try:
                 setup.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a no-op once the file exists
                 setup.execute("PRAGMA journal_mode=WAL")
-                if migrations.pending(setup):
+                current = not migrations.pending(setup)
+                if current:
+                    setup.execute("PRAGMA query_only=ON")
+                else:
                     from sqlite_utils import Database
 
                     migrations.apply(Database(setup))
-            finally:
+            except BaseException:
+                setup.close()
+                raise
+            if current:
+                # It stays open as this thread's reader: a connection reads the whole
+                # schema at its first statement, a good part of a read command's SQL time.
+                self._local.conn = setup
+                self._readers.append(setup)
+            else:  # sqlite-utils had it; readers start afresh
                 setup.close()
             # The lock wait gets half the time an append may take, so that a locked
             # file is reported as locked rather than as a timeout of the whole append.
