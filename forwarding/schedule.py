@@ -72,7 +72,7 @@ def parse_retry_after(value: str | None, now: float) -> int | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() is true of '²' too
         return int(value) * 1000
     try:
         moment = parsedate_to_datetime(value)

@@ -102,7 +102,7 @@ def _as_of_point(as_of: int | str | datetime) -> tuple[int | None, str | None]:
         raise InvalidQuery("as_of must be a log position or an ISO-8601 time")
     if isinstance(as_of, int):
         return as_of, None
-    if isinstance(as_of, str) and as_of.strip().isdigit():
+    if isinstance(as_of, str) and as_of.strip().isascii() and as_of.strip().isdigit():
         return int(as_of), None
     return None, to_time(as_of)
 

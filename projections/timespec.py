@@ -71,7 +71,7 @@ def optional_instant(value: str | None, now: datetime | str | None = None) -> st
 
 def position_or_instant(value: str, now: datetime | str | None = None) -> int | str:
     """An `as_of`: a log position (digits) or a time in any form `instant` reads."""
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():  # not '²': int() refuses it
         return int(value)
     return instant(value, now)
 

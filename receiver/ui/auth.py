@@ -104,7 +104,7 @@ class Sessions:
         expected = self._session_mac(f"{expires}.{kind}.{nonce}")
         if not hmac.compare_digest(mac.encode(), expected.encode()):
             return None
-        if not expires.isdigit() or int(expires) <= self.clock():
+        if not (expires.isascii() and expires.isdigit()) or int(expires) <= self.clock():
             return None
         return kind if kind in ("a", "p") else None
 

@@ -93,7 +93,7 @@ class EventsPage(Page):
             text = (req.get_param("q") or "").strip()
             limit = limit_param(req)
             cursor = req.get_param("cursor") or None
-            if cursor is not None and not cursor.isdigit():
+            if cursor is not None and not (cursor.isascii() and cursor.isdigit()):
                 raise BadInput("cursor must be a log position")
             found = projections.search_events(
                 self.views,

@@ -144,7 +144,7 @@ def limit_param(req: falcon.Request) -> int:
     raw = req.get_param("limit")
     if raw is None or raw == "":
         return PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         raise BadInput("limit must be a whole number from 1 to 1000")
     return int(raw)
 

@@ -34,7 +34,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     if len(lines) < 4 or not text.endswith("\n") or not lines[0]:
         raise CheckpointError("a checkpoint is an origin, a size and a root, one a line")
     origin, size_text, root_text = lines[:3]
-    if not size_text.isdigit() or str(int(size_text)) != size_text:
+    if not (size_text.isascii() and size_text.isdigit()) or str(int(size_text)) != size_text:
         raise CheckpointError(f"the checkpoint's size is not a decimal number: {size_text!r}")
     try:
         root = base64.b64decode(root_text, validate=True)
