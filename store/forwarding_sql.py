@@ -30,6 +30,7 @@ from .forwarding import (
     Destination,
     DestinationExists,
     Item,
+    PendingWindow,
     Queued,
     ReplayJob,
     UnknownDestination,
@@ -98,6 +99,35 @@ DELETE FROM fwd_attempts WHERE seq IN (
     ORDER BY a.seq
     LIMIT ?
 )
+"""
+# The keys with pending deliveries, one index seek each (a skip scan of the partial index
+# `fwd_items_pending_key`, whatever the number of deliveries of a key), in key order, at
+# most ? of them, with each key's oldest pending position.
+PENDING_KEYS = """
+WITH RECURSIVE keys (key, n) AS (
+    SELECT min(key), 1 FROM fwd_items WHERE destination = ? AND state = 'pending'
+    UNION ALL
+    SELECT (SELECT min(i.key) FROM fwd_items AS i
+            WHERE i.destination = ? AND i.state = 'pending' AND i.key > keys.key), keys.n + 1
+    FROM keys WHERE keys.key IS NOT NULL AND keys.n < ?
+)
+SELECT keys.key, (SELECT min(i.position) FROM fwd_items AS i
+                  WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key)
+FROM keys WHERE keys.key IS NOT NULL
+"""
+# The first ? pending deliveries of the keys whose oldest pending positions are given,
+# one index seek per delivery.
+KEY_PREFIXES = """
+WITH RECURSIVE chain (key, position, depth) AS (
+    SELECT key, position, 1 FROM fwd_items WHERE destination = ? AND position IN ({marks})
+    UNION ALL
+    SELECT chain.key, (SELECT min(i.position) FROM fwd_items AS i
+                       WHERE i.destination = ? AND i.state = 'pending' AND i.key = chain.key
+                       AND i.position > chain.position), chain.depth + 1
+    FROM chain WHERE chain.position IS NOT NULL AND chain.depth < ?
+)
+SELECT {columns} FROM fwd_items
+WHERE destination = ? AND state = 'pending' AND position IN (SELECT position FROM chain)
 """
 ACQUIRE_LEASE = """
 INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
@@ -257,6 +287,60 @@ class SQLForwardingState:
 
     def pending(self, name: str, *, limit: int = 1000) -> list[Item]:
         return self.items(name, PENDING, limit=limit)
+
+    def pending_by_key(self, name: str, *, limit: int = 1000) -> PendingWindow:
+        """The oldest `limit` pending deliveries while they span `limit` keys (or are all);
+        else each key's oldest few, for the keys with the oldest pending deliveries.
+
+        Costs a read of `limit` rows, plus, when a few keys fill them, a seek per key
+        (up to `limit` + 1 keys) and per delivery held: never a walk past one key's
+        backlog. Past `limit` keys, the keys beyond the oldest `limit` pending
+        deliveries are taken in key order (a skip scan), not by age.
+        """
+        with self._transaction(write=False) as run:
+            oldest = [
+                Item(*row)
+                for row in run(
+                    f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? "
+                    "AND state = 'pending' ORDER BY position LIMIT ?",
+                    (name, limit + 1),
+                )
+            ]
+            heads: dict[str, int] = {}  # key -> its oldest pending position, oldest first
+            for item in oldest[:limit]:
+                heads.setdefault(item.key, item.position)
+            if len(oldest) <= limit:  # every pending delivery
+                per_key = max(1, limit // (len(heads) + 1))
+                return PendingWindow(oldest, False, per_key, frozenset(), True)
+            del oldest[limit:]
+            if len(heads) == limit:  # one each of the keys with the oldest deliveries
+                return PendingWindow(oldest, True, 1, frozenset(heads), False)
+            # A few keys fill the oldest deliveries: find the others.
+            found = run(PENDING_KEYS, (name, name, limit + 1, name))
+            every_key = len(found) <= limit
+            others = sorted((position, key) for key, position in found if key not in heads)
+            for position, key in others[: limit - len(heads)]:
+                heads[key] = position
+            per_key = max(1, limit // (len(heads) + 1))
+            # Each key's first per_key + 1 deliveries: the last tells it has more.
+            rows: list[Item] = []
+            positions = list(heads.values())
+            for i in range(0, len(positions), IN_LIST):
+                chunk = positions[i : i + IN_LIST]
+                sql = KEY_PREFIXES.format(marks=", ".join("?" * len(chunk)), columns=ITEM_COLUMNS)
+                rows.extend(Item(*row) for row in run(sql, (name, *chunk, name, per_key + 1, name)))
+        rows.sort(key=lambda item: item.position)
+        held: dict[str, int] = {}
+        items, open_keys = [], set()
+        for item in rows:
+            count = held.get(item.key, 0)
+            if count < per_key:
+                held[item.key] = count + 1
+                items.append(item)
+            else:
+                open_keys.add(item.key)
+        more = bool(open_keys) or not every_key
+        return PendingWindow(items, more, per_key, frozenset(open_keys), every_key)
 
     def items(self, name: str, state: str, *, limit: int = 100) -> list[Item]:
         rows = self._read(
