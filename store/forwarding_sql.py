@@ -183,6 +183,28 @@ def attempt(row: Sequence) -> Attempt:
     return Attempt(*values)
 
 
+def _first_of_each_key(
+    items: Sequence[Item], per_key: int, *, room: int | None = None
+) -> tuple[list[Item], set[str]]:
+    """Of `items` (in position order), each key's first `per_key`, at most `room` in all
+    (each key's first before any key's second, and so on); and the keys left out."""
+    ranked = []
+    rank: dict[str, int] = {}
+    left_out: set[str] = set()
+    for item in items:
+        n = rank.get(item.key, 0)
+        rank[item.key] = n + 1
+        if n < per_key:
+            ranked.append((n, item.position, item))
+        else:
+            left_out.add(item.key)
+    ranked.sort(key=lambda entry: entry[:2])
+    if room is not None:
+        left_out.update(entry[2].key for entry in ranked[room:])
+        del ranked[room:]
+    return [entry[2] for entry in ranked], left_out
+
+
 class SQLForwardingState:
     """`ForwardingState` over the shared tables; a backend supplies `_transaction`."""
 
@@ -292,9 +314,9 @@ class SQLForwardingState:
         """The oldest `limit` pending deliveries while they span `limit` keys (or are all);
         else each key's oldest few, for the keys with the oldest pending deliveries.
 
-        Costs a read of `limit` rows, plus, when a few keys fill them, a seek per key
-        (up to `limit` + 1 keys) and per delivery held: never a walk past one key's
-        backlog. Past `limit` keys, the keys beyond the oldest `limit` pending
+        Costs a read of `limit` rows, plus, when a few keys fill them, two seeks per key
+        (up to `limit` + 1 keys) and one per delivery held of the keys not among those
+        rows: never a walk past one key's backlog. Past `limit` keys, the keys beyond the oldest `limit` pending
         deliveries are taken in key order (a skip scan), not by age.
         """
         with self._transaction(write=False) as run:
@@ -319,28 +341,23 @@ class SQLForwardingState:
             found = run(PENDING_KEYS, (name, name, limit + 1, name))
             every_key = len(found) <= limit
             others = sorted((position, key) for key, position in found if key not in heads)
-            for position, key in others[: limit - len(heads)]:
-                heads[key] = position
-            per_key = max(1, limit // (len(heads) + 1))
-            # Each key's first per_key + 1 deliveries: the last tells it has more.
-            rows: list[Item] = []
-            positions = list(heads.values())
+            others = others[: limit - len(heads)]
+            share = max(1, limit // (len(heads) + len(others) + 1))
+            # The others' first share + 1 deliveries: the last tells a key has more.
+            prefixes: list[Item] = []
+            positions = [position for position, _ in others]
             for i in range(0, len(positions), IN_LIST):
                 chunk = positions[i : i + IN_LIST]
                 sql = KEY_PREFIXES.format(marks=", ".join("?" * len(chunk)), columns=ITEM_COLUMNS)
-                rows.extend(Item(*row) for row in run(sql, (name, *chunk, name, per_key + 1, name)))
-        rows.sort(key=lambda item: item.position)
-        held: dict[str, int] = {}
-        items, open_keys = [], set()
-        for item in rows:
-            count = held.get(item.key, 0)
-            if count < per_key:
-                held[item.key] = count + 1
-                items.append(item)
-            else:
-                open_keys.add(item.key)
-        more = bool(open_keys) or not every_key
-        return PendingWindow(items, more, per_key, frozenset(open_keys), every_key)
+                prefixes.extend(Item(*r) for r in run(sql, (name, *chunk, name, share + 1, name)))
+        items, open_keys = _first_of_each_key(prefixes, share)
+        # The oldest deliveries fill the rest, each key's first ones first, no key past
+        # half the limit (room for new events of the others); past them, a key may
+        # have more: taken to have.
+        kept, _ = _first_of_each_key(oldest, max(1, limit // 2), room=limit - len(items))
+        open_keys.update(heads)
+        items = sorted(items + kept, key=lambda item: item.position)
+        return PendingWindow(items, True, share, frozenset(open_keys), every_key)
 
     def items(self, name: str, state: str, *, limit: int = 100) -> list[Item]:
         rows = self._read(

@@ -208,19 +208,22 @@ def test_pending_by_key_holds_every_key_oldest_while_one_key_fills_the_limit(sto
     state.add_destination(destination())
     queue(state, "a" * 20 + "bcbbd")  # a's backlog is four times the limit
     window = state.pending_by_key("app", limit=5)
-    assert held(window) == [(1, "a"), (21, "b"), (22, "c"), (25, "d")]  # one each of 4 keys
+    # Each key's oldest (one each: 5 // (4 keys + 1)); a fills the rest, up to half.
+    assert held(window) == [(1, "a"), (2, "a"), (21, "b"), (22, "c"), (25, "d")]
     assert (window.more, window.per_key, window.every_key) == (True, 1, True)
     assert window.open_keys == {"a", "b"}  # c and d are all there
     state.record_attempt(attempt(21, event_id="e21"), DELIVERED)
     assert (23, "b") in held(state.pending_by_key("app", limit=5))  # b's next
 
 
-def test_pending_by_key_shares_the_limit_among_few_keys(store):
+def test_pending_by_key_leaves_room_when_few_keys_fill_the_limit(store):
     state = store.forwarding()
     state.add_destination(destination())
     queue(state, "a" * 12 + "b" * 4)
-    window = state.pending_by_key("app", limit=9)  # 9 // (2 keys + 1) each
-    assert held(window) == [(1, "a"), (2, "a"), (3, "a"), (13, "b"), (14, "b"), (15, "b")]
+    window = state.pending_by_key("app", limit=9)
+    # b: its share, 9 // (2 keys + 1); a: the rest, up to half of the limit.
+    a, b = [(p, "a") for p in range(1, 5)], [(p, "b") for p in range(13, 16)]
+    assert held(window) == a + b
     assert (window.more, window.per_key, window.open_keys) == (True, 3, {"a", "b"})
 
 
