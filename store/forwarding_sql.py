@@ -332,7 +332,7 @@ class SQLForwardingState:
             for item in oldest[:limit]:
                 heads.setdefault(item.key, item.position)
             if len(oldest) <= limit:  # every pending delivery
-                per_key = max(1, limit // (len(heads) + 1))
+                per_key = max(1, limit // max(2, len(heads) + 1))  # no key past half
                 return PendingWindow(oldest, False, per_key, frozenset(), True)
             del oldest[limit:]
             if len(heads) == limit:  # one each of the keys with the oldest deliveries
