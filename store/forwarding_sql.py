@@ -129,6 +129,7 @@ WITH RECURSIVE chain (key, position, depth) AS (
 SELECT {columns} FROM fwd_items
 WHERE destination = ? AND state = 'pending' AND position IN (SELECT position FROM chain)
 """
+BY_POSITION = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ?"
 ACQUIRE_LEASE = """
 INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
 ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
@@ -343,14 +344,23 @@ class SQLForwardingState:
             others = sorted((position, key) for key, position in found if key not in heads)
             others = others[: limit - len(heads)]
             share = max(1, limit // (len(heads) + len(others) + 1))
-            # The others' first share + 1 deliveries: the last tells a key has more.
+            # The others' first share + 1 deliveries: the last tells a key has more. With
+            # a share of one (many keys), only their oldest, and they may have more.
             prefixes: list[Item] = []
             positions = [position for position, _ in others]
             for i in range(0, len(positions), IN_LIST):
                 chunk = positions[i : i + IN_LIST]
-                sql = KEY_PREFIXES.format(marks=", ".join("?" * len(chunk)), columns=ITEM_COLUMNS)
-                prefixes.extend(Item(*r) for r in run(sql, (name, *chunk, name, share + 1, name)))
+                marks = ", ".join("?" * len(chunk))
+                if share == 1:
+                    sql = f"{BY_POSITION} AND position IN ({marks})"
+                    params: tuple = (name, *chunk)
+                else:
+                    sql = KEY_PREFIXES.format(marks=marks, columns=ITEM_COLUMNS)
+                    params = (name, *chunk, name, share + 1, name)
+                prefixes.extend(Item(*r) for r in run(sql, params))
         items, open_keys = _first_of_each_key(prefixes, share)
+        if share == 1:
+            open_keys.update(item.key for item in items)
         # The oldest deliveries fill the rest, each key's first ones first, no key past
         # half the limit (room for new events of the others); past them, a key may
         # have more: taken to have.

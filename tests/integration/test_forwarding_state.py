@@ -206,14 +206,27 @@ def held(window) -> list[tuple[int, str]]:
 def test_pending_by_key_holds_every_key_oldest_while_one_key_fills_the_limit(store):
     state = store.forwarding()
     state.add_destination(destination())
-    queue(state, "a" * 20 + "bcbbd")  # a's backlog is four times the limit
-    window = state.pending_by_key("app", limit=5)
-    # Each key's oldest (one each: 5 // (4 keys + 1)); a fills the rest, up to half.
-    assert held(window) == [(1, "a"), (2, "a"), (21, "b"), (22, "c"), (25, "d")]
-    assert (window.more, window.per_key, window.every_key) == (True, 1, True)
+    queue(state, "a" * 20 + "bcbbd")  # a's backlog fills the oldest deliveries
+    window = state.pending_by_key("app", limit=12)
+    # b, c, d: a share each, 12 // (4 keys + 1); a fills the rest, up to half.
+    a = [(p, "a") for p in range(1, 7)]
+    assert held(window) == a + [(21, "b"), (22, "c"), (23, "b"), (25, "d")]
+    assert (window.more, window.per_key, window.every_key) == (True, 2, True)
     assert window.open_keys == {"a", "b"}  # c and d are all there
     state.record_attempt(attempt(21, event_id="e21"), DELIVERED)
-    assert (23, "b") in held(state.pending_by_key("app", limit=5))  # b's next
+    window = state.pending_by_key("app", limit=12)
+    assert [(24, "b")] == [i for i in held(window) if i[0] == 24]  # b's next
+    assert window.open_keys == {"a"}
+
+
+def test_pending_by_key_holds_one_each_of_many_keys_beside_a_backlog(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "a" * 20 + "bcbbd")
+    window = state.pending_by_key("app", limit=5)  # 5 // (4 keys + 1): one each
+    assert held(window) == [(1, "a"), (2, "a"), (21, "b"), (22, "c"), (25, "d")]
+    # With one each, whether a key has more is not looked up: taken to have.
+    assert window.open_keys == {"a", "b", "c", "d"} and window.per_key == 1
 
 
 def test_pending_by_key_leaves_room_when_few_keys_fill_the_limit(store):
