@@ -135,7 +135,7 @@ class PendingWindow(NamedTuple):
 
     items: list[Item]  # in position order
     more: bool  # some pending delivery is not among `items`
-    per_key: int  # at most this many of one key are held (new ones too)
+    per_key: int  # a key's share: how many of it a new event may join up to
     open_keys: frozenset[str]  # keys with pending deliveries not among `items`
     # Every key with a pending delivery has one among `items` (or is in `open_keys`):
     # an event of any other key is its key's oldest pending delivery.
@@ -225,8 +225,9 @@ class ForwardingState(Protocol):
 
         While fewer than `limit` keys have pending deliveries, every key's oldest one is
         among them, whatever the number of deliveries of one key; the keys with the
-        oldest pending deliveries come first. Each key holds at most `per_key`, so that
-        one key with a long backlog leaves room for the others.
+        oldest pending deliveries come first. When some are left out, no key has more
+        than half of `limit`, so that one key with a long backlog leaves room for the
+        others' new events.
         """
         ...
 

@@ -317,8 +317,8 @@ class SQLForwardingState:
 
         Costs a read of `limit` rows, plus, when a few keys fill them, two seeks per key
         (up to `limit` + 1 keys) and one per delivery held of the keys not among those
-        rows: never a walk past one key's backlog. Past `limit` keys, the keys beyond the oldest `limit` pending
-        deliveries are taken in key order (a skip scan), not by age.
+        rows: never a walk past one key's backlog. Past `limit` keys, the keys beyond
+        the oldest deliveries are the oldest of the first `limit` + 1 by name.
         """
         with self._transaction(write=False) as run:
             oldest = [
