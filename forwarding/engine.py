@@ -335,8 +335,12 @@ class Forwarder:
         with self._lock:
             chosen = self._plan(destination, destination.max_in_flight)
             # Pending deliveries wait outside the window: read it again once half of
-            # what the last reload brought has gone.
-            need_reload = self._more and self._dropped * 2 >= max(1, self._loaded)
+            # what the last reload brought has gone, or once some has and nothing held
+            # can start (the rest of it stuck: a key's next deliveries may be waiting).
+            idle = not (chosen.start or self._in_flight or self._settling)
+            need_reload = self._more and (
+                self._dropped * 2 >= max(1, self._loaded) or (idle and self._dropped > 0)
+            )
         for item in chosen.start:
             workers.submit(self._attempt, destination, key, item)
         if need_reload:

@@ -9,6 +9,7 @@ SQLite log, real HTTP endpoint on loopback, the supervisor in a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from contextlib import contextmanager
@@ -105,6 +106,33 @@ def test_a_failing_asset_past_the_window_does_not_hold_back_the_others(log):
     assert [i for i in received if i.startswith("a-")] == [e.id for e in stuck]  # a's order
     assert [i for i in received if i.startswith("b-")] == [e.id for e in early + late]
     assert forwarding.destination_status(log, "app")["delivered"] == len(stuck + early + late)
+
+
+def test_an_asset_with_a_backlog_past_its_share_flows_beside_a_failing_one(log):
+    # No periodic re-read within the test: b's deliveries beyond what the window holds
+    # must come in as the window drains while a's head keeps failing.
+    rare_reads = dataclasses.replace(SMALL, reload=60.0)
+    server = Recorder(
+        behave=lambda i, h, b: ("status", 500, {}) if asset_of(b) == "a" else ("status", 200, {})
+    ).start()
+    stuck = [video_event(f"a-{n:02d}", "a") for n in range(3 * WINDOW)]
+    backlog = [video_event(f"b-{n:02d}", "b") for n in range(4 * WINDOW)]
+    try:
+        forwarding.add_destination(
+            log,
+            "app",
+            server.url,
+            start="start",
+            timeout=0.5,
+            retry_schedule=",".join(["50ms"] * 400),
+        )
+        log.append_many(stuck + backlog)
+        with forwarding_running(log, rare_reads):
+            wait_for(lambda: len(server.ids()) == len(backlog), "b's backlog delivered")
+    finally:
+        server.stop()
+    assert server.ids() == [e.id for e in backlog]  # in order, once each
+    assert set(server.ids(status=500)) == {"a-00"}
 
 
 class Unused:
