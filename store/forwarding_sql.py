@@ -129,7 +129,7 @@ WITH RECURSIVE chain (key, position, depth) AS (
 SELECT {columns} FROM fwd_items
 WHERE destination = ? AND state = 'pending' AND position IN (SELECT position FROM chain)
 """
-BY_POSITION = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ?"
+PENDING_AT = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? AND state = 'pending'"
 ACQUIRE_LEASE = """
 INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
 ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
@@ -352,7 +352,7 @@ class SQLForwardingState:
                 chunk = positions[i : i + IN_LIST]
                 marks = ", ".join("?" * len(chunk))
                 if share == 1:
-                    sql = f"{BY_POSITION} AND position IN ({marks})"
+                    sql = f"{PENDING_AT} AND position IN ({marks})"
                     params: tuple = (name, *chunk)
                 else:
                     sql = KEY_PREFIXES.format(marks=marks, columns=ITEM_COLUMNS)
