@@ -102,7 +102,7 @@ DELETE FROM fwd_attempts WHERE seq IN (
 """
 # The keys with pending deliveries, one index seek each (a skip scan of the partial index
 # `fwd_items_pending_key`, whatever the number of deliveries of a key), in key order, at
-# most ? of them, with each key's oldest pending position.
+# most ? of them, with each key's oldest and newest pending positions.
 PENDING_KEYS = """
 WITH RECURSIVE keys (key, n) AS (
     SELECT min(key), 1 FROM fwd_items WHERE destination = ? AND state = 'pending'
@@ -111,8 +111,11 @@ WITH RECURSIVE keys (key, n) AS (
             WHERE i.destination = ? AND i.state = 'pending' AND i.key > keys.key), keys.n + 1
     FROM keys WHERE keys.key IS NOT NULL AND keys.n < ?
 )
-SELECT keys.key, (SELECT min(i.position) FROM fwd_items AS i
-                  WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key)
+SELECT keys.key,
+       (SELECT min(i.position) FROM fwd_items AS i
+        WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key),
+       (SELECT max(i.position) FROM fwd_items AS i
+        WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key)
 FROM keys WHERE keys.key IS NOT NULL
 """
 # The first ? pending deliveries of the keys whose oldest pending positions are given,
@@ -339,13 +342,14 @@ class SQLForwardingState:
             if len(heads) == limit:  # one each of the keys with the oldest deliveries
                 return PendingWindow(oldest, True, 1, frozenset(heads), False)
             # A few keys fill the oldest deliveries: find the others.
-            found = run(PENDING_KEYS, (name, name, limit + 1, name))
+            found = run(PENDING_KEYS, (name, name, limit + 1, name, name))
             every_key = len(found) <= limit
-            others = sorted((position, key) for key, position in found if key not in heads)
+            newest = {key: last for key, _, last in found}
+            others = sorted((first, key) for key, first, _ in found if key not in heads)
             others = others[: limit - len(heads)]
             share = max(1, limit // (len(heads) + len(others) + 1))
             # The others' first share + 1 deliveries: the last tells a key has more. With
-            # a share of one (many keys), only their oldest, and they may have more.
+            # a share of one (many keys), only their oldest.
             prefixes: list[Item] = []
             positions = [position for position, _ in others]
             for i in range(0, len(positions), IN_LIST):
@@ -359,13 +363,16 @@ class SQLForwardingState:
                     params = (name, *chunk, name, share + 1, name)
                 prefixes.extend(Item(*r) for r in run(sql, params))
         items, open_keys = _first_of_each_key(prefixes, share)
-        if share == 1:
-            open_keys.update(item.key for item in items)
         # The oldest deliveries fill the rest, each key's first ones first, no key past
-        # half the limit (room for new events of the others); past them, a key may
-        # have more: taken to have.
-        kept, _ = _first_of_each_key(oldest, max(1, limit // 2), room=limit - len(items))
-        open_keys.update(heads)
+        # half the limit (room for new events of the others).
+        kept, left_out = _first_of_each_key(oldest, max(1, limit // 2), room=limit - len(items))
+        open_keys |= left_out
+        # A key has more than it holds when its newest pending delivery is not held (a
+        # key not found by the scan, past `limit` keys, is taken to have).
+        held = {item.position for item in items} | {item.position for item in kept}
+        open_keys.update(k for k in heads if newest.get(k) not in held)
+        if share == 1:
+            open_keys.update(item.key for item in items if newest[item.key] != item.position)
         items = sorted(items + kept, key=lambda item: item.position)
         return PendingWindow(items, True, share, frozenset(open_keys), every_key)
 
