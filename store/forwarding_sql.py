@@ -318,7 +318,7 @@ class SQLForwardingState:
         """The oldest `limit` pending deliveries while they span `limit` keys (or are all);
         else each key's oldest few, for the keys with the oldest pending deliveries.
 
-        Costs a read of `limit` rows, plus, when a few keys fill them, two seeks per key
+        Costs a read of `limit` rows, plus, when a few keys fill them, three seeks per key
         (up to `limit` + 1 keys) and one per delivery held of the keys not among those
         rows: never a walk past one key's backlog. Past `limit` keys, the keys beyond
         the oldest deliveries are the oldest of the first `limit` + 1 by name.
