@@ -36,6 +36,7 @@ from store.forwarding import (
     Attempt,
     Destination,
     Item,
+    PendingWindow,
     Queued,
 )
 
@@ -124,6 +125,15 @@ class Forwarder:
         self._reloading = False
         self._touched: set[int] = set()  # finished during a reload
         self._more = False  # pending deliveries beyond the window
+        # With order per key, what the window holds of each key (`pending_by_key`): at
+        # most `_per_key` deliveries; `_open` keys have pending deliveries outside it,
+        # so a new event of theirs must not join it (it would overtake them); with
+        # `_every_key`, a key neither held nor open has no pending delivery.
+        self._per_key = settings.window
+        self._open: set[str] = set()
+        self._every_key = True
+        self._loaded = 0  # deliveries held after the last reload
+        self._dropped = 0  # deliveries that left the window (delivered or failed) since
         self._limiters: dict[int | None, RateLimiter] = {}
         self._stop_holding = False
         self._cursor = 0
@@ -225,9 +235,12 @@ class Forwarder:
                 continue
             with self._lock:
                 for event, q in zip(chosen, queued, strict=True):
-                    if len(self._window) >= self.settings.window:
+                    if not self._may_hold(destination, q.key):
                         self._more = True
-                        break
+                        if destination.unordered:
+                            break
+                        self._open.add(q.key)  # its later events stay out too
+                        continue
                     if q.position not in self._window:
                         self._put(
                             Item(self.name, q.position, q.event_id, q.key, PENDING, 0, due, None)
@@ -237,6 +250,21 @@ class Forwarder:
                 # A backlog past the window is queued a batch per turn of the loop, so
                 # that attempts start at once rather than after the whole backlog.
                 return
+
+    def _may_hold(self, destination: Destination, key: str) -> bool:
+        """Whether a new event of `key` may join the window (lock held).
+
+        With order per key, only while no earlier delivery of its key is pending outside
+        the window, and within the key's share: one key's backlog leaves room for others.
+        """
+        if len(self._window) >= self.settings.window:
+            return False
+        if destination.unordered:
+            return True
+        if key in self._open:
+            return False
+        held = self._heads.held(key)
+        return held < self._per_key and (held > 0 or self._every_key)
 
     def _reload(self, destination: Destination) -> None:
         """Re-read the pending window, the cursor and the replay jobs' rates.
@@ -248,7 +276,14 @@ class Forwarder:
             self._reloading = True
             self._touched.clear()
         try:
-            rows = self.state.pending(self.name, limit=self.settings.window)
+            if destination.unordered:  # every pending delivery is deliverable
+                rows = self.state.pending(self.name, limit=self.settings.window)
+                found = PendingWindow(
+                    rows, len(rows) >= self.settings.window, self.settings.window, frozenset(), True
+                )
+            else:
+                found = self.state.pending_by_key(self.name, limit=self.settings.window)
+                rows = found.items
             self._cursor = max(self._cursor, destination.cursor)
             jobs = {job.id: job.rate for job in self.state.replays(self.name)}
             missing = [r.position for r in rows if r.position not in self._bodies]
@@ -274,7 +309,12 @@ class Forwarder:
             self._capacity = destination.max_in_flight
             self._window_top = max(window, default=0)
             self._in_order = True  # the rows come in position order
-            self._more = len(rows) >= self.settings.window
+            self._more = found.more
+            self._per_key = found.per_key
+            self._open = set(found.open_keys)
+            self._every_key = found.every_key
+            self._loaded = len(window)
+            self._dropped = 0
             limiters: dict[int | None, RateLimiter] = {
                 None: self._limiter(None, destination.rate, now)
             }
@@ -294,7 +334,13 @@ class Forwarder:
     def _dispatch(self, workers, destination: Destination, key: bytes) -> int | None:
         with self._lock:
             chosen = self._plan(destination, destination.max_in_flight)
-            need_reload = self._more and len(self._window) < self.settings.window // 2
+            # Pending deliveries wait outside the window: read it again once half of
+            # what the last reload brought has gone, or once some has and nothing held
+            # can start (the rest of it stuck: a key's next deliveries may be waiting).
+            idle = not (chosen.start or self._in_flight or self._settling)
+            need_reload = self._more and (
+                self._dropped * 2 >= max(1, self._loaded) or (idle and self._dropped > 0)
+            )
         for item in chosen.start:
             workers.submit(self._attempt, destination, key, item)
         if need_reload:
@@ -500,7 +546,8 @@ class Forwarder:
             if self._reloading:
                 self._touched.add(item.position)
             if retry is None:
-                self._window.pop(item.position, None)
+                if self._window.pop(item.position, None) is not None:
+                    self._dropped += 1
                 self._heads.discard(item.position)
                 self._bodies.pop(item.position, None)
             else:

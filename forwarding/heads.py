@@ -30,6 +30,10 @@ class HeadIndex:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def held(self, key: str) -> int:
+        """How many deliveries of `key` are held."""
+        return len(self._by_key.get(key, ()))
+
     def add(self, position: int, key: str) -> None:
         """Hold `position` of `key` (nothing changes when it is held already)."""
         if position in self._keys:

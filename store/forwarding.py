@@ -130,6 +130,18 @@ class Item(NamedTuple):
     replay_job: int | None
 
 
+class PendingWindow(NamedTuple):
+    """The pending deliveries a forwarder with order per key holds (`pending_by_key`)."""
+
+    items: list[Item]  # in position order
+    more: bool  # some pending delivery is not among `items`
+    per_key: int  # a key's share: how many of it a new event may join up to
+    open_keys: frozenset[str]  # keys with pending deliveries not among `items`
+    # Every key with a pending delivery has one among `items` (or is in `open_keys`):
+    # an event of any other key is its key's oldest pending delivery.
+    every_key: bool
+
+
 class Attempt(NamedTuple):
     """One journalled attempt: what was sent when, and what came back."""
 
@@ -206,6 +218,17 @@ class ForwardingState(Protocol):
 
     def pending(self, name: str, *, limit: int = 1000) -> list[Item]:
         """The oldest pending deliveries, by position."""
+        ...
+
+    def pending_by_key(self, name: str, *, limit: int = 1000) -> PendingWindow:
+        """At most `limit` pending deliveries for order per key: each key's oldest first.
+
+        While fewer than `limit` keys have pending deliveries, every key's oldest one is
+        among them, whatever the number of deliveries of one key; the keys with the
+        oldest pending deliveries come first. When some are left out, no key has more
+        than half of `limit`, so that one key with a long backlog leaves room for the
+        others' new events.
+        """
         ...
 
     def items(self, name: str, state: str, *, limit: int = 100) -> list[Item]:

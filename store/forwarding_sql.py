@@ -30,6 +30,7 @@ from .forwarding import (
     Destination,
     DestinationExists,
     Item,
+    PendingWindow,
     Queued,
     ReplayJob,
     UnknownDestination,
@@ -99,6 +100,39 @@ DELETE FROM fwd_attempts WHERE seq IN (
     LIMIT ?
 )
 """
+# The keys with pending deliveries, one index seek each (a skip scan of the partial index
+# `fwd_items_pending_key`, whatever the number of deliveries of a key), in key order, at
+# most ? of them, with each key's oldest and newest pending positions.
+PENDING_KEYS = """
+WITH RECURSIVE keys (key, n) AS (
+    SELECT min(key), 1 FROM fwd_items WHERE destination = ? AND state = 'pending'
+    UNION ALL
+    SELECT (SELECT min(i.key) FROM fwd_items AS i
+            WHERE i.destination = ? AND i.state = 'pending' AND i.key > keys.key), keys.n + 1
+    FROM keys WHERE keys.key IS NOT NULL AND keys.n < ?
+)
+SELECT keys.key,
+       (SELECT min(i.position) FROM fwd_items AS i
+        WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key),
+       (SELECT max(i.position) FROM fwd_items AS i
+        WHERE i.destination = ? AND i.state = 'pending' AND i.key = keys.key)
+FROM keys WHERE keys.key IS NOT NULL
+"""
+# The first ? pending deliveries of the keys whose oldest pending positions are given,
+# one index seek per delivery.
+KEY_PREFIXES = """
+WITH RECURSIVE chain (key, position, depth) AS (
+    SELECT key, position, 1 FROM fwd_items WHERE destination = ? AND position IN ({marks})
+    UNION ALL
+    SELECT chain.key, (SELECT min(i.position) FROM fwd_items AS i
+                       WHERE i.destination = ? AND i.state = 'pending' AND i.key = chain.key
+                       AND i.position > chain.position), chain.depth + 1
+    FROM chain WHERE chain.position IS NOT NULL AND chain.depth < ?
+)
+SELECT {columns} FROM fwd_items
+WHERE destination = ? AND state = 'pending' AND position IN (SELECT position FROM chain)
+"""
+PENDING_AT = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? AND state = 'pending'"
 ACQUIRE_LEASE = """
 INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
 ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
@@ -151,6 +185,28 @@ def attempt(row: Sequence) -> Attempt:
     values = list(row)
     values[10] = bytes(values[10] or b"")
     return Attempt(*values)
+
+
+def _first_of_each_key(
+    items: Sequence[Item], per_key: int, *, room: int | None = None
+) -> tuple[list[Item], set[str]]:
+    """Of `items` (in position order), each key's first `per_key`, at most `room` in all
+    (each key's first before any key's second, and so on); and the keys left out."""
+    ranked = []
+    rank: dict[str, int] = {}
+    left_out: set[str] = set()
+    for item in items:
+        n = rank.get(item.key, 0)
+        rank[item.key] = n + 1
+        if n < per_key:
+            ranked.append((n, item.position, item))
+        else:
+            left_out.add(item.key)
+    ranked.sort(key=lambda entry: entry[:2])
+    if room is not None:
+        left_out.update(entry[2].key for entry in ranked[room:])
+        del ranked[room:]
+    return [entry[2] for entry in ranked], left_out
 
 
 class SQLForwardingState:
@@ -257,6 +313,68 @@ class SQLForwardingState:
 
     def pending(self, name: str, *, limit: int = 1000) -> list[Item]:
         return self.items(name, PENDING, limit=limit)
+
+    def pending_by_key(self, name: str, *, limit: int = 1000) -> PendingWindow:
+        """The oldest `limit` pending deliveries while they span `limit` keys (or are all);
+        else each key's oldest few, for the keys with the oldest pending deliveries.
+
+        Costs a read of `limit` rows, plus, when a few keys fill them, three seeks per key
+        (up to `limit` + 1 keys) and one per delivery held of the keys not among those
+        rows: never a walk past one key's backlog. Past `limit` keys, the keys beyond
+        the oldest deliveries are the oldest of the first `limit` + 1 by name.
+        """
+        with self._transaction(write=False) as run:
+            oldest = [
+                Item(*row)
+                for row in run(
+                    f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? "
+                    "AND state = 'pending' ORDER BY position LIMIT ?",
+                    (name, limit + 1),
+                )
+            ]
+            heads: dict[str, int] = {}  # key -> its oldest pending position, oldest first
+            for item in oldest[:limit]:
+                heads.setdefault(item.key, item.position)
+            if len(oldest) <= limit:  # every pending delivery
+                per_key = max(1, limit // max(2, len(heads) + 1))  # no key past half
+                return PendingWindow(oldest, False, per_key, frozenset(), True)
+            del oldest[limit:]
+            if len(heads) == limit:  # one each of the keys with the oldest deliveries
+                return PendingWindow(oldest, True, 1, frozenset(heads), False)
+            # A few keys fill the oldest deliveries: find the others.
+            found = run(PENDING_KEYS, (name, name, limit + 1, name, name))
+            every_key = len(found) <= limit
+            newest = {key: last for key, _, last in found}
+            others = sorted((first, key) for key, first, _ in found if key not in heads)
+            others = others[: limit - len(heads)]
+            share = max(1, limit // (len(heads) + len(others) + 1))
+            # The others' first share + 1 deliveries: the last tells a key has more. With
+            # a share of one (many keys), only their oldest.
+            prefixes: list[Item] = []
+            positions = [position for position, _ in others]
+            for i in range(0, len(positions), IN_LIST):
+                chunk = positions[i : i + IN_LIST]
+                marks = ", ".join("?" * len(chunk))
+                if share == 1:
+                    sql = f"{PENDING_AT} AND position IN ({marks})"
+                    params: tuple = (name, *chunk)
+                else:
+                    sql = KEY_PREFIXES.format(marks=marks, columns=ITEM_COLUMNS)
+                    params = (name, *chunk, name, share + 1, name)
+                prefixes.extend(Item(*r) for r in run(sql, params))
+        items, open_keys = _first_of_each_key(prefixes, share)
+        # The oldest deliveries fill the rest, each key's first ones first, no key past
+        # half the limit (room for new events of the others).
+        kept, left_out = _first_of_each_key(oldest, max(1, limit // 2), room=limit - len(items))
+        open_keys |= left_out
+        # A key has more than it holds when its newest pending delivery is not held (a
+        # key not found by the scan, past `limit` keys, is taken to have).
+        held = {item.position for item in items} | {item.position for item in kept}
+        open_keys.update(k for k in heads if newest.get(k) not in held)
+        if share == 1:
+            open_keys.update(item.key for item in items if newest[item.key] != item.position)
+        items = sorted(items + kept, key=lambda item: item.position)
+        return PendingWindow(items, True, share, frozenset(open_keys), every_key)
 
     def items(self, name: str, state: str, *, limit: int = 100) -> list[Item]:
         rows = self._read(

@@ -194,6 +194,73 @@ def test_requeue_failed_puts_only_failed_back(store):
     assert [(i.position, i.replay_job) for i in state.pending("app")] == [(1, 7), (2, None)]
 
 
+def queue(state, keys: str) -> None:
+    """Queue one delivery per letter of `keys`, its key, at positions 1, 2, …"""
+    state.enqueue("app", [Queued(p, f"e{p}", k) for p, k in enumerate(keys, 1)], due_ms=0)
+
+
+def held(window) -> list[tuple[int, str]]:
+    return [(i.position, i.key) for i in window.items]
+
+
+def test_pending_by_key_holds_every_key_oldest_while_one_key_fills_the_limit(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "a" * 20 + "bcbbd")  # a's backlog fills the oldest deliveries
+    window = state.pending_by_key("app", limit=12)
+    # b, c, d: a share each, 12 // (4 keys + 1); a fills the rest, up to half.
+    a = [(p, "a") for p in range(1, 7)]
+    assert held(window) == a + [(21, "b"), (22, "c"), (23, "b"), (25, "d")]
+    assert (window.more, window.per_key, window.every_key) == (True, 2, True)
+    assert window.open_keys == {"a", "b"}  # c and d are all there
+    state.record_attempt(attempt(21, event_id="e21"), DELIVERED)
+    window = state.pending_by_key("app", limit=12)
+    assert [(24, "b")] == [i for i in held(window) if i[0] == 24]  # b's next
+    assert window.open_keys == {"a"}
+
+
+def test_pending_by_key_holds_one_each_of_many_keys_beside_a_backlog(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "a" * 20 + "bcbbd")
+    window = state.pending_by_key("app", limit=5)  # 5 // (4 keys + 1): one each
+    assert held(window) == [(1, "a"), (2, "a"), (21, "b"), (22, "c"), (25, "d")]
+    assert window.open_keys == {"a", "b"} and window.per_key == 1  # c and d: all there
+
+
+def test_pending_by_key_leaves_room_when_few_keys_fill_the_limit(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "a" * 12 + "b" * 4)
+    window = state.pending_by_key("app", limit=9)
+    # b: its share, 9 // (2 keys + 1); a: the rest, up to half of the limit.
+    a, b = [(p, "a") for p in range(1, 5)], [(p, "b") for p in range(13, 16)]
+    assert held(window) == a + b
+    assert (window.more, window.per_key, window.open_keys) == (True, 3, {"a", "b"})
+
+
+def test_pending_by_key_is_the_oldest_deliveries_when_they_span_the_limit_or_are_all(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "abcdefgh")
+    window = state.pending_by_key("app", limit=5)  # 5 keys: each one's oldest
+    assert held(window) == list(zip(range(1, 6), "abcde", strict=True))
+    assert (window.more, window.every_key, window.open_keys) == (True, False, set("abcde"))
+    window = state.pending_by_key("app", limit=8)  # all of them
+    assert held(window) == list(zip(range(1, 9), "abcdefgh", strict=True))
+    assert (window.more, window.every_key, window.open_keys) == (False, True, set())
+
+
+def test_pending_by_key_past_the_limit_of_keys_still_holds_others_than_the_backlog(store):
+    state = store.forwarding()
+    state.add_destination(destination())
+    queue(state, "z" * 10 + "hgfedcba")
+    window = state.pending_by_key("app", limit=5)
+    # Past 5 keys, the others are the oldest of the first 6 keys by name (a to f).
+    assert held(window) == [(1, "z"), (13, "f"), (14, "e"), (15, "d"), (16, "c")]
+    assert (window.more, window.per_key, window.every_key) == (True, 1, False)
+
+
 def test_journal_cap_drops_oldest_attempts_of_delivered_events_first(store):
     state = store.forwarding()
     state.attempts_keep, state.prune_every = 3, 1
