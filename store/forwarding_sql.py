@@ -132,7 +132,8 @@ WITH RECURSIVE chain (key, position, depth) AS (
 SELECT {columns} FROM fwd_items
 WHERE destination = ? AND state = 'pending' AND position IN (SELECT position FROM chain)
 """
-PENDING_AT = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? AND state = 'pending'"
+# A destination's pending deliveries, to be narrowed.
+PENDING_ROWS = f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? AND state = 'pending'"
 ACQUIRE_LEASE = """
 INSERT INTO fwd_leases (destination, holder, expires_ms) VALUES (?, ?, {now} + ?)
 ON CONFLICT (destination) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
@@ -326,11 +327,7 @@ class SQLForwardingState:
         with self._transaction(write=False) as run:
             oldest = [
                 Item(*row)
-                for row in run(
-                    f"SELECT {ITEM_COLUMNS} FROM fwd_items WHERE destination = ? "
-                    "AND state = 'pending' ORDER BY position LIMIT ?",
-                    (name, limit + 1),
-                )
+                for row in run(f"{PENDING_ROWS} ORDER BY position LIMIT ?", (name, limit + 1))
             ]
             heads: dict[str, int] = {}  # key -> its oldest pending position, oldest first
             for item in oldest[:limit]:
@@ -356,7 +353,7 @@ class SQLForwardingState:
                 chunk = positions[i : i + IN_LIST]
                 marks = ", ".join("?" * len(chunk))
                 if share == 1:
-                    sql = f"{PENDING_AT} AND position IN ({marks})"
+                    sql = f"{PENDING_ROWS} AND position IN ({marks})"
                     params: tuple = (name, *chunk)
                 else:
                     sql = KEY_PREFIXES.format(marks=marks, columns=ITEM_COLUMNS)

@@ -9,16 +9,20 @@ Every request is recorded (headers lower-cased, body) whatever the answer.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.support import ROOT, free_port
+import forwarding
+from store import NewEvent
+from tests.support import ROOT, event_body, free_port
 
 Behaviour = Callable[[int, dict, bytes], object]
 
@@ -105,6 +109,40 @@ class Recorder:
                 for r in self.received
                 if status is None or (isinstance(r.answered, tuple) and r.answered[1] == status)
             ]
+
+
+# -- events and a forwarder in a thread ---------------------------------------------
+
+
+def video_event(event_id: str, asset: str) -> NewEvent:
+    """An accepted video event of `https://ik.imagekit.io/demo/<asset>.mp4`."""
+    body = json.loads(event_body(event_id))
+    body["data"]["asset"]["url"] = f"https://ik.imagekit.io/demo/{asset}.mp4"
+    return NewEvent(
+        event_id,
+        "video.transformation.accepted",
+        "2024-01-01T00:00:00.000Z",
+        json.dumps(body).encode(),
+        "standard-webhooks",
+    )
+
+
+@contextmanager
+def forwarding_running(store, settings: forwarding.Settings) -> Iterator[None]:
+    """The supervisor (`forwarding.run`) in a thread while the block runs."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=forwarding.run,
+        args=(store,),
+        kwargs={"stop": stop, "settings": settings, "poll": 0.05},
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(20)
+        assert not thread.is_alive(), "the supervisor did not stop"
 
 
 # -- a forwarder in its own process ----------------------------------------------------

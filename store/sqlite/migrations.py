@@ -369,13 +369,10 @@ def m015_forwarding_pending_by_key(db: Database) -> None:
     # Each key's oldest pending deliveries, one seek per key (`pending_by_key`): a key
     # with a long backlog must not hold the others out of the forwarder's window. The
     # same index as PostgreSQL's 011_forwarding_pending_by_key.sql.
-    db.execute(FORWARDING_PENDING_BY_KEY)
-
-
-FORWARDING_PENDING_BY_KEY = (
-    "CREATE INDEX fwd_items_pending_key ON fwd_items (destination, key, position) "
-    "WHERE state = 'pending'"
-)
+    db.execute(
+        "CREATE INDEX fwd_items_pending_key ON fwd_items (destination, key, position) "
+        "WHERE state = 'pending'"
+    )
 
 
 def pending(conn: sqlite3.Connection) -> bool:

@@ -110,11 +110,7 @@ def _current_files(tmp_path):
 
 
 def test_timeline_json_imports_nothing_it_does_not_use(tmp_path):
-    db = tmp_path / "log.db"
-    with SQLiteStore(db) as store:
-        store.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
-        with open_projections(store, tmp_path / "log.projections.db") as views:
-            ProjectionRunner(views).catch_up()
+    db = _current_files(tmp_path)
     result = _run("timeline", "--db", str(db), SAMPLE, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["transformations"][0]["status"] == "accepted"
@@ -142,11 +138,8 @@ def test_help_lists_the_commands_without_importing_them():
 
 
 def test_a_read_command_catches_up_only_the_read_model_it_answers_from(tmp_path):
-    db = tmp_path / "log.db"
+    db = _current_files(tmp_path)
     with SQLiteStore(db) as store:
-        store.append(video_event("a1", "accepted", "2024-01-01T00:00:01.000Z"))
-        with open_projections(store, tmp_path / "log.projections.db") as views:
-            ProjectionRunner(views).catch_up()
         store.append(video_event("a2", "ready", "2024-01-01T00:00:09.000Z"))
     result = _run("timeline", "--db", str(db), SAMPLE, "--json")
     assert result.returncode == 0, result.stderr

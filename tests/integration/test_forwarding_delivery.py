@@ -7,32 +7,18 @@ with short schedules and timeouts, and waits (bounded) for what the endpoint rec
 from __future__ import annotations
 
 import json
-import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 
 import forwarding
 from forwarding import Settings
 from receiver import retention
-from store import NewEvent, open_store
-from tests.forwarding_support import Recorder
-from tests.support import SECRET, event_body, wait_for
+from store import open_store
+from tests.forwarding_support import Recorder, forwarding_running, video_event
+from tests.support import SECRET, wait_for
 
 FAST = Settings(imagekit_secrets=(SECRET,), lease_ttl=2.0, poll=0.01, reload=0.1, drain=5)
-
-
-def video_event(event_id: str, asset: str) -> NewEvent:
-    body = json.loads(event_body(event_id))
-    body["data"]["asset"]["url"] = f"https://ik.imagekit.io/demo/{asset}.mp4"
-    return NewEvent(
-        event_id,
-        "video.transformation.accepted",
-        "2024-01-01T00:00:00.000Z",
-        json.dumps(body).encode(),
-        "standard-webhooks",
-    )
 
 
 @pytest.fixture
@@ -47,23 +33,6 @@ def recorder():
     server = Recorder().start()
     yield server
     server.stop()
-
-
-@contextmanager
-def forwarding_running(store, settings=FAST):
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=forwarding.run,
-        args=(store,),
-        kwargs={"stop": stop, "settings": settings, "poll": 0.05},
-    )
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(20)
-        assert not thread.is_alive(), "the supervisor did not stop"
 
 
 def add(store, url, **options):
@@ -83,7 +52,7 @@ def test_destination_down_then_back_gets_everything_in_order_per_asset(log, tmp_
     server = Recorder()  # not listening yet: connections are refused
     add(log, server.url, retry_schedule="30ms,30ms,30ms,30ms,30ms,30ms,30ms,30ms,30ms,30ms")
     events = [video_event(f"a{n % 3}-{n:03d}", f"a{n % 3}") for n in range(30)]
-    with forwarding_running(log):
+    with forwarding_running(log, FAST):
         log.append_many(events[:15])
         wait_for(lambda: log.forwarding().attempts(limit=1), "a refused attempt")
         assert log.forwarding().attempts(limit=1)[0].error == "connection_refused"
@@ -117,7 +86,7 @@ def test_each_fault_is_a_failed_attempt_of_its_class_then_retried(log, answer, s
     try:
         add(log, server.url, timeout=0.3)
         log.append(video_event("x-1", "x"))
-        with forwarding_running(log):
+        with forwarding_running(log, FAST):
             wait_for(lambda: server.ids() == ["x-1"], "the retry delivered")
     finally:
         server.stop()
@@ -145,7 +114,7 @@ def test_always_failing_events_end_failed_while_others_flow_then_replay_failed(l
     try:
         add(log, server.url)
         log.append_many([video_event("bad-1", "bad"), video_event("good-1", "good")])
-        with forwarding_running(log):
+        with forwarding_running(log, FAST):
             wait_for(lambda: forwarding.destination_status(log, "app")["failed"] == 1, "failed")
             log.append(video_event("good-2", "good"))
             wait_for(lambda: "good-2" in server.ids(), "others keep flowing")
@@ -167,7 +136,7 @@ def test_replay_since_sends_exactly_the_events_received_at_or_after_it(log, reco
     time.sleep(0.01)  # the later events are received a later millisecond
     log.append_many([video_event(f"new-{n}", f"n{n}") for n in range(3)])
     add(log, recorder.url)
-    with forwarding_running(log):
+    with forwarding_running(log, FAST):
         wait_for(lambda: log.forwarding().counts("app")["delivered"] == 6, "first delivery")
         since = log.get("new-0").received_at
         assert log.get("old-2").received_at < since
@@ -180,7 +149,7 @@ def test_replay_since_sends_exactly_the_events_received_at_or_after_it(log, reco
 
 def test_pause_resume_and_remove_while_events_flow(log, recorder):
     add(log, recorder.url)
-    with forwarding_running(log):
+    with forwarding_running(log, FAST):
         log.append(video_event("p-1", "p"))
         wait_for(lambda: recorder.ids() == ["p-1"], "first event")
         forwarding.pause(log, "app")
@@ -205,7 +174,7 @@ def test_410_gone_pauses_the_destination_with_the_reason(log):
     try:
         add(log, server.url)
         log.append(video_event("g-1", "g"))
-        with forwarding_running(log):
+        with forwarding_running(log, FAST):
             wait_for(lambda: forwarding.destination_status(log, "app")["paused"], "paused")
     finally:
         server.stop()
@@ -218,7 +187,7 @@ def test_event_erased_before_delivery_fails_as_body_pruned_without_a_post(log, r
     log.append(video_event("e-1", "e"))
     log.append(video_event("e-2", "e"))
     retention.erase(log, "e-1", "personal data")
-    with forwarding_running(log):
+    with forwarding_running(log, FAST):
         wait_for(lambda: recorder.ids() == ["e-2"], "the event after it delivered")
     attempts = {a.event_id: a for a in log.forwarding().attempts(limit=10)}
     assert attempts["e-1"].error == "body_pruned" and attempts["e-1"].status is None
@@ -232,7 +201,7 @@ def test_many_interleaved_assets_at_eight_in_flight_arrive_in_order_per_asset(lo
     # group at a time: neither may let a later event of an asset overtake an earlier.
     add(log, recorder.url, max_in_flight=8)
     events = [video_event(f"k{n % 12}-{n:03d}", f"k{n % 12}") for n in range(240)]
-    with forwarding_running(log):
+    with forwarding_running(log, FAST):
         log.append_many(events[:120])
         log.append_many(events[120:])
         wait_for(lambda: len(recorder.ids()) >= 240, "all 240 events delivered")

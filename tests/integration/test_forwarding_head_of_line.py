@@ -11,33 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-from contextlib import contextmanager
 
 import pytest
 
 import forwarding
 from forwarding import Settings
-from store import NewEvent, open_store
-from tests.forwarding_support import Recorder
-from tests.support import SECRET, event_body, wait_for
+from store import open_store
+from tests.forwarding_support import Recorder, forwarding_running, video_event
+from tests.support import SECRET, wait_for
 
 WINDOW = 5
 SMALL = Settings(
     imagekit_secrets=(SECRET,), lease_ttl=2.0, poll=0.01, reload=0.1, drain=5, window=WINDOW
 )
-
-
-def video_event(event_id: str, asset: str) -> NewEvent:
-    body = json.loads(event_body(event_id))
-    body["data"]["asset"]["url"] = f"https://ik.imagekit.io/demo/{asset}.mp4"
-    return NewEvent(
-        event_id,
-        "video.transformation.accepted",
-        "2024-01-01T00:00:00.000Z",
-        json.dumps(body).encode(),
-        "standard-webhooks",
-    )
 
 
 @pytest.fixture
@@ -47,21 +33,12 @@ def log(tmp_path):
     store.close()
 
 
-@contextmanager
-def forwarding_running(store, settings):
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=forwarding.run,
-        args=(store,),
-        kwargs={"stop": stop, "settings": settings, "poll": 0.05},
+def add_retrying(log, url: str) -> None:
+    """Destination "app" from the log's start, retrying every 50 ms long enough to keep
+    failing through a test."""
+    forwarding.add_destination(
+        log, "app", url, start="start", timeout=0.5, retry_schedule=",".join(["50ms"] * 400)
     )
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(20)
-        assert not thread.is_alive(), "the supervisor did not stop"
 
 
 def asset_of(body: bytes) -> str:
@@ -80,15 +57,7 @@ def test_a_failing_asset_past_the_window_does_not_hold_back_the_others(log):
     early = [video_event(f"b-{n:02d}", "b") for n in range(3)]
     late = [video_event(f"b-{n:02d}", "b") for n in range(3, 6)]
     try:
-        # Retried every 50 ms for long enough to keep failing through the test.
-        forwarding.add_destination(
-            log,
-            "app",
-            server.url,
-            start="start",
-            timeout=0.5,
-            retry_schedule=",".join(["50ms"] * 400),
-        )
+        add_retrying(log, server.url)
         log.append_many(stuck + early)
         with forwarding_running(log, SMALL):
             wait_for(lambda: len(server.ids(status=500)) >= 3, "a's head failed a few times")
@@ -118,14 +87,7 @@ def test_an_asset_with_a_backlog_past_its_share_flows_beside_a_failing_one(log):
     stuck = [video_event(f"a-{n:02d}", "a") for n in range(3 * WINDOW)]
     backlog = [video_event(f"b-{n:02d}", "b") for n in range(4 * WINDOW)]
     try:
-        forwarding.add_destination(
-            log,
-            "app",
-            server.url,
-            start="start",
-            timeout=0.5,
-            retry_schedule=",".join(["50ms"] * 400),
-        )
+        add_retrying(log, server.url)
         log.append_many(stuck + backlog)
         with forwarding_running(log, rare_reads):
             wait_for(lambda: len(server.ids()) == len(backlog), "b's backlog delivered")

@@ -2,6 +2,8 @@
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -57,37 +59,40 @@ def test_percentiles_are_within_one_percent_of_exact_nearest_rank(ms, offsets):
         ready_at[i] = _at(ready)
         events.append(video_event(f"a{i}", "accepted", _at(accepted), request_id=f"r{i}"))
         events.append(video_event(f"b{i}", "ready", _at(ready), request_id=f"r{i}"))
+    with caught_up(events) as views:
+        for bucket, width in (("1d", 10), ("1h", 13), ("5m", None)):
+            got = stats(views, bucket=bucket, now=NOW)
+            overall = got["accepted_to_ready_ms"]
+            assert overall["count"] == len(ms)
+            assert got["accepted_to_ready_ms_by_kind"] == {"video-transformation": overall}
+            for p in (50, 95, 99):
+                assert within_one_percent(overall[f"p{p}"], nearest_rank(ms, p)), (bucket, p)
+            for row in got["buckets"]:
+                if width is None:  # a 5-minute bucket: the ready ones that end in it
+                    inside = [d for i, d in enumerate(ms) if _floor_5m(ready_at[i]) == row["start"]]
+                else:
+                    inside = [
+                        d for i, d in enumerate(ms) if ready_at[i][:width] == row["start"][:width]
+                    ]
+                assert row["ready"] == len(inside)
+                for p in (50, 95):
+                    if not inside:  # a bucket of accepted events only
+                        assert row[f"p{p}_ms"] is None
+                    else:
+                        exact = nearest_rank(inside, p)
+                        assert within_one_percent(row[f"p{p}_ms"], exact)
+
+
+@contextmanager
+def caught_up(events: list) -> Iterator:
+    """The read models of a new log holding `events`, caught up."""
     with tempfile.TemporaryDirectory() as tmp:
         log = SQLiteStore(os.path.join(tmp, "log.db"))
         views = open_projections(log, os.path.join(tmp, "log.projections.db"))
         try:
             log.append_many(events)
             ProjectionRunner(views).catch_up()
-            for bucket, width in (("1d", 10), ("1h", 13), ("5m", None)):
-                got = stats(views, bucket=bucket, now=NOW)
-                overall = got["accepted_to_ready_ms"]
-                assert overall["count"] == len(ms)
-                assert got["accepted_to_ready_ms_by_kind"] == {"video-transformation": overall}
-                for p in (50, 95, 99):
-                    assert within_one_percent(overall[f"p{p}"], nearest_rank(ms, p)), (bucket, p)
-                for row in got["buckets"]:
-                    if width is None:  # a 5-minute bucket: the ready ones that end in it
-                        inside = [
-                            d for i, d in enumerate(ms) if _floor_5m(ready_at[i]) == row["start"]
-                        ]
-                    else:
-                        inside = [
-                            d
-                            for i, d in enumerate(ms)
-                            if ready_at[i][:width] == row["start"][:width]
-                        ]
-                    assert row["ready"] == len(inside)
-                    for p in (50, 95):
-                        if not inside:  # a bucket of accepted events only
-                            assert row[f"p{p}_ms"] is None
-                        else:
-                            exact = nearest_rank(inside, p)
-                            assert within_one_percent(row[f"p{p}_ms"], exact)
+            yield views
         finally:
             views.close()
             log.close()
@@ -118,17 +123,9 @@ def test_a_range_counts_the_durations_of_its_edges_by_the_latest_event():
         accepted = _at(ready - timedelta(milliseconds=ms))
         events.append(video_event(f"a-{rid}", "accepted", accepted, request_id=rid))
         events.append(video_event(f"r-{rid}", "ready", _at(ready), request_id=rid))
-    with tempfile.TemporaryDirectory() as tmp:
-        log = SQLiteStore(os.path.join(tmp, "log.db"))
-        views = open_projections(log, os.path.join(tmp, "log.projections.db"))
-        try:
-            log.append_many(events)
-            ProjectionRunner(views).catch_up()
-            for bucket in ("5m", "1h"):
-                got = stats(views, _at(since), _at(until), bucket=bucket, now=NOW)
-                assert got["accepted_to_ready_ms"]["count"] == 2, bucket
-                assert got["accepted_to_ready_ms"]["p50"] == bin_value(1000)  # rank 1 of 2: 1 s
-                assert got["transformations"]["ready"] == 2, bucket
-        finally:
-            views.close()
-            log.close()
+    with caught_up(events) as views:
+        for bucket in ("5m", "1h"):
+            got = stats(views, _at(since), _at(until), bucket=bucket, now=NOW)
+            assert got["accepted_to_ready_ms"]["count"] == 2, bucket
+            assert got["accepted_to_ready_ms"]["p50"] == bin_value(1000)  # rank 1 of 2: 1 s
+            assert got["transformations"]["ready"] == 2, bucket

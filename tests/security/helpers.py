@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import time
 from dataclasses import dataclass
+
+import httpx
+
+from receiver.ui.auth import COOKIE
 
 
 @dataclass
@@ -64,3 +69,13 @@ def _parse(data: bytes) -> RawResponse:
     if "content-length" in headers:
         body = body[: int(headers["content-length"])]
     return RawResponse(status, headers, body)
+
+
+def signed_in(base: str, token: str) -> str:
+    """A session cookie of the pages at `base`, got by logging in with the read `token`."""
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
+        page = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        answer = client.post("/ui/login", data={"csrf": csrf, "token": token, "next": "/ui"})
+        assert answer.status_code == 303, answer.text
+        return client.cookies[COOKIE]

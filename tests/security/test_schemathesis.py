@@ -7,7 +7,6 @@ schema. Bounded so the whole run stays in seconds.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import httpx
@@ -19,6 +18,7 @@ from schemathesis import GenerationMode, checks
 
 from receiver.http.openapi import spec
 from receiver.ui.auth import COOKIE
+from tests.security.helpers import signed_in
 from tests.support import payload, payload_names, serve, signed
 
 TOKEN = "schemathesis-read-token"
@@ -35,19 +35,9 @@ def served(tmp_path_factory):
             body = payload(name)
             response = httpx.post(f"{server.base}/webhook", content=body, headers=signed(body))
             assert response.status_code == 200
-        server.session = signed_in(server.base)
+        server.session = signed_in(server.base, TOKEN)
         yield server
     assert "Traceback" not in server.log_text(), server.log_text()
-
-
-def signed_in(base: str) -> str:
-    """A session cookie of the pages, got by logging in with the read token."""
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as client:
-        page = client.get("/ui/login")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        answer = client.post("/ui/login", data={"csrf": csrf, "token": TOKEN, "next": "/ui"})
-        assert answer.status_code == 303, answer.text
-        return client.cookies[COOKIE]
 
 
 def operations(document_url: str) -> list:

@@ -15,9 +15,10 @@ from forwarding.schedule import parse_retry_after
 from projections.timespec import position_or_instant
 from receiver.ui.auth import COOKIE
 from store.tlog.checkpoint import CheckpointError, parse_checkpoint
-from tests.security.test_schemathesis import TOKEN, signed_in
+from tests.security.helpers import signed_in
 from tests.support import payload, serve, signed
 
+TOKEN = "digits-read-token"
 NOT_ASCII = ["²", "٣", "1²", "①"]  # superscript, Arabic-Indic, mixed, circled
 
 
@@ -45,7 +46,7 @@ def served(tmp_path_factory):
     with serve(db, env={"IKLEDGER_READ_TOKEN": TOKEN}) as server:
         body = payload("video.transformation.accepted")
         assert httpx.post(f"{server.base}/webhook", content=body, headers=signed(body)).is_success
-        server.session = signed_in(server.base)
+        server.session = signed_in(server.base, TOKEN)
         yield server
     assert "Traceback" not in server.log_text(), server.log_text()
 
